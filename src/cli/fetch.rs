@@ -1,0 +1,59 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+
+use crate::fetch::{fetch_package, Outcome};
+use crate::manifest::Manifest;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The stack manifest (default: the embedded stack.toml).
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    /// Only these packages (by Debian package name).
+    #[arg(long = "only", value_name = "PACKAGE")]
+    only: Vec<String>,
+    /// Take the .deb files from this directory (pool file names) instead of apt.
+    #[arg(long, value_name = "DIR")]
+    from: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: Args) -> Result<ExitCode> {
+    let m = Manifest::load(a.manifest.as_deref())?;
+    for name in &a.only {
+        if m.package(name).is_none() {
+            bail!("--only {name}: not pinned in the manifest");
+        }
+    }
+    let wanted: Vec<_> = m
+        .debian
+        .packages
+        .iter()
+        .filter(|p| a.only.is_empty() || a.only.contains(&p.name))
+        .collect();
+    let mut done = Vec::new();
+    for (i, p) in wanted.iter().enumerate() {
+        eprint!("[{}/{}] {} {} … ", i + 1, wanted.len(), p.name, p.version);
+        let f = fetch_package(p, a.from.as_deref()).inspect_err(|_| eprintln!("failed"))?;
+        eprintln!(
+            "{}",
+            match f.outcome {
+                Outcome::Present => "in the store",
+                Outcome::Added => "verified, added",
+            }
+        );
+        done.push(f);
+    }
+    if a.json {
+        crate::cli::print_json(&done)?;
+    } else {
+        for f in &done {
+            println!("{} {}", f.package, f.store_path);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

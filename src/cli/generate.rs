@@ -1,0 +1,57 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::emit::{self, stack, Status};
+use crate::manifest::Manifest;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The stack manifest (default: the embedded stack.toml).
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    /// Root of the output tree (the repository).
+    #[arg(long, default_value = ".")]
+    out: PathBuf,
+    /// Don't write; exit 1 and show a diff when the files on disk are stale.
+    #[arg(long)]
+    check: bool,
+}
+
+pub fn run(a: Args) -> Result<ExitCode> {
+    let m = Manifest::load(a.manifest.as_deref())?;
+    let source = match &a.manifest {
+        Some(_) => "the given manifest",
+        None => "stack.toml",
+    };
+    let files = stack::all(&m, source);
+    if a.check {
+        let stale = emit::check_all(&a.out, &files)?;
+        for (path, diff) in &stale {
+            println!(
+                "--- {} (on disk)\n+++ {} (generated)\n{diff}",
+                path.display(),
+                path.display()
+            );
+        }
+        if !stale.is_empty() {
+            eprintln!(
+                "rdma-nix: {} generated file(s) are stale; run `rdma-nix generate`",
+                stale.len()
+            );
+            return Ok(ExitCode::from(1));
+        }
+        eprintln!("rdma-nix: {} generated files are up to date", files.len());
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (path, status) in emit::write_all(&a.out, &files)? {
+        let word = match status {
+            Status::Unchanged => "unchanged",
+            Status::Created => "created",
+            Status::Updated => "updated",
+        };
+        eprintln!("{word:>9} {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

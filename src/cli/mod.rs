@@ -1,0 +1,59 @@
+//! The command line: one subcommand per job, each in its own module.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+mod drv;
+mod fetch;
+mod generate;
+mod hash;
+
+#[derive(Parser)]
+#[command(
+    name = "rdma-nix",
+    version,
+    about = "Generate Nix for the RDMA stack from upstream sources",
+    long_about = "rdma-nix reads upstream RDMA sources (rdma-core tarballs, kernel packages) and \
+                  emits Nix derivations: the verbs library, one derivation per provider, \
+                  per-kernel module builds and VM checks. It also carries the Nix primitives \
+                  it needs (NAR hashing, store paths, .drv files) as subcommands."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Hash a file or tree as Nix does: SRI hash, NAR size and the store path
+    /// `nix-store --add` (or `--add-fixed sha256` with --flat) would give.
+    Hash(hash::Args),
+    /// Work with derivation (.drv) files.
+    #[command(subcommand)]
+    Drv(drv::Command),
+    /// Download the Debian packages the manifest pins (through the machine's apt),
+    /// verify their sha256 and add them to the Nix store, so that the offline
+    /// platform's fixed-output derivations are already valid.
+    Fetch(fetch::Args),
+    /// Write the generated Nix (pkgs/generated/) for the manifest; with --check, fail
+    /// and show a diff when the checked-in files are stale.
+    Generate(generate::Args),
+}
+
+pub fn run() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Hash(a) => hash::run(a),
+        Command::Drv(c) => drv::run(c),
+        Command::Fetch(a) => fetch::run(a),
+        Command::Generate(a) => generate::run(a),
+    }
+}
+
+/// Print a serialisable value as pretty JSON on stdout.
+pub(crate) fn print_json(v: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! Emission of generated Nix: escaping, the `@generated` header, atomic writes that
+//! refuse to clobber hand-written files, `--check` with a diff, and a lock against
+//! concurrent runs.
+
+pub mod nix_expr;
+pub mod stack;
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+/// The marker every generated file carries in its first line.
+pub const MARKER: &str = "@generated";
+
+#[derive(Debug, Error)]
+pub enum EmitError {
+    #[error("{path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error("{0}: exists and has no {MARKER} header; refusing to overwrite a hand-written file")]
+    NotGenerated(PathBuf),
+    #[error("{0}: another `rdma-nix generate` holds the lock")]
+    Locked(PathBuf),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EmitError + '_ {
+    move |e| EmitError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// One file to generate, relative to the output root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratedFile {
+    pub path: PathBuf,
+    pub contents: String,
+}
+
+impl GeneratedFile {
+    /// A Nix file with the standard header.
+    pub fn nix(path: impl Into<PathBuf>, source: &str, body: &str) -> Self {
+        GeneratedFile {
+            path: path.into(),
+            contents: format!(
+                "# {MARKER} by `rdma-nix generate` from {source}. Do not edit: regenerate.\n{body}"
+            ),
+        }
+    }
+}
+
+fn has_marker(path: &Path) -> Result<bool, EmitError> {
+    let text = fs::read(path).map_err(io(path))?;
+    let first = text.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    Ok(String::from_utf8_lossy(first).contains(MARKER))
+}
+
+/// Outcome of comparing one file with what is on disk.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Status {
+    Unchanged,
+    Created,
+    Updated,
+}
+
+/// Holds an exclusive lock on `<root>/.rdma-nix-generate.lock` while alive.
+pub struct OutputLock {
+    _file: fs::File,
+}
+
+impl OutputLock {
+    pub fn acquire(root: &Path) -> Result<Self, EmitError> {
+        fs::create_dir_all(root).map_err(io(root))?;
+        let path = root.join(".rdma-nix-generate.lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        match file.try_lock() {
+            Ok(()) => Ok(OutputLock { _file: file }),
+            Err(fs::TryLockError::WouldBlock) => {
+                // Wait for the other run rather than fail: its output is as good as ours.
+                file.lock().map_err(io(&path))?;
+                Ok(OutputLock { _file: file })
+            }
+            Err(fs::TryLockError::Error(e)) => Err(io(&path)(e)),
+        }
+    }
+}
+
+/// Check every file first (so that nothing is written when one is hand-written), then
+/// write each changed file to a temporary sibling, fsync it and rename it into place.
+pub fn write_all(
+    root: &Path,
+    files: &[GeneratedFile],
+) -> Result<Vec<(PathBuf, Status)>, EmitError> {
+    let _lock = OutputLock::acquire(root)?;
+    let mut plan = Vec::new();
+    for f in files {
+        let dest = root.join(&f.path);
+        let status = match fs::read(&dest) {
+            Ok(old) if old == f.contents.as_bytes() => Status::Unchanged,
+            Ok(_) if !has_marker(&dest)? => return Err(EmitError::NotGenerated(dest)),
+            Ok(_) => Status::Updated,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Status::Created,
+            Err(e) => return Err(io(&dest)(e)),
+        };
+        plan.push((dest, f, status));
+    }
+    let mut done = Vec::new();
+    for (dest, f, status) in plan {
+        if status != Status::Unchanged {
+            atomic_write(&dest, f.contents.as_bytes())?;
+        }
+        done.push((dest, status));
+    }
+    Ok(done)
+}
+
+pub fn atomic_write(dest: &Path, data: &[u8]) -> Result<(), EmitError> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        fs::rename(&tmp, dest)
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(io(dest)(e));
+    }
+    Ok(())
+}
+
+/// Files whose content on disk differs from what would be generated, with a diff.
+pub fn check_all(
+    root: &Path,
+    files: &[GeneratedFile],
+) -> Result<Vec<(PathBuf, String)>, EmitError> {
+    let mut stale = Vec::new();
+    for f in files {
+        let dest = root.join(&f.path);
+        let old = match fs::read_to_string(&dest) {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(io(&dest)(e)),
+        };
+        if old != f.contents {
+            stale.push((dest, line_diff(&old, &f.contents)));
+        }
+    }
+    Ok(stale)
+}
+
+/// A minimal line diff (`-` on disk, `+` generated), by longest common subsequence.
+pub fn line_diff(old: &str, new: &str) -> String {
+    let a: Vec<&str> = old.lines().collect();
+    let b: Vec<&str> = new.lines().collect();
+    let mut lcs = vec![vec![0u32; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, String::new());
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            i += 1;
+            j += 1;
+        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            out.push_str(&format!("-{}\n", a[i]));
+            i += 1;
+        } else {
+            out.push_str(&format!("+{}\n", b[j]));
+            j += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_hand_written_files_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("hand.nix"), "{ }\n").unwrap();
+        let files = vec![
+            GeneratedFile::nix("a.nix", "test", "{ }\n"),
+            GeneratedFile::nix("hand.nix", "test", "{ }\n"),
+        ];
+        let e = write_all(dir.path(), &files).unwrap_err();
+        assert!(matches!(e, EmitError::NotGenerated(_)));
+        assert!(
+            !dir.path().join("a.nix").exists(),
+            "nothing written when one file is refused"
+        );
+    }
+
+    #[test]
+    fn writes_updates_and_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = vec![GeneratedFile::nix("sub/a.nix", "test", "1\n")];
+        assert_eq!(write_all(dir.path(), &v1).unwrap()[0].1, Status::Created);
+        assert_eq!(write_all(dir.path(), &v1).unwrap()[0].1, Status::Unchanged);
+        assert!(check_all(dir.path(), &v1).unwrap().is_empty());
+        let v2 = vec![GeneratedFile::nix("sub/a.nix", "test", "2\n")];
+        let stale = check_all(dir.path(), &v2).unwrap();
+        assert_eq!(stale[0].1, "-1\n+2\n");
+        assert_eq!(write_all(dir.path(), &v2).unwrap()[0].1, Status::Updated);
+    }
+}

@@ -1,0 +1,203 @@
+//! Fetching pinned inputs: Debian packages through apt's ordinary client (the mirror
+//! is whatever the machine's apt configuration says), verified against the pin and
+//! added to the Nix store so that the fixed-output derivations naming them are valid.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::manifest::DebianPackage;
+use crate::nix::store_path::fixed_output_path;
+use crate::nix::{FileIngestion, HashAlgo, NixHash, StorePath};
+
+#[derive(Debug, Error)]
+pub enum FetchError {
+    #[error("{package}: {message}")]
+    Download { package: String, message: String },
+    #[error("{file}: hash mismatch for {package}: expected {expected}, got {actual}")]
+    Mismatch {
+        package: String,
+        file: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("{file}: {message}")]
+    Io { file: PathBuf, message: String },
+    #[error("{file}: nix-store --add-fixed gave {got}, expected {expected}")]
+    StoreMismatch {
+        file: PathBuf,
+        got: String,
+        expected: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Already valid in the store: nothing to do.
+    Present,
+    /// Downloaded (or taken from --from), verified and added.
+    Added,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Fetched {
+    pub package: String,
+    pub store_path: String,
+    pub outcome: Outcome,
+}
+
+/// The store path a pinned package has once added (`nix-store --add-fixed sha256`).
+pub fn expected_store_path(p: &DebianPackage) -> StorePath {
+    fixed_output_path(
+        FileIngestion::Flat,
+        &p.hash(),
+        &p.store_name(),
+        &BTreeSet::new(),
+    )
+    .expect("store name validated with the manifest")
+}
+
+fn is_valid_in_store(path: &StorePath) -> bool {
+    Command::new("nix-store")
+        .args(["--check-validity", &path.to_string()])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Hash a file and compare it with the pin, naming both hashes on mismatch.
+pub fn verify(p: &DebianPackage, file: &Path) -> Result<(), FetchError> {
+    let io = |e: std::io::Error| FetchError::Io {
+        file: file.to_path_buf(),
+        message: e.to_string(),
+    };
+    let mut f = fs::File::open(file).map_err(io)?;
+    let actual = NixHash::of_reader(HashAlgo::Sha256, &mut f).map_err(io)?;
+    let expected = p.hash();
+    if actual != expected {
+        return Err(FetchError::Mismatch {
+            package: p.name.clone(),
+            file: file.to_path_buf(),
+            expected: expected.to_sri(),
+            actual: actual.to_sri(),
+        });
+    }
+    Ok(())
+}
+
+/// Download `name=version` with `apt-get download` into `dir`; returns the file.
+fn apt_download(p: &DebianPackage, dir: &Path) -> Result<PathBuf, FetchError> {
+    let fail = |message: String| FetchError::Download {
+        package: p.name.clone(),
+        message,
+    };
+    let out = Command::new("apt-get")
+        .args(["download", "-q", &format!("{}={}", p.name, p.version)])
+        .current_dir(dir)
+        .output()
+        .map_err(|e| fail(format!("cannot run apt-get: {e}")))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err
+            .lines()
+            .rfind(|l| !l.trim().is_empty())
+            .unwrap_or("no message");
+        return Err(fail(format!(
+            "apt-get download {}={} failed: {last} (is the version still in the archive the machine's apt uses? run `apt-get update`)",
+            p.name, p.version
+        )));
+    }
+    let debs: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(|e| fail(e.to_string()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+        .collect();
+    match debs.as_slice() {
+        [one] => Ok(one.clone()),
+        _ => Err(fail(format!(
+            "apt-get download left {} .deb files, expected one",
+            debs.len()
+        ))),
+    }
+}
+
+/// Make one pinned package valid in the store: reuse it if present, else take it from
+/// `from` (a directory of pool files) or download it, verify it, and add it.
+pub fn fetch_package(p: &DebianPackage, from: Option<&Path>) -> Result<Fetched, FetchError> {
+    let expected = expected_store_path(p);
+    if is_valid_in_store(&expected) {
+        return Ok(Fetched {
+            package: p.name.clone(),
+            store_path: expected.to_string(),
+            outcome: Outcome::Present,
+        });
+    }
+    let work = tempdir(&p.name)?;
+    let result = (|| {
+        let file = match from {
+            Some(dir) => {
+                let f = dir.join(p.file_name());
+                if !f.is_file() {
+                    return Err(FetchError::Download {
+                        package: p.name.clone(),
+                        message: format!("{} not found in {}", p.file_name(), dir.display()),
+                    });
+                }
+                f
+            }
+            None => apt_download(p, &work)?,
+        };
+        verify(p, &file)?;
+        // Store names can't hold `%`: add the file under its store name.
+        let named = work.join(p.store_name());
+        if file != named {
+            fs::copy(&file, &named).map_err(|e| FetchError::Io {
+                file: named.clone(),
+                message: e.to_string(),
+            })?;
+        }
+        let out = Command::new("nix-store")
+            .args(["--add-fixed", "sha256"])
+            .arg(&named)
+            .output()
+            .map_err(|e| FetchError::Io {
+                file: named.clone(),
+                message: format!("cannot run nix-store: {e}"),
+            })?;
+        let got = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !out.status.success() || got != expected.to_string() {
+            return Err(FetchError::StoreMismatch {
+                file: named,
+                got: if got.is_empty() {
+                    String::from_utf8_lossy(&out.stderr).trim().to_string()
+                } else {
+                    got
+                },
+                expected: expected.to_string(),
+            });
+        }
+        Ok(Fetched {
+            package: p.name.clone(),
+            store_path: got,
+            outcome: Outcome::Added,
+        })
+    })();
+    let _ = fs::remove_dir_all(&work);
+    result
+}
+
+fn tempdir(label: &str) -> Result<PathBuf, FetchError> {
+    let base = std::env::temp_dir().join(format!("rdma-nix-fetch-{}-{label}", std::process::id()));
+    let _ = fs::remove_dir_all(&base);
+    fs::create_dir_all(&base).map_err(|e| FetchError::Io {
+        file: base.clone(),
+        message: e.to_string(),
+    })?;
+    Ok(base)
+}
