@@ -1,0 +1,64 @@
+# A kernel from Debian's packages, shaped like nixpkgs' kernel derivation:
+#   out     — bzImage, System.map, config (the image's /boot files)
+#   modules — lib/modules/<modDirVersion>/…, with modules.dep made by depmod
+#   dev     — lib/modules/<modDirVersion>/{build,source}: the headers trees and kbuild
+#             tools, with the absolute /usr/src and /usr/lib paths of Debian's
+#             packages rewritten into the store
+# passthru: version, modDirVersion, configfile, moduleBuildDependencies, commonMakeFlags.
+{ lib, stdenv, fetchurl, debianInputs }:
+
+{ name, image, headers, headersCommon, kbuild }:
+
+let
+  pin = pkg: fetchurl { inherit (debianInputs.${pkg}) url hash name; };
+  modDirVersion = lib.removePrefix "linux-image-" image;
+in
+stdenv.mkDerivation (finalAttrs: {
+  pname = "linux-debian";
+  version = modDirVersion;
+  outputs = [ "out" "modules" "dev" ];
+
+  srcs = [ (pin image) (pin headers) (pin headersCommon) (pin kbuild) ];
+  sourceRoot = ".";
+  dontConfigure = true;
+  dontBuild = true;
+
+  installPhase = ''
+    rel=${modDirVersion}
+    test -f deb/boot/vmlinuz-$rel || { echo "no vmlinuz-$rel in ${image}" >&2; exit 1; }
+    mkdir -p $out $modules/lib/modules $dev/lib/modules/$rel $dev/usr
+    cp deb/boot/vmlinuz-$rel $out/bzImage
+    cp deb/boot/System.map-$rel $out/System.map
+    cp deb/boot/config-$rel $out/config
+
+    cp -a deb/lib/modules/$rel $modules/lib/modules/
+    rm -f $modules/lib/modules/$rel/{build,source}
+    depmod -b $modules $rel
+
+    # Keep Debian's relative layout (headers' scripts -> ../../lib/linux-kbuild-*),
+    # then point the absolute paths at the store.
+    cp -a deb/usr/src deb/usr/lib $dev/usr/
+    grep -rlF /usr/src/ $dev/usr/src/linux-headers-$rel --include=Makefile \
+      | xargs -r sed -i "s|/usr/src/|$dev/usr/src/|g"
+    for link in $(find $dev/usr -type l -lname '/*'); do
+      target=$(readlink $link)
+      case $target in /usr/*) ln -sfn $dev$target $link ;; esac
+    done
+    ln -s $dev/usr/src/linux-headers-$rel $dev/lib/modules/$rel/build
+    ln -s $dev/usr/src/${lib.removePrefix "linux-headers-" headersCommon} $dev/lib/modules/$rel/source
+    ln -s $modules/lib/modules/$rel/kernel $dev/lib/modules/$rel/kernel
+  '';
+
+  passthru = {
+    inherit modDirVersion;
+    kernelName = name;
+    configfile = "${finalAttrs.finalPackage}/config";
+    moduleBuildDependencies = [ ];
+    commonMakeFlags = [ ];
+  };
+
+  meta = {
+    description = "Debian kernel ${modDirVersion} (${name}) from Debian's packages";
+    license = lib.licenses.gpl2Only;
+  };
+})

@@ -1,0 +1,66 @@
+# rdma-nix's offline platform: a small package set that gives the package files in
+# pkgs/ the argument names they expect (stdenv, fetchurl, cmake, kernels, …) from the
+# host system, for machines with Nix but without nixpkgs or a binary cache.
+#
+# Impure by design: builds use the host's toolchain and libraries (/usr), with the
+# Nix sandbox off, as Debian's nix-bin ships it. Pinned inputs are fixed-output
+# derivations; `rdma-nix fetch` adds them to the store beforehand.
+{ system ? "x86_64-linux"
+, hostPath ? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+}:
+
+let
+  lib = import ./lib.nix;
+
+  # A tool or library of the host system, standing where nixpkgs passes a package.
+  hostTool = name: {
+    inherit name;
+    hostTool = name;
+    outPath = "/usr";
+    meta.description = "${name} from the host system";
+  };
+
+  callPackageWith = scope: fn: args:
+    let f = if builtins.isFunction fn then fn else import fn; in
+    f (builtins.intersectAttrs (builtins.functionArgs f) scope // args);
+
+  self = {
+    inherit lib system;
+    callPackage = callPackageWith self;
+
+    stdenv = import ./stdenv { inherit lib system hostPath; };
+    fetchurl = import ./fetchurl.nix { inherit lib system hostPath; };
+
+    runCommand = name: env: buildCommand:
+      self.stdenv.mkDerivation ({ inherit name buildCommand; } // env);
+    writeText = name: text: self.runCommand name { inherit text; passAsFile = [ "text" ]; } ''
+      cp "$textPath" "$out"
+    '';
+
+    # Host tools and libraries under their nixpkgs names.
+    cmake = hostTool "cmake";
+    ninja = hostTool "ninja";
+    pkg-config = hostTool "pkg-config";
+    python3 = hostTool "python3";
+    perl = hostTool "perl";
+    libnl = hostTool "libnl";
+    udev = hostTool "udev";
+    kmod = hostTool "kmod";
+    qemu = hostTool "qemu";
+
+    debianInputs = import ../generated/debian-inputs.nix;
+
+    busybox = self.callPackage ./busybox.nix { };
+
+    # Kernels of the offline matrix, by name (pkgs/generated/kernels.nix).
+    kernels = builtins.mapAttrs
+      (name: k: self.callPackage ./debian-kernel.nix { } ({ inherit name; } // k))
+      (import ../generated/kernels.nix);
+
+    runVM = self.callPackage ./vm { };
+
+    # The platform's own checks.
+    tests = self.callPackage ./tests { };
+  };
+in
+self

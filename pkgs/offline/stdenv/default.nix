@@ -1,0 +1,69 @@
+# The offline platform's stdenv: nixpkgs' `stdenv.mkDerivation` interface (phases,
+# hooks, multiple outputs, finalAttrs, overrideAttrs, passthru, meta) over the host
+# system's toolchain. Impure by design: builds use /usr/bin's compiler, cmake, ninja
+# and libraries, with the Nix sandbox off (as Debian's nix-bin ships it).
+{ lib, system, hostPath }:
+
+let
+  b = builtins;
+
+  impureNote = "Built by rdma-nix's offline platform with the host toolchain (impure; sandbox off).";
+
+  # What the builder environment may hold: strings, and lists of strings.
+  toEnv = v:
+    if b.isBool v then (if v then "1" else "")
+    else if v == null then ""
+    else if b.isList v then map toEnv v
+    else v;
+
+  # nixpkgs' makeDerivationExtensible: `rattrs` is `finalAttrs: { ... }`.
+  extensible = rattrs:
+    let
+      args = rattrs (args // { inherit finalPackage; });
+      finalPackage = build rattrs args;
+    in
+    finalPackage;
+
+  build = rattrs: attrs:
+    let
+      outputs = attrs.outputs or [ "out" ];
+      passthru = attrs.passthru or { };
+      meta = {
+        platforms = lib.platforms.linux;
+        offline = impureNote;
+      } // (attrs.meta or { });
+      drvAttrs = b.removeAttrs attrs [ "passthru" "meta" "finalPackage" ];
+      env = b.mapAttrs (_: toEnv) (b.removeAttrs drvAttrs [ "env" ]) // (attrs.env or { });
+      drv = b.derivation (env // {
+        inherit system outputs;
+        name = attrs.name or "${attrs.pname}-${attrs.version}";
+        builder = "/bin/bash";
+        args = [ "-e" ./setup.sh ];
+        PATH = hostPath;
+        # nixpkgs' cmake setup hook, as a flag: cmake among the native inputs.
+        cmakeConfigure = toEnv (b.any (x: (x.hostTool or null) == "cmake") (attrs.nativeBuildInputs or [ ]));
+      });
+      overrideAttrs = f0:
+        let
+          f = self: super:
+            let x = f0 super; in
+            if b.isFunction x then f0 self super else x;
+        in
+        extensible (self: let super = rattrs self; in super // f self super);
+    in
+    drv // passthru // {
+      inherit meta passthru overrideAttrs;
+      # Fixed-point attributes, as `finalAttrs` sees them.
+      pname = attrs.pname or null;
+      version = attrs.version or null;
+    };
+
+  mkDerivation = fnOrAttrs:
+    extensible (if b.isFunction fnOrAttrs then fnOrAttrs else (_: fnOrAttrs));
+in
+{
+  inherit mkDerivation system;
+  hostPlatform = { inherit system; isLinux = true; isx86_64 = true; isStatic = false; isi686 = false; };
+  buildPlatform = { inherit system; };
+  cc = { isGNU = true; };
+}

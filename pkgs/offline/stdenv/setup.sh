@@ -1,0 +1,158 @@
+# Builder of the offline platform's stdenv.mkDerivation: nixpkgs' generic phases
+# over the host toolchain. Sourced by `bash -e`.
+set -euo pipefail
+shopt -s nullglob
+
+: "${NIX_BUILD_CORES:=1}"
+[ "$NIX_BUILD_CORES" -gt 0 ] || NIX_BUILD_CORES=$(nproc)
+export NIX_BUILD_CORES
+export HOME="$TMPDIR/home" SOURCE_DATE_EPOCH=315532800 LC_ALL=C
+mkdir -p "$HOME"
+
+# Every output, as in nixpkgs: $out, $dev, ... are already in the environment.
+for o in ${outputs:-out}; do
+  [ -n "${!o:-}" ] || { echo "setup: output $o has no path" >&2; exit 1; }
+done
+outputDev=out; for o in ${outputs:-out}; do [ "$o" = dev ] && outputDev=dev; done
+outputLib=out; for o in ${outputs:-out}; do [ "$o" = lib ] && outputLib=lib; done
+outputBin=out; for o in ${outputs:-out}; do [ "$o" = bin ] && outputBin=bin; done
+
+# Inputs from the store: put their bin/, include/, lib/ and pkg-config files in reach
+# of the host toolchain (gcc reads CPATH and LIBRARY_PATH; cmake CMAKE_PREFIX_PATH).
+addInput() {
+  local p=$1
+  case "$p" in /nix/store/*) ;; *) return 0 ;; esac
+  [ -d "$p/bin" ] && PATH="$p/bin:$PATH"
+  [ -d "$p/include" ] && export CPATH="$p/include${CPATH:+:$CPATH}"
+  if [ -d "$p/lib" ]; then
+    export LIBRARY_PATH="$p/lib${LIBRARY_PATH:+:$LIBRARY_PATH}"
+    export LDFLAGS="${LDFLAGS:-} -Wl,-rpath,$p/lib"
+  fi
+  for d in "$p/lib/pkgconfig" "$p/share/pkgconfig"; do
+    [ -d "$d" ] && export PKG_CONFIG_PATH="$d${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+  done
+  export CMAKE_PREFIX_PATH="$p${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
+}
+for p in ${nativeBuildInputs:-} ${buildInputs:-} ${propagatedBuildInputs:-}; do addInput "$p"; done
+# Our own outputs' libraries are found at run time too.
+for o in ${outputs:-out}; do export LDFLAGS="${LDFLAGS:-} -Wl,-rpath,${!o}/lib"; done
+export PATH
+
+runHook() {
+  local hook=$1
+  if [ -n "${!hook:-}" ]; then eval "${!hook}"; fi
+}
+
+unpackFile() {
+  local f=$1
+  if [ -d "$f" ]; then
+    cp -r --no-preserve=mode,ownership "$f" "./$(basename "$f" | sed 's/^[a-z0-9]\{32\}-//')"
+  else
+    case "$f" in
+      *.deb) mkdir -p deb && dpkg-deb -x "$f" deb ;;
+      *.tar|*.tar.*|*.tgz|*.txz) tar xf "$f" --no-same-owner --no-same-permissions ;;
+      *) echo "setup: don't know how to unpack $f" >&2; return 1 ;;
+    esac
+  fi
+}
+
+defaultUnpackPhase() {
+  [ -n "${src:-}${srcs:-}" ] || { echo "setup: no src" >&2; return 1; }
+  mkdir -p "$TMPDIR/src" && cd "$TMPDIR/src"
+  for s in ${src:-} ${srcs:-}; do unpackFile "$s"; done
+  if [ -n "${sourceRoot:-}" ]; then
+    cd "$sourceRoot"
+  else
+    local dirs=(*/)
+    [ ${#dirs[@]} -eq 1 ] || { echo "setup: unpacking gave ${#dirs[@]} directories; set sourceRoot" >&2; return 1; }
+    cd "${dirs[0]}"
+  fi
+  chmod -R u+w .
+}
+
+defaultPatchPhase() {
+  for p in ${patches:-}; do
+    echo "applying patch $p"
+    patch ${patchFlags:--p1} < "$p"
+  done
+}
+
+defaultConfigurePhase() {
+  if [ -n "${cmakeConfigure:-}" ] && [ -f CMakeLists.txt ]; then
+    # shellcheck disable=SC2086
+    cmake -S . -B build -G Ninja \
+      -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_INSTALL_PREFIX="$out" \
+      -DCMAKE_INSTALL_BINDIR="${!outputBin}/bin" \
+      -DCMAKE_INSTALL_LIBDIR="${!outputLib}/lib" \
+      -DCMAKE_INSTALL_INCLUDEDIR="${!outputDev}/include" \
+      -DCMAKE_SKIP_BUILD_RPATH=OFF \
+      -DCMAKE_INSTALL_RPATH="${!outputLib}/lib" \
+      ${cmakeFlags:-}
+    cd build
+  elif [ -x configure ]; then
+    # shellcheck disable=SC2086
+    ./configure --prefix="$out" ${configureFlags:-}
+  fi
+}
+
+defaultBuildPhase() {
+  if [ -f build.ninja ]; then
+    ninja -j"$NIX_BUILD_CORES" ${ninjaFlags:-} ${buildFlags:-}
+  elif [ -f Makefile ] || [ -f makefile ]; then
+    # shellcheck disable=SC2086
+    make -j"$NIX_BUILD_CORES" ${makeFlags:-} ${buildFlags:-}
+  fi
+}
+
+defaultCheckPhase() {
+  if [ -f build.ninja ]; then ninja test; elif [ -f Makefile ]; then make check; fi
+}
+
+defaultInstallPhase() {
+  if [ -f build.ninja ]; then
+    ninja install
+  elif [ -f Makefile ] || [ -f makefile ]; then
+    # shellcheck disable=SC2086
+    make ${makeFlags:-} ${installFlags:-} install
+  fi
+}
+
+defaultFixupPhase() {
+  # pkg-config files belong to the dev output.
+  if [ "$outputDev" != out ] && [ -d "$out/lib/pkgconfig" ]; then
+    mkdir -p "${!outputDev}/lib"
+    mv "$out/lib/pkgconfig" "${!outputDev}/lib/"
+  fi
+  for o in ${outputs:-out}; do mkdir -p "${!o}"; done
+}
+
+runPhase() {
+  local phase=$1
+  case "$phase" in
+    checkPhase) [ -n "${doCheck:-}" ] || return 0 ;;
+    installCheckPhase) [ -n "${doInstallCheck:-}" ] || return 0 ;;
+    unpackPhase) [ -z "${dontUnpack:-}" ] || return 0 ;;
+    configurePhase) [ -z "${dontConfigure:-}" ] || return 0 ;;
+    buildPhase) [ -z "${dontBuild:-}" ] || return 0 ;;
+  esac
+  echo "=== $phase"
+  local pre=pre${phase^} post=post${phase^}
+  pre=${pre%Phase} post=${post%Phase}
+  runHook "$pre"
+  if [ -n "${!phase:-}" ]; then
+    eval "${!phase}"
+  else
+    local fn=default${phase^}
+    if declare -F "$fn" >/dev/null; then "$fn"; fi
+  fi
+  runHook "$post"
+}
+
+if [ -n "${buildCommand:-}" ]; then
+  eval "$buildCommand"
+  exit 0
+fi
+for phase in ${phases:-unpackPhase patchPhase configurePhase buildPhase checkPhase installPhase fixupPhase installCheckPhase}; do
+  runPhase "$phase"
+done

@@ -1,0 +1,43 @@
+# Checks of the offline platform itself.
+{ callPackage, runVM, kernels, fetchurl, debianInputs }:
+
+let
+  kernel = kernels."debian-6.1.0-50";
+in
+{
+  hello-cmake = callPackage ./hello-cmake/package.nix { };
+
+  # The kernel's dev tree is usable: build a trivial module against it.
+  kernel-dev = callPackage ./hello-module { inherit kernel; };
+
+  # Boots the kernel; the result shows `uname -r` from inside the VM.
+  vm-smoke = runVM {
+    name = "smoke";
+    inherit kernel;
+    timeout = 240;
+    modules = [ "virtio_net" ];
+    testScript = ''
+      set -e
+      uname -r
+      grep -q virtio_net /proc/modules
+      printf '{"uname":"%s"}' "$(uname -r)" > /tmp/result.json
+    '';
+  };
+
+  # A kernel that never reaches the test script (no init; panic=0 waits forever)
+  # ends at the timeout; expectFailure keeps its serial log and result.json.
+  vm-hang = runVM {
+    name = "hang";
+    inherit kernel;
+    timeout = 30;
+    kernelParams = [ "rdinit=/does-not-exist" "panic=0" ];
+    testScript = "true";
+    expectFailure = true;
+  };
+
+  # A pin with the wrong hash: building it fails with both hashes.
+  wrong-hash = fetchurl {
+    inherit (debianInputs.busybox-static) url name;
+    hash = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+  };
+}

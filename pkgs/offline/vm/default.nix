@@ -1,0 +1,78 @@
+# The offline VM runner: boots a kernel with a generated initramfs under QEMU
+# (software emulation by default; KVM only when asked, since nested KVM hangs on
+# many build hosts), bounded by a timeout. $out holds serial.log and result.json.
+# A guest that fails, panics or never reports within the timeout fails the build,
+# with the serial log's tail in the build log (`nix log`); with expectFailure = true
+# the build succeeds instead and keeps serial.log and result.json for inspection.
+{ lib, stdenv, busybox }:
+
+{ name
+, kernel
+, testScript
+, modules ? [ ]
+, extraModules ? { }
+, softDeps ? { }
+, binaries ? [ ]
+, files ? { }
+, timeout ? 300
+, memory ? 1024
+, accel ? "tcg"
+, kernelParams ? [ ]
+, expectFailure ? false
+}:
+
+let
+  initrd = stdenv.mkDerivation {
+    name = "${name}-initrd";
+    dontUnpack = true;
+    dontConfigure = true;
+    dontBuild = true;
+    testScriptText = testScript;
+    passAsFile = [ "testScriptText" ];
+    installPhase = ''
+      mkdir -p $out
+      python3 ${./make-initrd.py} --out $out/initrd.gz \
+        --busybox ${busybox}/bin/busybox --init ${./init.sh} \
+        --modules-tree ${kernel.modules}/lib/modules/${kernel.modDirVersion} \
+        ${lib.concatMapStringsSep " " (m: "--module ${lib.escapeShellArg m}") modules} \
+        ${lib.concatStringsSep " " (lib.mapAttrsToList (n: p: "--extra-module ${lib.escapeShellArg "${n}=${p}"}") extraModules)} \
+        ${lib.concatStringsSep " " (lib.mapAttrsToList (m: pre: "--softdep ${lib.escapeShellArg "${m}=${lib.concatStringsSep "," pre}"}") softDeps)} \
+        ${lib.concatMapStringsSep " " (b: "--binary ${lib.escapeShellArg b}") binaries} \
+        ${lib.concatStringsSep " " (lib.mapAttrsToList (dst: src: "--file ${lib.escapeShellArg "${src}=${dst}"}") files)} \
+        --file "$testScriptTextPath=test.sh"
+    '';
+    meta.description = "initramfs for the ${name} VM check";
+  };
+in
+stdenv.mkDerivation {
+  name = "vm-${name}";
+  dontUnpack = true;
+  dontConfigure = true;
+  dontBuild = true;
+  inherit timeout memory accel;
+  expectFailure = expectFailure;
+  kernelParams = [ "console=ttyS0" "panic=-1" "oops=panic" ] ++ kernelParams;
+  installPhase = ''
+    mkdir -p $out
+    accelArgs="-accel tcg"
+    if [ "$accel" = kvm ] && [ -w /dev/kvm ]; then accelArgs="-accel kvm -cpu host"; fi
+    start=$(date +%s)
+    set +e
+    timeout --kill-after=10 $timeout qemu-system-x86_64 \
+      -machine q35 $accelArgs -m $memory -smp 1 \
+      -display none -monitor none -no-reboot \
+      -kernel ${kernel}/bzImage -initrd ${initrd}/initrd.gz \
+      -append "$kernelParams" \
+      -serial file:$out/serial.log -serial file:$TMPDIR/result.txt \
+      -netdev user,id=n0 -device virtio-net-pci,netdev=n0
+    qemu_rc=$?
+    set -e
+    elapsed=$(( $(date +%s) - start ))
+    python3 ${./collect-result.py} --result $TMPDIR/result.txt --serial $out/serial.log \
+      --qemu-rc $qemu_rc --elapsed $elapsed --timeout $timeout \
+      --kernel ${kernel.modDirVersion} --name ${lib.escapeShellArg name} \
+      --out $out/result.json ${lib.optionalString expectFailure "--expect-failure"}
+  '';
+  passthru = { inherit initrd kernel; };
+  meta.description = "VM check ${name} on kernel ${kernel.modDirVersion}";
+}

@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Build a small, deterministic initramfs (newc cpio, gzip) for the offline VM runner.
+
+Contents: a static busybox, kernel modules with their dependencies (modules.dep)
+and soft dependencies, host or store binaries with their shared libraries (ldd),
+extra files, and /init. Module load order is written to /etc/modules-load.
+"""
+import argparse
+import gzip
+import io
+import lzma
+import os
+import stat
+import subprocess
+import sys
+
+
+class Cpio:
+    def __init__(self):
+        self.entries = {}  # path -> (mode, data)
+
+    def add_dir(self, path):
+        parts = path.strip("/").split("/")
+        for i in range(1, len(parts) + 1):
+            p = "/".join(parts[:i])
+            self.entries.setdefault(p, (stat.S_IFDIR | 0o755, b""))
+
+    def add_file(self, path, data, mode=0o644):
+        path = path.strip("/")
+        self.add_dir(os.path.dirname(path)) if "/" in path else None
+        self.entries[path] = (stat.S_IFREG | mode, data)
+
+    def add_symlink(self, path, target):
+        path = path.strip("/")
+        self.add_dir(os.path.dirname(path)) if "/" in path else None
+        self.entries[path] = (stat.S_IFLNK | 0o777, target.encode())
+
+    def write(self, out):
+        buf = io.BytesIO()
+        for ino, path in enumerate(sorted(self.entries), start=1):
+            mode, data = self.entries[path]
+            self._entry(buf, ino, path, mode, data)
+        self._entry(buf, 0, "TRAILER!!!", 0, b"")
+        with open(out, "wb") as f, gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as gz:
+            gz.write(buf.getvalue())
+
+    @staticmethod
+    def _entry(buf, ino, name, mode, data):
+        name_b = name.encode() + b"\0"
+        nlink = 2 if stat.S_ISDIR(mode) else 1
+        fields = [ino, mode, 0, 0, nlink, 0, len(data), 0, 0, 0, 0, len(name_b), 0]
+        buf.write(b"070701" + b"".join(b"%08X" % v for v in fields))
+        buf.write(name_b)
+        buf.write(b"\0" * ((4 - (110 + len(name_b)) % 4) % 4))
+        buf.write(data)
+        buf.write(b"\0" * ((4 - len(data) % 4) % 4))
+
+
+def read_modules_dep(tree):
+    deps, by_name = {}, {}
+    with open(os.path.join(tree, "modules.dep")) as f:
+        for line in f:
+            mod, _, rest = line.partition(":")
+            mod = mod.strip()
+            deps[mod] = rest.split()
+            base = os.path.basename(mod).split(".ko")[0]
+            by_name[base] = mod
+            by_name[base.replace("-", "_")] = mod
+    return deps, by_name
+
+
+def resolve_modules(tree, names, soft):
+    """Load order: soft dependencies first, then each module's dependencies."""
+    deps, by_name = read_modules_dep(tree)
+    order = []
+
+    def visit(name, chain=()):
+        key = name.replace("-", "_")
+        if key not in by_name:
+            sys.exit(f"make-initrd: module {name} is not in {tree}/modules.dep")
+        rel = by_name[key]
+        if rel in order:
+            return
+        for pre in soft.get(key, []):
+            visit(pre, chain + (name,))
+        for d in reversed(deps[rel]):
+            dname = os.path.basename(d).split(".ko")[0]
+            visit(dname, chain + (name,))
+        if rel not in order:
+            order.append(rel)
+
+    for n in names:
+        visit(n)
+    return order
+
+
+def module_bytes(path):
+    data = open(path, "rb").read()
+    if path.endswith(".xz"):
+        data = lzma.decompress(data)
+    elif path.endswith(".zst"):
+        data = subprocess.run(["zstd", "-dc", path], check=True, capture_output=True).stdout
+    return data
+
+
+def shared_libs(binary):
+    out = subprocess.run(["ldd", binary], capture_output=True, text=True)
+    libs = []
+    for line in out.stdout.splitlines():
+        parts = line.split()
+        if "=>" in parts:
+            i = parts.index("=>")
+            if i + 1 < len(parts) and parts[i + 1].startswith("/"):
+                libs.append(parts[i + 1])
+        elif parts and parts[0].startswith("/"):
+            libs.append(parts[0])  # the dynamic loader
+    return libs
+
+
+def add_real_file(cpio, src, dst, mode=None):
+    real = os.path.realpath(src)
+    st = os.stat(real)
+    cpio.add_file(dst, open(real, "rb").read(), mode if mode is not None else (st.st_mode & 0o777) | 0o200)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--busybox", required=True)
+    ap.add_argument("--init", required=True)
+    ap.add_argument("--modules-tree", help="lib/modules/<release> directory")
+    ap.add_argument("--module", action="append", default=[], help="module to load, by name")
+    ap.add_argument("--extra-module", action="append", default=[], help="NAME=PATH of a module built outside the tree")
+    ap.add_argument("--softdep", action="append", default=[], help="MODULE=PRE1,PRE2")
+    ap.add_argument("--binary", action="append", default=[], help="binary to copy with its libraries")
+    ap.add_argument("--file", action="append", default=[], help="SRC=DST")
+    a = ap.parse_args()
+
+    cpio = Cpio()
+    for d in ["bin", "sbin", "dev", "proc", "sys", "tmp", "etc", "run", "usr/bin", "usr/sbin"]:
+        cpio.add_dir(d)
+    add_real_file(cpio, a.busybox, "bin/busybox", 0o755)
+    add_real_file(cpio, a.init, "init", 0o755)
+
+    soft = {}
+    for s in a.softdep:
+        mod, _, pre = s.partition("=")
+        soft.setdefault(mod.replace("-", "_"), []).extend(p for p in pre.split(",") if p)
+
+    load = []
+    extra = dict(e.split("=", 1) for e in a.extra_module)
+    in_tree = [m for m in a.module if m not in extra]
+    if in_tree or soft:
+        if not a.modules_tree:
+            sys.exit("make-initrd: --module needs --modules-tree")
+        wanted = in_tree + [p for m in extra for p in soft.get(m.replace("-", "_"), [])]
+        # An out-of-tree module's in-tree dependencies come from its own depends=.
+        for path in extra.values():
+            info = subprocess.run(["modinfo", "-F", "depends", path], capture_output=True, text=True, check=True)
+            wanted += [d for d in info.stdout.strip().split(",") if d]
+        for rel in resolve_modules(a.modules_tree, wanted, soft):
+            name = os.path.basename(rel).split(".ko")[0] + ".ko"
+            cpio.add_file(f"lib/modules/{name}", module_bytes(os.path.join(a.modules_tree, rel)))
+            load.append(name)
+    for name, path in extra.items():
+        cpio.add_file(f"lib/modules/{name}.ko", module_bytes(path))
+        load.append(f"{name}.ko")
+    cpio.add_file("etc/modules-load", "".join(m + "\n" for m in load).encode())
+
+    for b in a.binary:
+        add_real_file(cpio, b, b.lstrip("/"))
+        for lib in shared_libs(b):
+            add_real_file(cpio, lib, lib.lstrip("/"))
+    for f in a.file:
+        src, _, dst = f.partition("=")
+        add_real_file(cpio, src, dst)
+    cpio.write(a.out)
+    print(f"make-initrd: {len(cpio.entries)} entries, modules: {' '.join(load) or 'none'}")
+
+
+if __name__ == "__main__":
+    main()
