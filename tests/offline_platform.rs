@@ -17,10 +17,19 @@ fn nix_build_flake(attr: &str) -> PathBuf {
     let link = tempfile::tempdir().unwrap().keep().join("result");
     stdout_ok(
         Command::new("nix")
-            .args(["--extra-experimental-features", "nix-command flakes", "--option", "substituters", ""])
+            .args([
+                "--extra-experimental-features",
+                "nix-command flakes",
+                "--option",
+                "substituters",
+                "",
+            ])
             .args(["build", "-L", "-o"])
             .arg(&link)
-            .arg(format!("{}#legacyPackages.x86_64-linux.offline.{attr}", repo().display())),
+            .arg(format!(
+                "{}#legacyPackages.x86_64-linux.offline.{attr}",
+                repo().display()
+            )),
     );
     fs::canonicalize(&link).unwrap()
 }
@@ -39,11 +48,18 @@ fn cmake_package_builds_with_host_toolchain() {
     assert_eq!(hello, "hello from the offline platform");
     // The dev output got the header (multiple outputs work).
     let dev = stdout_ok(
-        Command::new("nix-store").args(["--query", "--outputs"]).arg(
-            stdout_ok(Command::new("nix-store").args(["--query", "--deriver"]).arg(&out)),
-        ),
+        Command::new("nix-store")
+            .args(["--query", "--outputs"])
+            .arg(stdout_ok(
+                Command::new("nix-store")
+                    .args(["--query", "--deriver"])
+                    .arg(&out),
+            )),
     );
-    let dev = dev.lines().find(|l| l.ends_with("-dev")).expect("dev output");
+    let dev = dev
+        .lines()
+        .find(|l| l.ends_with("-dev"))
+        .expect("dev output");
     assert!(Path::new(dev).join("include/greet.h").is_file());
 }
 
@@ -68,7 +84,9 @@ fn vm_smoke_reports_uname_from_inside() {
     assert_eq!(r["status"], "pass");
     assert_eq!(r["uname_r"], "6.1.0-50-amd64");
     assert_eq!(r["test"]["uname"], "6.1.0-50-amd64");
-    assert!(fs::read_to_string(out.join("serial.log")).unwrap().contains("Linux version 6.1.0-50-amd64"));
+    assert!(fs::read_to_string(out.join("serial.log"))
+        .unwrap()
+        .contains("Linux version 6.1.0-50-amd64"));
 }
 
 #[test]
@@ -81,7 +99,9 @@ fn vm_that_never_reaches_the_test_fails_at_its_timeout() {
     let r = read_json(&out.join("result.json"));
     assert_eq!(r["status"], "timeout");
     assert!(r["wall_s"].as_u64().unwrap() < 30 + 15);
-    assert!(fs::read_to_string(out.join("serial.log")).unwrap().contains("Kernel panic"));
+    assert!(fs::read_to_string(out.join("serial.log"))
+        .unwrap()
+        .contains("Kernel panic"));
 
     // Plain: the build fails, naming the timeout, with the serial log's tail.
     let expr = format!(
@@ -93,9 +113,15 @@ fn vm_that_never_reaches_the_test_fails_at_its_timeout() {
     let o = run(Command::new("nix-build").args(["--no-out-link", "-E", &expr]));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
-    assert!(started.elapsed().as_secs() < 20 + 60, "did not end near its timeout");
+    assert!(
+        started.elapsed().as_secs() < 20 + 60,
+        "did not end near its timeout"
+    );
     assert!(err.contains("timeout: no result within 20 s"), "{err}");
-    assert!(err.contains("serial log (last 40 lines)") && err.contains("Kernel panic"), "{err}");
+    assert!(
+        err.contains("serial log (last 40 lines)") && err.contains("Kernel panic"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -103,11 +129,19 @@ fn wrong_pinned_hash_names_both_hashes() {
     if !require("nix-build") {
         return;
     }
-    let o = run(Command::new("nix-build").args(["--no-out-link", "-A", "tests.wrong-hash"]).arg(repo().join("pkgs/offline")));
+    let o = run(Command::new("nix-build")
+        .args(["--no-out-link", "-A", "tests.wrong-hash"])
+        .arg(repo().join("pkgs/offline")));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
-    assert!(err.contains("sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="), "{err}");
-    assert!(err.contains("sha256-PT/b6R1GYMhz4UsJLCE/6BwdpjYtqiNusl0BcesQh0Q="), "{err}");
+    assert!(
+        err.contains("sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+        "{err}"
+    );
+    assert!(
+        err.contains("sha256-PT/b6R1GYMhz4UsJLCE/6BwdpjYtqiNusl0BcesQh0Q="),
+        "{err}"
+    );
 }
 
 #[test]
@@ -128,15 +162,29 @@ fn fetch_refuses_a_file_with_the_wrong_hash() {
         ),
     )
     .unwrap();
-    let o = run(rdma_nix().arg("fetch").arg("--manifest").arg(&manifest).arg("--from").arg(&pool));
+    let o = run(rdma_nix()
+        .arg("fetch")
+        .arg("--manifest")
+        .arg(&manifest)
+        .arg("--from")
+        .arg(&pool));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
-    assert!(err.contains("fake_1.0_amd64.deb: hash mismatch for fake"), "{err}");
-    assert!(err.contains("sha256-e1WXSSoKZa7mGYWkkua8w/LN6DAHKg47PYx+G5Anm9Q="), "expected hash: {err}");
+    assert!(
+        err.contains("fake_1.0_amd64.deb: hash mismatch for fake"),
+        "{err}"
+    );
+    assert!(
+        err.contains("sha256-e1WXSSoKZa7mGYWkkua8w/LN6DAHKg47PYx+G5Anm9Q="),
+        "expected hash: {err}"
+    );
     assert!(err.contains("got sha256-"), "{err}");
     // Nothing reached the store.
     let path = rdma_nix::fetch::expected_store_path(
-        &rdma_nix::manifest::Manifest::load(Some(&manifest)).unwrap().debian.packages[0],
+        &rdma_nix::manifest::Manifest::load(Some(&manifest))
+            .unwrap()
+            .debian
+            .packages[0],
     );
     assert!(!Path::new(&path.to_string()).exists());
 }
