@@ -1,7 +1,9 @@
 //! rdma-nix: reads upstream RDMA sources and kernel packages and emits Nix.
 
+pub mod archive;
 pub mod cli;
 pub mod emit;
 pub mod fetch;
+pub mod kernel;
 pub mod manifest;
 pub mod nix;

@@ -35,4 +35,53 @@
     url = "mirror://debian/pool/main/l/linux/linux-headers-6.1.0-50-common_6.1.176-1_all.deb";
     hash = "sha256-f2977lDvvDbcAsl2vlmCuWzzar5UTwPwk2jpjPzFrDs=";
   };
+  "linux-image-6.1.0-47-amd64" = {
+    pname = "linux-image-6.1.0-47-amd64";
+    version = "6.1.170-3";
+    name = "linux-image-6.1.0-47-amd64_6.1.170-3_amd64.deb";
+    url = "mirror://debian/pool/main/l/linux-signed-amd64/linux-image-6.1.0-47-amd64_6.1.170-3_amd64.deb";
+    hash = "sha256-4AYfldvjH1ZG5aKbqaYik/a2JacOgfwrBDRNirdYnDQ=";
+  };
+  "linux-headers-6.1.0-47-amd64" = {
+    pname = "linux-headers-6.1.0-47-amd64";
+    version = "6.1.170-3";
+    name = "linux-headers-6.1.0-47-amd64_6.1.170-3_amd64.deb";
+    url = "mirror://debian/pool/main/l/linux/linux-headers-6.1.0-47-amd64_6.1.170-3_amd64.deb";
+    hash = "sha256-KkDEY+EIseo6vy4W44654nsjdpO5dLhird5zhzx9hcE=";
+  };
+  "linux-headers-6.1.0-47-common" = {
+    pname = "linux-headers-6.1.0-47-common";
+    version = "6.1.170-3";
+    name = "linux-headers-6.1.0-47-common_6.1.170-3_all.deb";
+    url = "mirror://debian/pool/main/l/linux/linux-headers-6.1.0-47-common_6.1.170-3_all.deb";
+    hash = "sha256-hF5z3yYdOxPrWDEN0HPhJXkb8KX+7a5ie+sWcYuGaxI=";
+  };
+  "linux-image-6.12.107+deb12-amd64" = {
+    pname = "linux-image-6.12.107+deb12-amd64";
+    version = "6.12.107-1~deb12u1";
+    name = "linux-image-6.12.107+deb12-amd64_6.12.107-1_deb12u1_amd64.deb";
+    url = "mirror://debian/pool/updates/main/l/linux-signed-6.12-amd64/linux-image-6.12.107+deb12-amd64_6.12.107-1~deb12u1_amd64.deb";
+    hash = "sha256-MhmNREOke33sTQVmMfnNVYVXISTOEpQI4JBx0c6ptn8=";
+  };
+  "linux-headers-6.12.107+deb12-amd64" = {
+    pname = "linux-headers-6.12.107+deb12-amd64";
+    version = "6.12.107-1~deb12u1";
+    name = "linux-headers-6.12.107+deb12-amd64_6.12.107-1_deb12u1_amd64.deb";
+    url = "mirror://debian/pool/updates/main/l/linux-6.12/linux-headers-6.12.107+deb12-amd64_6.12.107-1~deb12u1_amd64.deb";
+    hash = "sha256-NOETRHhtH7Dc4O+FDU1eIEkB2EXkOGYV8FrTV8r1X/Y=";
+  };
+  "linux-headers-6.12.107+deb12-common" = {
+    pname = "linux-headers-6.12.107+deb12-common";
+    version = "6.12.107-1~deb12u1";
+    name = "linux-headers-6.12.107+deb12-common_6.12.107-1_deb12u1_all.deb";
+    url = "mirror://debian/pool/updates/main/l/linux-6.12/linux-headers-6.12.107+deb12-common_6.12.107-1~deb12u1_all.deb";
+    hash = "sha256-amdfxXIVZxOX8rQgvEu7HZjvad9PfgVx0M0+rNB2h+0=";
+  };
+  "linux-kbuild-6.12.107+deb12" = {
+    pname = "linux-kbuild-6.12.107+deb12";
+    version = "6.12.107-1~deb12u1";
+    name = "linux-kbuild-6.12.107+deb12_6.12.107-1_deb12u1_amd64.deb";
+    url = "mirror://debian/pool/updates/main/l/linux-6.12/linux-kbuild-6.12.107+deb12_6.12.107-1~deb12u1_amd64.deb";
+    hash = "sha256-O3h9TepcUK/TbPZ3/knejF5x9gNSYySkO2Xt8AfUryA=";
+  };
 }

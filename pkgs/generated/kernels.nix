@@ -6,4 +6,16 @@
     headersCommon = "linux-headers-6.1.0-50-common";
     kbuild = "linux-kbuild-6.1";
   };
+  "debian-6.1.0-47" = {
+    image = "linux-image-6.1.0-47-amd64";
+    headers = "linux-headers-6.1.0-47-amd64";
+    headersCommon = "linux-headers-6.1.0-47-common";
+    kbuild = "linux-kbuild-6.1";
+  };
+  "debian-6.12.107" = {
+    image = "linux-image-6.12.107+deb12-amd64";
+    headers = "linux-headers-6.12.107+deb12-amd64";
+    headersCommon = "linux-headers-6.12.107+deb12-common";
+    kbuild = "linux-kbuild-6.12.107+deb12";
+  };
 }

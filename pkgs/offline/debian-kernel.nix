@@ -5,7 +5,7 @@
 #             tools, with the absolute /usr/src and /usr/lib paths of Debian's
 #             packages rewritten into the store
 # passthru: version, modDirVersion, configfile, moduleBuildDependencies, commonMakeFlags.
-{ lib, stdenv, fetchurl, debianInputs }:
+{ lib, stdenv, fetchurl, debianInputs, pahole }:
 
 { name, image, headers, headersCommon, kbuild }:
 
@@ -53,7 +53,8 @@ stdenv.mkDerivation (finalAttrs: {
     inherit modDirVersion;
     kernelName = name;
     configfile = "${finalAttrs.finalPackage}/config";
-    moduleBuildDependencies = [ ];
+    # As nixpkgs' kernels: what building an out-of-tree module needs (BTF on 6.12).
+    moduleBuildDependencies = [ pahole ];
     commonMakeFlags = [ ];
   };
 

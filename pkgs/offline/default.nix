@@ -46,6 +46,7 @@ let
     libnl = hostTool "libnl";
     udev = hostTool "udev";
     kmod = hostTool "kmod";
+    pahole = hostTool "pahole";
     qemu = hostTool "qemu";
 
     debianInputs = import ../generated/debian-inputs.nix;

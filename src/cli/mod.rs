@@ -9,6 +9,7 @@ mod drv;
 mod fetch;
 mod generate;
 mod hash;
+mod kernel;
 
 #[derive(Parser)]
 #[command(
@@ -40,6 +41,9 @@ enum Command {
     /// Write the generated Nix (pkgs/generated/) for the manifest; with --check, fail
     /// and show a diff when the checked-in files are stale.
     Generate(generate::Args),
+    /// Inspect kernels: Debian kernel packages or headers trees.
+    #[command(subcommand)]
+    Kernel(kernel::Command),
 }
 
 pub fn run() -> Result<ExitCode> {
@@ -49,6 +53,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Drv(c) => drv::run(c),
         Command::Fetch(a) => fetch::run(a),
         Command::Generate(a) => generate::run(a),
+        Command::Kernel(c) => kernel::run(c),
     }
 }
 

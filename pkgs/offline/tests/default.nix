@@ -7,8 +7,11 @@ in
 {
   hello-cmake = callPackage ./hello-cmake/package.nix { };
 
-  # The kernel's dev tree is usable: build a trivial module against it.
+  # The kernel's dev tree is usable: build a trivial module against it, for every
+  # kernel of the offline matrix.
   kernel-dev = callPackage ./hello-module { inherit kernel; };
+  # (A list: nix-build skips attribute names with dots, like "debian-6.1.0-50".)
+  kernel-dev-all = map (k: callPackage ./hello-module { kernel = k; }) (builtins.attrValues kernels);
 
   # Boots the kernel; the result shows `uname -r` from inside the VM.
   vm-smoke = runVM {

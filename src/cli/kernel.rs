@@ -1,0 +1,54 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::kernel::inspect::inspect;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Report a kernel's release, compiler, modversions, RDMA config (y/m/unset) and
+    /// Module.symvers size, from Debian kernel packages (.deb, read as a stream) or
+    /// headers trees. Several files of one kernel are merged into one report.
+    Inspect {
+        /// .deb files (linux-image-*, linux-headers-*) or headers directories.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(c: Command) -> Result<ExitCode> {
+    match c {
+        Command::Inspect { files, json } => {
+            let reports = inspect(&files)?;
+            if json {
+                crate::cli::print_json(&reports)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            for r in reports {
+                println!("{}", r.release);
+                println!(
+                    "  compiler:       {}",
+                    r.compiler.as_deref().unwrap_or("(no config given)")
+                );
+                let mv = r.modversions.map(|m| if m { "on" } else { "off" });
+                println!("  modversions:    {}", mv.unwrap_or("(no config given)"));
+                match &r.module_symvers {
+                    Some(s) => {
+                        println!("  Module.symvers: {} symbols, {} bytes", s.symbols, s.bytes)
+                    }
+                    None => println!("  Module.symvers: (not in these files)"),
+                }
+                if let Some(cfg) = &r.rdma_config {
+                    for (k, v) in cfg {
+                        println!("  CONFIG_{k:<26} {v}");
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! `rdma-nix kernel inspect` on real Debian kernel packages (fetched into the store by
+//! the test command) and on corrupt input.
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+
+use common::{rdma_nix, require, run, stdout_ok};
+use rdma_nix::manifest::Manifest;
+
+/// The store path of a package pinned in the default stack.toml.
+fn pinned(name: &str) -> Option<PathBuf> {
+    let m = Manifest::load(None).unwrap();
+    let p = rdma_nix::fetch::expected_store_path(m.package(name).unwrap());
+    let path = PathBuf::from(p.to_string());
+    if path.exists() {
+        return Some(path);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{name} is not in the store; the test command runs `rdma-nix fetch` first");
+    }
+    eprintln!("SKIP: {name} not fetched (run `rdma-nix fetch`)");
+    None
+}
+
+fn inspect_json(files: &[PathBuf]) -> serde_json::Value {
+    serde_json::from_str(&stdout_ok(
+        rdma_nix().args(["kernel", "inspect", "--json"]).args(files),
+    ))
+    .unwrap()
+}
+
+#[test]
+fn debian_6_1_has_rxe_but_not_siw() {
+    if !require("nix-store") {
+        return;
+    }
+    let (Some(image), Some(headers)) = (
+        pinned("linux-image-6.1.0-50-amd64"),
+        pinned("linux-headers-6.1.0-50-amd64"),
+    ) else {
+        return;
+    };
+    let r = inspect_json(&[image, headers]);
+    assert_eq!(
+        r.as_array().unwrap().len(),
+        1,
+        "image and headers merge into one report"
+    );
+    let k = &r[0];
+    assert_eq!(k["release"], "6.1.0-50-amd64");
+    assert_eq!(k["rdma_config"]["RDMA_RXE"], "m");
+    assert_eq!(k["rdma_config"]["RDMA_SIW"], "unset");
+    assert_eq!(k["rdma_config"]["INFINIBAND"], "m");
+    assert_eq!(k["modversions"], true);
+    assert!(k["compiler"]
+        .as_str()
+        .unwrap()
+        .starts_with("gcc-12 (Debian 12.2.0"));
+    assert!(k["module_symvers"]["symbols"].as_u64().unwrap() > 20_000);
+}
+
+#[test]
+fn debian_6_12_reports_its_own_config() {
+    if !require("nix-store") {
+        return;
+    }
+    let Some(image) = pinned("linux-image-6.12.107+deb12-amd64") else {
+        return;
+    };
+    let r = inspect_json(&[image]);
+    let k = &r[0];
+    assert_eq!(k["release"], "6.12.107+deb12-amd64");
+    assert_eq!(k["rdma_config"]["RDMA_RXE"], "m");
+    assert_eq!(k["rdma_config"]["RDMA_SIW"], "unset");
+    assert!(k["compiler"].as_str().unwrap().contains("gcc-12"));
+    assert!(
+        k["module_symvers"].is_null(),
+        "the image package has no Module.symvers"
+    );
+}
+
+/// One-line error naming the file, non-zero exit.
+fn fails_naming(file: &std::path::Path, needle: &str) {
+    let o = run(rdma_nix().args(["kernel", "inspect"]).arg(file));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{}: succeeded", file.display());
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&file.display().to_string()) && err.contains(needle),
+        "{err}"
+    );
+}
+
+#[test]
+fn corrupt_packages_give_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_deb = dir.path().join("not-a.deb");
+    fs::write(&not_deb, b"this is text, not an ar archive").unwrap();
+    fails_naming(&not_deb, "not an ar archive");
+
+    let no_data = dir.path().join("no-data.deb");
+    fs::write(
+        &no_data,
+        b"!<arch>\ndebian-binary/  0           0     0     100644  4         `\n2.0\n",
+    )
+    .unwrap();
+    fails_naming(&no_data, "no data.tar member");
+
+    let bad_xz = dir.path().join("bad-xz.deb");
+    let mut v = b"!<arch>\ndata.tar.xz/    0           0     0     100644  8         `\n".to_vec();
+    v.extend_from_slice(b"\xfd7zXZ\0\0\x04");
+    fs::write(&bad_xz, v).unwrap();
+    fails_naming(&bad_xz, "data.tar.xz");
+
+    let odd = dir.path().join("odd.deb");
+    fs::write(
+        &odd,
+        b"!<arch>\ndata.tar.lz4/   0           0     0     100644  2         `\nxx",
+    )
+    .unwrap();
+    fails_naming(&odd, "unsupported compression");
+}
+
+#[test]
+fn truncated_real_package() {
+    if !require("nix-store") {
+        return;
+    }
+    let Some(headers) = pinned("linux-headers-6.1.0-50-amd64") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("truncated.deb");
+    let bytes = fs::read(&headers).unwrap();
+    fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    fails_naming(&cut, "truncated.deb");
+}
