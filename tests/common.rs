@@ -22,10 +22,16 @@ pub fn require(tool: &str) -> bool {
 }
 
 pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    out
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// `nix-build` as the offline tests run it: no substituters (none are reachable, and
+/// nix 2.8 spends seconds retrying them) and no result links.
+pub fn nix_build_offline() -> Command {
+    let mut c = Command::new("nix-build");
+    c.args(["--option", "substituters", "", "--no-out-link"]);
+    c
 }
 
 /// Run and return trimmed stdout, panicking with stderr on failure.

@@ -7,14 +7,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{rdma_nix, require, run, stdout_ok};
+use common::{nix_build_offline, rdma_nix, require, run, stdout_ok};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn nix_build_flake(attr: &str) -> PathBuf {
-    let link = tempfile::tempdir().unwrap().keep().join("result");
+    let link = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("result-{attr}"));
     stdout_ok(
         Command::new("nix")
             .args([
@@ -75,15 +75,8 @@ fn debian_kernel_dev_tree_builds_a_module() {
 
     // Every kernel of the offline matrix (6.1 ABIs and 6.12) has a working dev tree.
     let outs = stdout_ok(
-        Command::new("nix-build")
-            .args([
-                "--option",
-                "substituters",
-                "",
-                "--no-out-link",
-                "-A",
-                "tests.kernel-dev-all",
-            ])
+        nix_build_offline()
+            .args(["-A", "tests.kernel-dev-all"])
             .arg(repo().join("pkgs/offline")),
     );
     let mut releases = Vec::new();
@@ -143,14 +136,7 @@ fn vm_that_never_reaches_the_test_fails_at_its_timeout() {
         repo().display()
     );
     let started = std::time::Instant::now();
-    let o = run(Command::new("nix-build").args([
-        "--option",
-        "substituters",
-        "",
-        "--no-out-link",
-        "-E",
-        &expr,
-    ]));
+    let o = run(nix_build_offline().args(["-E", &expr]));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(
@@ -169,8 +155,8 @@ fn wrong_pinned_hash_names_both_hashes() {
     if !require("nix-build") {
         return;
     }
-    let o = run(Command::new("nix-build")
-        .args(["--no-out-link", "-A", "tests.wrong-hash"])
+    let o = run(nix_build_offline()
+        .args(["-A", "tests.wrong-hash"])
         .arg(repo().join("pkgs/offline")));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());

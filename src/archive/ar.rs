@@ -67,12 +67,10 @@ pub fn for_each_member<R: Read>(
             return Ok(());
         }
         // Skip what the visitor didn't read, then the padding byte.
-        let rest = io::copy(&mut member, &mut io::sink())?;
-        let consumed = size - member.limit();
-        if consumed != size {
+        io::copy(&mut member, &mut io::sink())?;
+        if member.limit() != 0 {
             return Err(ArError::Truncated("member data"));
         }
-        let _ = rest;
         offset += 60 + size;
         if size % 2 == 1 {
             let mut pad = [0u8; 1];
