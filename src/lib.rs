@@ -7,3 +7,4 @@ pub mod fetch;
 pub mod kernel;
 pub mod manifest;
 pub mod nix;
+pub mod rdma_core;

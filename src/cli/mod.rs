@@ -10,6 +10,7 @@ mod fetch;
 mod generate;
 mod hash;
 mod kernel;
+mod scan;
 
 #[derive(Parser)]
 #[command(
@@ -44,6 +45,9 @@ enum Command {
     /// Inspect kernels: Debian kernel packages or headers trees.
     #[command(subcommand)]
     Kernel(kernel::Command),
+    /// Read an rdma-core source tarball (streamed, never unpacked) and report its
+    /// version, PABI, core libraries, tools and providers.
+    Scan(scan::Args),
 }
 
 pub fn run() -> Result<ExitCode> {
@@ -54,6 +58,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Fetch(a) => fetch::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Kernel(c) => kernel::run(c),
+        Command::Scan(a) => scan::run(a),
     }
 }
 
