@@ -9,16 +9,44 @@
       # Only attributes for nixpkgs users touch this; the offline platform never does,
       # so it builds on machines where nixpkgs can't be fetched.
       pkgs = nixpkgs.legacyPackages.${system};
+      rdmaCoreReleases = import ./pkgs/generated/rdma-core;
     in
     {
-      overlays.default = final: prev: {
-        rdma-nix = final.callPackage ./pkgs/rdma-nix/package.nix { };
-      };
+      # Adds our packages next to nixpkgs' own; nixpkgs' `rdma-core` is left alone
+      # (replacing it would rebuild everything that links it). `rdma-core-full` is
+      # the drop-in; the split core and providers are under `rdmaPackages`.
+      overlays.default = final: prev:
+        let
+          rdmaPackages = builtins.mapAttrs
+            (_: release: final.callPackage ./pkgs/rdma-packages.nix { inherit release; })
+            rdmaCoreReleases.releases;
+          default = rdmaPackages.${rdmaCoreReleases.default};
+        in
+        {
+          rdma-nix = final.callPackage ./pkgs/rdma-nix/package.nix { };
+          inherit rdmaPackages;
+          inherit (default) rdma-core-full perftest;
+        };
 
-      packages.${system} = {
-        rdma-nix = pkgs.callPackage ./pkgs/rdma-nix/package.nix { };
-        default = self.packages.${system}.rdma-nix;
-      };
+      # Attribute names computed without nixpkgs, so that evaluating another output
+      # (the offline platform) never fetches it.
+      packages.${system} =
+        let
+          release = rdmaCoreReleases.releases.${rdmaCoreReleases.default};
+          rdma = (self.overlays.default pkgs pkgs).rdmaPackages.${rdmaCoreReleases.default};
+          names = [
+            "rdma-core"
+            "rdma-core-full"
+            "perftest"
+            "verbs-config-dir"
+          ]
+          ++ map (p: "rdma-provider-${p}") (builtins.attrNames release.providers);
+        in
+        builtins.listToAttrs (map (name: { inherit name; value = rdma.${name}; }) names)
+        // {
+          rdma-nix = pkgs.callPackage ./pkgs/rdma-nix/package.nix { };
+          default = self.packages.${system}.rdma-core-full;
+        };
 
       # The offline platform (pkgs/offline): impure, host toolchain, no nixpkgs.
       # Not marked recurseForDerivations, so `nix flake check` doesn't walk it.

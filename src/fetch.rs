@@ -10,7 +10,7 @@ use std::process::Command;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::manifest::DebianPackage;
+use crate::manifest::{DebianPackage, KernelSource};
 use crate::nix::store_path::fixed_output_path;
 use crate::nix::{FileIngestion, HashAlgo, NixHash, StorePath};
 
@@ -127,6 +127,57 @@ fn apt_download(p: &DebianPackage, dir: &Path) -> Result<PathBuf, FetchError> {
     }
 }
 
+/// The archive roots the machine's apt uses (`apt-get indextargets`), deduplicated.
+fn apt_mirrors() -> Result<Vec<String>, String> {
+    let out = Command::new("apt-get")
+        .args(["indextargets", "--format", "$(REPO_URI)"])
+        .output()
+        .map_err(|e| format!("cannot run apt-get: {e}"))?;
+    let mut seen = BTreeSet::new();
+    let mirrors: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().trim_end_matches('/').to_string())
+        .filter(|l| !l.is_empty() && seen.insert(l.clone()))
+        .collect();
+    if mirrors.is_empty() {
+        return Err("apt has no package lists (run `apt-get update`)".into());
+    }
+    Ok(mirrors)
+}
+
+/// Download a source file by its pool path from the first of apt's mirrors that has
+/// it, with apt's own downloader (`apt-helper download-file`).
+fn mirror_download(p: &DebianPackage, dir: &Path) -> Result<PathBuf, FetchError> {
+    let fail = |message: String| FetchError::Download {
+        package: p.name.clone(),
+        message,
+    };
+    let target = dir.join(p.file_name());
+    let mut errors = Vec::new();
+    for m in apt_mirrors().map_err(fail)? {
+        let out = Command::new("/usr/lib/apt/apt-helper")
+            .args(["download-file", &format!("{m}/{}", p.path)])
+            .arg(&target)
+            .output()
+            .map_err(|e| fail(format!("cannot run apt-helper: {e}")))?;
+        if out.status.success() && target.is_file() {
+            return Ok(target);
+        }
+        let err = String::from_utf8_lossy(&out.stderr);
+        errors.push(
+            err.lines()
+                .rfind(|l| l.starts_with("E:"))
+                .unwrap_or("download failed")
+                .to_string(),
+        );
+    }
+    Err(fail(format!(
+        "{} is on none of apt's mirrors: {}",
+        p.path,
+        errors.join("; ")
+    )))
+}
+
 /// Make one pinned package valid in the store: reuse it if present, else take it from
 /// `from` (a directory of pool files) or download it, verify it, and add it.
 pub fn fetch_package(p: &DebianPackage, from: Option<&Path>) -> Result<Fetched, FetchError> {
@@ -151,7 +202,8 @@ pub fn fetch_package(p: &DebianPackage, from: Option<&Path>) -> Result<Fetched, 
                 }
                 f
             }
-            None => apt_download(p, &work)?,
+            None if p.is_deb() => apt_download(p, &work)?,
+            None => mirror_download(p, &work)?,
         };
         verify(p, &file)?;
         // Store names can't hold `%`: add the file under its store name.
@@ -200,4 +252,81 @@ fn tempdir(label: &str) -> Result<PathBuf, FetchError> {
         message: e.to_string(),
     })?;
     Ok(base)
+}
+
+/// The store path of an extracted kernel source (`nix-store --add-fixed --recursive`).
+pub fn kernel_source_store_path(ks: &KernelSource) -> StorePath {
+    fixed_output_path(
+        FileIngestion::Recursive,
+        &ks.nar_hash(),
+        &ks.name,
+        &BTreeSet::new(),
+    )
+    .expect("store name validated with the manifest")
+}
+
+/// Make an extracted kernel source valid in the store: extract its subtrees from the
+/// (already fetched) package in Rust, check the NAR hash against the pin, add it.
+pub fn fetch_kernel_source(ks: &KernelSource, package: &DebianPackage) -> Result<Fetched, FetchError> {
+    let expected = kernel_source_store_path(ks);
+    if is_valid_in_store(&expected) {
+        return Ok(Fetched {
+            package: ks.name.clone(),
+            store_path: expected.to_string(),
+            outcome: Outcome::Present,
+        });
+    }
+    let deb = PathBuf::from(expected_store_path(package).to_string());
+    let work = tempdir(&ks.name)?;
+    let result = (|| {
+        let tree = work.join(&ks.name);
+        let subdirs: Vec<PathBuf> = ks.subdirs.iter().map(PathBuf::from).collect();
+        crate::kernel::source::extract_subtrees(
+            &deb,
+            &subdirs,
+            &tree,
+            crate::archive::DEFAULT_MAX_UNPACKED,
+        )
+        .map_err(|e| FetchError::Download {
+            package: ks.name.clone(),
+            message: e.to_string(),
+        })?;
+        let (actual, _) = crate::nix::nar::hash_path(&tree).map_err(|e| {
+            FetchError::Io {
+                file: tree.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        if actual != ks.nar_hash() {
+            return Err(FetchError::Mismatch {
+                package: ks.name.clone(),
+                file: tree,
+                expected: ks.nar_hash().to_sri(),
+                actual: actual.to_sri(),
+            });
+        }
+        let out = Command::new("nix-store")
+            .args(["--add-fixed", "--recursive", "sha256"])
+            .arg(&tree)
+            .output()
+            .map_err(|e| FetchError::Io {
+                file: tree.clone(),
+                message: format!("cannot run nix-store: {e}"),
+            })?;
+        let got = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !out.status.success() || got != expected.to_string() {
+            return Err(FetchError::StoreMismatch {
+                file: tree,
+                got,
+                expected: expected.to_string(),
+            });
+        }
+        Ok(Fetched {
+            package: ks.name.clone(),
+            store_path: got,
+            outcome: Outcome::Added,
+        })
+    })();
+    let _ = fs::remove_dir_all(&work);
+    result
 }

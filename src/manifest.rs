@@ -24,6 +24,44 @@ pub struct Manifest {
     pub debian: Debian,
     #[serde(default, rename = "kernel")]
     pub kernels: Vec<Kernel>,
+    #[serde(default, rename = "rdma_core")]
+    pub rdma_core: Vec<RdmaCoreRelease>,
+    #[serde(default, rename = "kernel_source")]
+    pub kernel_sources: Vec<KernelSource>,
+}
+
+/// Subtrees of a kernel source package, extracted by `rdma-nix fetch` (in Rust) and
+/// added to the store as a fixed-output path pinned by its NAR hash.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelSource {
+    /// Store path name (`linux-6.1.192-rdma-sw`).
+    pub name: String,
+    /// The pinned `linux-source-*` package it comes from.
+    pub package: String,
+    /// Paths below the tarball's top directory.
+    pub subdirs: Vec<String>,
+    /// SRI sha256 of the extracted tree's NAR serialisation.
+    pub hash: String,
+}
+
+impl KernelSource {
+    pub fn nar_hash(&self) -> NixHash {
+        NixHash::parse(&self.hash, Some(HashAlgo::Sha256)).expect("validated at load")
+    }
+}
+
+/// An rdma-core release the generator scans and emits Nix for.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RdmaCoreRelease {
+    /// The release (`65.0`); checked against the tarball's PACKAGE_VERSION.
+    pub version: String,
+    /// The pinned `[[debian.package]]` holding its source tarball.
+    pub source: String,
+    /// The release the package set builds by default (exactly one).
+    #[serde(default)]
+    pub default: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -53,6 +91,8 @@ pub struct Kernel {
     pub headers: String,
     pub headers_common: String,
     pub kbuild: String,
+    /// The `[[kernel_source]]` its out-of-tree modules are built from.
+    pub module_source: String,
 }
 
 fn is_debian_name(s: &str) -> bool {
@@ -68,9 +108,12 @@ fn is_debian_version(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || ".+-~:".contains(c))
 }
 
+/// Binary packages (`.deb`) and source tarballs (`.orig.tar.gz`, `.orig.tar.xz`).
 fn is_pool_path(s: &str) -> bool {
     s.starts_with("pool/")
-        && s.ends_with(".deb")
+        && [".deb", ".tar.gz", ".tar.xz"]
+            .iter()
+            .any(|x| s.ends_with(x))
         && !s
             .split('/')
             .any(|seg| seg.is_empty() || seg == "." || seg == "..")
@@ -79,6 +122,12 @@ fn is_pool_path(s: &str) -> bool {
 }
 
 impl DebianPackage {
+    /// A binary package, fetched with `apt-get download`; otherwise a source file,
+    /// fetched by its pool path from the machine's mirrors.
+    pub fn is_deb(&self) -> bool {
+        self.path.ends_with(".deb")
+    }
+
     /// The pinned hash.
     pub fn hash(&self) -> NixHash {
         NixHash::parse(&self.sha256, Some(HashAlgo::Sha256)).expect("validated at load")
@@ -151,7 +200,7 @@ impl Manifest {
             }
             if !is_pool_path(&p.path) {
                 return Err(bad(format!(
-                    "package {}: path {:?} is not a pool/…/.deb path",
+                    "package {}: path {:?} is not a pool/… path to a .deb or a source tarball",
                     p.name, p.path
                 )));
             }
@@ -190,7 +239,81 @@ impl Manifest {
                 }
             }
         }
+        let mut sources = BTreeSet::new();
+        for ks in &m.kernel_sources {
+            store_path::validate_name(&ks.name)
+                .map_err(|e| bad(format!("kernel_source {}: {e}", ks.name)))?;
+            if !sources.insert(ks.name.as_str()) {
+                return Err(bad(format!("kernel_source {:?} is listed twice", ks.name)));
+            }
+            if !names.contains(ks.package.as_str()) {
+                return Err(bad(format!(
+                    "kernel_source {}: package {:?} is not pinned in [[debian.package]]",
+                    ks.name, ks.package
+                )));
+            }
+            for d in &ks.subdirs {
+                let ok = !d.is_empty()
+                    && d.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+                    && d.chars().all(|c| c.is_ascii_alphanumeric() || "/_-.".contains(c));
+                if !ok {
+                    return Err(bad(format!(
+                        "kernel_source {}: subdir {d:?} is not a plain relative path",
+                        ks.name
+                    )));
+                }
+            }
+            NixHash::parse(&ks.hash, Some(HashAlgo::Sha256))
+                .map_err(|e| bad(format!("kernel_source {}: {e}", ks.name)))?;
+        }
+        for k in &m.kernels {
+            if !sources.contains(k.module_source.as_str()) {
+                return Err(bad(format!(
+                    "kernel {}: module_source {:?} is not a [[kernel_source]]",
+                    k.name, k.module_source
+                )));
+            }
+        }
+        let mut versions = BTreeSet::new();
+        for r in &m.rdma_core {
+            if r.version.is_empty() || !r.version.chars().all(|c| c.is_ascii_digit() || c == '.') {
+                return Err(bad(format!("rdma_core version {:?} is not N.N", r.version)));
+            }
+            if !versions.insert(r.version.as_str()) {
+                return Err(bad(format!("rdma_core {} is listed twice", r.version)));
+            }
+            match m.debian.packages.iter().find(|p| p.name == r.source) {
+                Some(p) if !p.is_deb() => {}
+                Some(_) => {
+                    return Err(bad(format!(
+                        "rdma_core {}: source {:?} is a .deb, not a source tarball",
+                        r.version, r.source
+                    )))
+                }
+                None => {
+                    return Err(bad(format!(
+                        "rdma_core {}: source {:?} is not pinned in [[debian.package]]",
+                        r.version, r.source
+                    )))
+                }
+            }
+        }
+        let defaults = m.rdma_core.iter().filter(|r| r.default).count();
+        if !m.rdma_core.is_empty() && defaults != 1 {
+            return Err(bad(format!(
+                "exactly one [[rdma_core]] must be `default = true`, found {defaults}"
+            )));
+        }
         Ok(m)
+    }
+
+    /// The default rdma-core release.
+    pub fn default_rdma_core(&self) -> Option<&RdmaCoreRelease> {
+        self.rdma_core.iter().find(|r| r.default)
+    }
+
+    pub fn kernel_source(&self, name: &str) -> Option<&KernelSource> {
+        self.kernel_sources.iter().find(|k| k.name == name)
     }
 
     pub fn package(&self, name: &str) -> Option<&DebianPackage> {

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Whether `tool` is on PATH. Under CI (`CI` set) a missing tool is a failure, not a
@@ -54,4 +54,20 @@ pub fn write(path: &Path, data: &[u8]) {
         std::fs::create_dir_all(p).unwrap();
     }
     std::fs::write(path, data).unwrap();
+}
+
+/// The store path of a file pinned in the default stack.toml, once `rdma-nix fetch`
+/// added it; None (a skip) outside CI when it isn't there, a failure under CI.
+pub fn pinned(name: &str) -> Option<PathBuf> {
+    let m = rdma_nix::manifest::Manifest::load(None).unwrap();
+    let p = rdma_nix::fetch::expected_store_path(m.package(name).unwrap());
+    let path = PathBuf::from(p.to_string());
+    if path.exists() {
+        return Some(path);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{name} is not in the store; the test command runs `rdma-nix fetch` first");
+    }
+    eprintln!("SKIP: {name} not fetched (run `rdma-nix fetch`)");
+    None
 }

@@ -6,23 +6,7 @@ mod common;
 use std::fs;
 use std::path::PathBuf;
 
-use common::{rdma_nix, require, run, stdout_ok};
-use rdma_nix::manifest::Manifest;
-
-/// The store path of a package pinned in the default stack.toml.
-fn pinned(name: &str) -> Option<PathBuf> {
-    let m = Manifest::load(None).unwrap();
-    let p = rdma_nix::fetch::expected_store_path(m.package(name).unwrap());
-    let path = PathBuf::from(p.to_string());
-    if path.exists() {
-        return Some(path);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{name} is not in the store; the test command runs `rdma-nix fetch` first");
-    }
-    eprintln!("SKIP: {name} not fetched (run `rdma-nix fetch`)");
-    None
-}
+use common::{pinned, rdma_nix, require, run, stdout_ok};
 
 fn inspect_json(files: &[PathBuf]) -> serde_json::Value {
     serde_json::from_str(&stdout_ok(

@@ -84,4 +84,81 @@
     url = "mirror://debian/pool/updates/main/l/linux-6.12/linux-kbuild-6.12.107+deb12_6.12.107-1~deb12u1_amd64.deb";
     hash = "sha256-O3h9TepcUK/TbPZ3/knejF5x9gNSYySkO2Xt8AfUryA=";
   };
+  "linux-image-6.1.0-55-amd64" = {
+    pname = "linux-image-6.1.0-55-amd64";
+    version = "6.1.192-1";
+    name = "linux-image-6.1.0-55-amd64_6.1.192-1_amd64.deb";
+    url = "mirror://debian/pool/updates/main/l/linux-signed-amd64/linux-image-6.1.0-55-amd64_6.1.192-1_amd64.deb";
+    hash = "sha256-0Dw8Ylccai4K9z+cmfgm1i4RVedEBh36LYgLbyB/wl8=";
+  };
+  "linux-headers-6.1.0-55-amd64" = {
+    pname = "linux-headers-6.1.0-55-amd64";
+    version = "6.1.192-1";
+    name = "linux-headers-6.1.0-55-amd64_6.1.192-1_amd64.deb";
+    url = "mirror://debian/pool/updates/main/l/linux/linux-headers-6.1.0-55-amd64_6.1.192-1_amd64.deb";
+    hash = "sha256-00XeAkQRT/ume4GOdhKRfKbykN4VNv7q+Q38t7ZcbIk=";
+  };
+  "linux-headers-6.1.0-55-common" = {
+    pname = "linux-headers-6.1.0-55-common";
+    version = "6.1.192-1";
+    name = "linux-headers-6.1.0-55-common_6.1.192-1_all.deb";
+    url = "mirror://debian/pool/updates/main/l/linux/linux-headers-6.1.0-55-common_6.1.192-1_all.deb";
+    hash = "sha256-HpwkFQTq1DW2DGdRk98Nsour8YTemqVitJEA8Oz0TSM=";
+  };
+  "linux-image-6.1.0-56-amd64" = {
+    pname = "linux-image-6.1.0-56-amd64";
+    version = "6.1.192-2";
+    name = "linux-image-6.1.0-56-amd64_6.1.192-2_amd64.deb";
+    url = "mirror://debian/pool/updates/main/l/linux-signed-amd64/linux-image-6.1.0-56-amd64_6.1.192-2_amd64.deb";
+    hash = "sha256-qG4gSWcvUjVMRTagiSA7bIJjlCBCTTHJHPMaGB/U2PE=";
+  };
+  "linux-headers-6.1.0-56-amd64" = {
+    pname = "linux-headers-6.1.0-56-amd64";
+    version = "6.1.192-2";
+    name = "linux-headers-6.1.0-56-amd64_6.1.192-2_amd64.deb";
+    url = "mirror://debian/pool/updates/main/l/linux/linux-headers-6.1.0-56-amd64_6.1.192-2_amd64.deb";
+    hash = "sha256-eWp7RYTXpX+XkT406AovzOlrbFAW+p1PwiEqk+SGhnc=";
+  };
+  "linux-headers-6.1.0-56-common" = {
+    pname = "linux-headers-6.1.0-56-common";
+    version = "6.1.192-2";
+    name = "linux-headers-6.1.0-56-common_6.1.192-2_all.deb";
+    url = "mirror://debian/pool/updates/main/l/linux/linux-headers-6.1.0-56-common_6.1.192-2_all.deb";
+    hash = "sha256-UJ53beg1N5mlP0sU0p6HhjqsK37pJkVEvCghRhqFOTA=";
+  };
+  "linux-source-6.1" = {
+    pname = "linux-source-6.1";
+    version = "6.1.192-2";
+    name = "linux-source-6.1_6.1.192-2_all.deb";
+    url = "mirror://debian/pool/updates/main/l/linux/linux-source-6.1_6.1.192-2_all.deb";
+    hash = "sha256-rpX+Y9TFU/jQ5shssatWbziUpDdD6xmrWFzZfYLyZRQ=";
+  };
+  "linux-source-6.12" = {
+    pname = "linux-source-6.12";
+    version = "6.12.107-1~deb12u1";
+    name = "linux-source-6.12_6.12.107-1_deb12u1_all.deb";
+    url = "mirror://debian/pool/updates/main/l/linux-6.12/linux-source-6.12_6.12.107-1~deb12u1_all.deb";
+    hash = "sha256-SgV2v2MeeL/+oMHZBswzh/NnNsnmEC1zOBY9UlQpxf0=";
+  };
+  "rdma-core-65.0-orig" = {
+    pname = "rdma-core-65.0-orig";
+    version = "65.0";
+    name = "rdma-core_65.0.orig.tar.gz";
+    url = "mirror://debian/pool/main/r/rdma-core/rdma-core_65.0.orig.tar.gz";
+    hash = "sha256-9ro9iyxKozTFyIPBrQdy3jOQERI8/0+x2zKuekQ/t8o=";
+  };
+  "rdma-core-56.1-orig" = {
+    pname = "rdma-core-56.1-orig";
+    version = "56.1";
+    name = "rdma-core_56.1.orig.tar.gz";
+    url = "mirror://debian/pool/main/r/rdma-core/rdma-core_56.1.orig.tar.gz";
+    hash = "sha256-Y85/K6pyQsLbx2N12slXxCAYfdJ/jF4UjvwHlx7lIqg=";
+  };
+  "perftest-25.01.0-orig" = {
+    pname = "perftest-25.01.0-orig";
+    version = "25.01.0+0.80";
+    name = "perftest_25.01.0+0.80.orig.tar.gz";
+    url = "mirror://debian/pool/main/p/perftest/perftest_25.01.0+0.80.orig.tar.gz";
+    hash = "sha256-VOhrEx8LBoYri5zWknOXNylUY8/vRnvdpfWqPa6MWwU=";
+  };
 }

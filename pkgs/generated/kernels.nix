@@ -5,17 +5,74 @@
     headers = "linux-headers-6.1.0-50-amd64";
     headersCommon = "linux-headers-6.1.0-50-common";
     kbuild = "linux-kbuild-6.1";
+    moduleSource = {
+      name = "linux-6.1.192-rdma-sw";
+      package = "linux-source-6.1";
+      subdirs = [
+        "drivers/infiniband/sw/rxe"
+        "drivers/infiniband/sw/siw"
+      ];
+      hash = "sha256-TuKfb03cxir6QmhIesZWKnMbL8LB6IU+6/E8GpHeRTg=";
+    };
   };
   "debian-6.1.0-47" = {
     image = "linux-image-6.1.0-47-amd64";
     headers = "linux-headers-6.1.0-47-amd64";
     headersCommon = "linux-headers-6.1.0-47-common";
     kbuild = "linux-kbuild-6.1";
+    moduleSource = {
+      name = "linux-6.1.192-rdma-sw";
+      package = "linux-source-6.1";
+      subdirs = [
+        "drivers/infiniband/sw/rxe"
+        "drivers/infiniband/sw/siw"
+      ];
+      hash = "sha256-TuKfb03cxir6QmhIesZWKnMbL8LB6IU+6/E8GpHeRTg=";
+    };
+  };
+  "debian-6.1.0-55" = {
+    image = "linux-image-6.1.0-55-amd64";
+    headers = "linux-headers-6.1.0-55-amd64";
+    headersCommon = "linux-headers-6.1.0-55-common";
+    kbuild = "linux-kbuild-6.1";
+    moduleSource = {
+      name = "linux-6.1.192-rdma-sw";
+      package = "linux-source-6.1";
+      subdirs = [
+        "drivers/infiniband/sw/rxe"
+        "drivers/infiniband/sw/siw"
+      ];
+      hash = "sha256-TuKfb03cxir6QmhIesZWKnMbL8LB6IU+6/E8GpHeRTg=";
+    };
+  };
+  "debian-6.1.0-56" = {
+    image = "linux-image-6.1.0-56-amd64";
+    headers = "linux-headers-6.1.0-56-amd64";
+    headersCommon = "linux-headers-6.1.0-56-common";
+    kbuild = "linux-kbuild-6.1";
+    moduleSource = {
+      name = "linux-6.1.192-rdma-sw";
+      package = "linux-source-6.1";
+      subdirs = [
+        "drivers/infiniband/sw/rxe"
+        "drivers/infiniband/sw/siw"
+      ];
+      hash = "sha256-TuKfb03cxir6QmhIesZWKnMbL8LB6IU+6/E8GpHeRTg=";
+    };
   };
   "debian-6.12.107" = {
     image = "linux-image-6.12.107+deb12-amd64";
     headers = "linux-headers-6.12.107+deb12-amd64";
     headersCommon = "linux-headers-6.12.107+deb12-common";
     kbuild = "linux-kbuild-6.12.107+deb12";
+    moduleSource = {
+      name = "linux-6.12.107-rdma-sw";
+      package = "linux-source-6.12";
+      subdirs = [
+        "drivers/infiniband/sw/rxe"
+        "drivers/infiniband/sw/siw"
+      ];
+      hash = "sha256-IWxTYy360XULHf6L+1nsyiqS27MvxOU8RxU7qg9wQbM=";
+    };
   };
 }

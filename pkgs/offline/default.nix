@@ -24,7 +24,7 @@ let
     let f = if builtins.isFunction fn then fn else import fn; in
     f (builtins.intersectAttrs (builtins.functionArgs f) scope // args);
 
-  self = {
+  base = {
     inherit lib system;
     callPackage = callPackageWith self;
 
@@ -45,6 +45,7 @@ let
     perl = hostTool "perl";
     libnl = hostTool "libnl";
     udev = hostTool "udev";
+    pciutils = hostTool "pciutils";
     kmod = hostTool "kmod";
     pahole = hostTool "pahole";
     qemu = hostTool "qemu";
@@ -55,13 +56,46 @@ let
 
     # Kernels of the offline matrix, by name (pkgs/generated/kernels.nix).
     kernels = builtins.mapAttrs
-      (name: k: self.callPackage ./debian-kernel.nix { } ({ inherit name; } // k))
+      (name: k: self.callPackage ./debian-kernel.nix { }
+        ({ inherit name; } // builtins.removeAttrs k [ "moduleSource" ]))
+      (import ../generated/kernels.nix);
+
+    kernelSource = self.callPackage ./kernel-source.nix { };
+
+    # A kernel's module package set, shaped like nixpkgs' `linuxPackagesFor kernel`
+    # (kernel, kernelModuleMakeFlags, callPackage), extended with our modules.
+    linuxPackagesFor = kernel: moduleSrc:
+      let
+        set = base // {
+          inherit kernel;
+          kernelModuleMakeFlags = kernel.commonMakeFlags;
+          callPackage = callPackageWith set;
+        };
+      in
+      set // (import ../kernel-modules/extension.nix { src = moduleSrc; }) set set;
+
+    # Per kernel of the matrix: `kernelPackages.<kernel>.rdma-siw`, `.rdma-rxe`.
+    kernelPackages = builtins.mapAttrs
+      (name: k: base.linuxPackagesFor base.kernels.${name} (base.kernelSource k.moduleSource))
       (import ../generated/kernels.nix);
 
     runVM = self.callPackage ./vm { };
 
+    # rdma-core releases pinned in stack.toml (pkgs/generated/rdma-core), and the
+    # userspace packages of each: `rdmaPackages."65.0".rdma-provider-rxe`, …
+    # (Built from `base` so that the set's attribute names don't depend on itself.)
+    rdmaCoreReleases = import ../generated/rdma-core;
+    rdmaPackages = builtins.mapAttrs
+      (_: release: callPackageWith base ../rdma-packages.nix {
+        inherit release;
+        callPackage = callPackageWith base;
+      })
+      base.rdmaCoreReleases.releases;
+
     # The platform's own checks.
     tests = self.callPackage ./tests { };
   };
+  # The default release's packages at the top level, as the overlay has them.
+  self = base // base.rdmaPackages.${base.rdmaCoreReleases.default};
 in
 self

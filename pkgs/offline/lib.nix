@@ -5,13 +5,14 @@ let
   b = builtins;
 in
 rec {
-  inherit (b) attrNames attrValues concatStringsSep elem filter head length listToAttrs;
+  inherit (b) attrNames attrValues concatMap concatStringsSep elem filter foldl' head length listToAttrs;
   optional = cond: x: if cond then [ x ] else [ ];
   optionals = cond: xs: if cond then xs else [ ];
   optionalString = cond: s: if cond then s else "";
   optionalAttrs = cond: as: if cond then as else { };
   concatMapStringsSep = sep: f: xs: b.concatStringsSep sep (map f xs);
   mapAttrs = b.mapAttrs;
+  mapAttrs' = f: as: b.listToAttrs (map (n: f n as.${n}) (b.attrNames as));
   mapAttrsToList = f: as: map (n: f n as.${n}) (b.attrNames as);
   filterAttrs = pred: as: b.listToAttrs (b.concatMap (n: if pred n as.${n} then [ { name = n; value = as.${n}; } ] else [ ]) (b.attrNames as));
   nameValuePair = name: value: { inherit name value; };

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 
-use crate::fetch::{fetch_package, Outcome};
+use crate::fetch::{fetch_kernel_source, fetch_package, Outcome};
 use crate::manifest::Manifest;
 
 #[derive(clap::Args)]
@@ -44,6 +44,25 @@ pub fn run(a: Args) -> Result<ExitCode> {
             match f.outcome {
                 Outcome::Present => "in the store",
                 Outcome::Added => "verified, added",
+            }
+        );
+        done.push(f);
+    }
+    // Kernel source subtrees, extracted from their (now fetched) packages.
+    let sources: Vec<_> = m
+        .kernel_sources
+        .iter()
+        .filter(|ks| a.only.is_empty() || a.only.contains(&ks.package))
+        .collect();
+    for (i, ks) in sources.iter().enumerate() {
+        eprint!("[{}/{}] {} (from {}) … ", i + 1, sources.len(), ks.name, ks.package);
+        let pkg = m.package(&ks.package).expect("validated with the manifest");
+        let f = fetch_kernel_source(ks, pkg).inspect_err(|_| eprintln!("failed"))?;
+        eprintln!(
+            "{}",
+            match f.outcome {
+                Outcome::Present => "in the store",
+                Outcome::Added => "extracted, verified, added",
             }
         );
         done.push(f);

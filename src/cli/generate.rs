@@ -25,7 +25,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         Some(_) => "the given manifest",
         None => "stack.toml",
     };
-    let files = stack::all(&m, source);
+    let files = stack::all(&m, source)?;
     if a.check {
         let stale = emit::check_all(&a.out, &files)?;
         for (path, diff) in &stale {

@@ -18,10 +18,44 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Extract subtrees (e.g. drivers/infiniband/sw/siw) of a kernel source tarball,
+    /// or of the one inside a linux-source-* Debian package, streamed: only the wanted
+    /// files are written; on error nothing is left behind.
+    ExtractSource {
+        /// linux-source-*.deb or linux-*.tar.xz
+        file: PathBuf,
+        /// Path below the tarball's top directory; repeatable.
+        #[arg(long = "subdir", required = true)]
+        subdirs: Vec<PathBuf>,
+        /// Directory to create.
+        #[arg(long)]
+        out: PathBuf,
+        /// Ceiling on decompressed bytes (decompression bombs).
+        #[arg(long, default_value_t = crate::archive::DEFAULT_MAX_UNPACKED)]
+        max_unpacked: u64,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(c: Command) -> Result<ExitCode> {
     match c {
+        Command::ExtractSource {
+            file,
+            subdirs,
+            out,
+            max_unpacked,
+            json,
+        } => {
+            let x = crate::kernel::source::extract_subtrees(&file, &subdirs, &out, max_unpacked)?;
+            if json {
+                crate::cli::print_json(&x)?;
+            } else {
+                println!("{} files, {} bytes into {}", x.files, x.bytes, out.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Inspect { files, json } => {
             let reports = inspect(&files)?;
             if json {

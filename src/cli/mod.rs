@@ -9,6 +9,7 @@ mod drv;
 mod fetch;
 mod generate;
 mod hash;
+mod kabi;
 mod kernel;
 mod scan;
 
@@ -45,6 +46,10 @@ enum Command {
     /// Inspect kernels: Debian kernel packages or headers trees.
     #[command(subcommand)]
     Kernel(kernel::Command),
+    /// Decide, per kernel, whether a module built for one kernel loads on another:
+    /// vermagic flags and the CRC of every imported symbol (`__versions`) against the
+    /// kernel's Module.symvers; names the first symbols that differ.
+    Kabi(kabi::Args),
     /// Read an rdma-core source tarball (streamed, never unpacked) and report its
     /// version, PABI, core libraries, tools and providers.
     Scan(scan::Args),
@@ -59,6 +64,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Generate(a) => generate::run(a),
         Command::Kernel(c) => kernel::run(c),
         Command::Scan(a) => scan::run(a),
+        Command::Kabi(a) => kabi::run(a),
     }
 }
 

@@ -25,13 +25,26 @@ pub fn run(a: Args) -> Result<ExitCode> {
 }
 
 fn print_text(r: &Release) {
-    println!("rdma-core {} (PABI {}), top directory {}/", r.version, r.pabi, r.top_dir);
+    println!(
+        "rdma-core {} (PABI {}), top directory {}/",
+        r.version, r.pabi, r.top_dir
+    );
     println!("sha256 {}", r.sha256);
     println!("core libraries:");
     for l in &r.core_libraries {
-        println!("  {}.so.{} ({}) in {}/", l.name, l.soversion, l.version, l.directory);
+        println!(
+            "  {}.so.{} ({}) in {}/",
+            l.name, l.soversion, l.version, l.directory
+        );
     }
-    println!("tools: {}", r.tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(" "));
+    println!(
+        "tools: {}",
+        r.tools
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     println!("providers ({}):", r.providers.len());
     for p in &r.providers {
         let public = match &p.public_library {
@@ -41,7 +54,10 @@ fn print_text(r: &Release) {
                 l.soversion,
                 l.version,
                 l.headers.len(),
-                l.pkg_config.as_deref().map(|p| format!(", {p}")).unwrap_or_default()
+                l.pkg_config
+                    .as_deref()
+                    .map(|p| format!(", {p}"))
+                    .unwrap_or_default()
             ),
             None => "plugin only".into(),
         };
@@ -50,9 +66,21 @@ fn print_text(r: &Release) {
             p.name,
             p.plugin,
             public,
-            if p.kernel_modules.is_empty() { "?".into() } else { p.kernel_modules.join(",") },
-            if p.needs_coherent_dma { "; needs coherent DMA" } else { "" },
-            if p.man_pages.is_empty() { String::new() } else { format!("; {} man pages", p.man_pages.len()) },
+            if p.kernel_modules.is_empty() {
+                "?".into()
+            } else {
+                p.kernel_modules.join(",")
+            },
+            if p.needs_coherent_dma {
+                "; needs coherent DMA"
+            } else {
+                ""
+            },
+            if p.man_pages.is_empty() {
+                String::new()
+            } else {
+                format!("; {} man pages", p.man_pages.len())
+            },
         );
     }
     if !r.unclassified.is_empty() {

@@ -3,6 +3,7 @@
 //! concurrent runs.
 
 pub mod nix_expr;
+pub mod rdma_core;
 pub mod stack;
 
 use std::fs;

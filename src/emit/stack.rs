@@ -1,6 +1,7 @@
 //! The files generated from `stack.toml`: pinned Debian inputs and the kernel list.
 
 use super::nix_expr::Value;
+use super::rdma_core::{self, RdmaCoreEmitError};
 use super::GeneratedFile;
 use crate::manifest::Manifest;
 
@@ -36,6 +37,15 @@ pub fn kernels(m: &Manifest, source: &str) -> GeneratedFile {
                 ("headers", Value::str(&k.headers)),
                 ("headersCommon", Value::str(&k.headers_common)),
                 ("kbuild", Value::str(&k.kbuild)),
+                ("moduleSource", {
+                    let ks = m.kernel_source(&k.module_source).expect("validated");
+                    Value::attrs([
+                        ("name", Value::str(&ks.name)),
+                        ("package", Value::str(&ks.package)),
+                        ("subdirs", Value::List(ks.subdirs.iter().map(Value::str).collect())),
+                        ("hash", Value::str(ks.nar_hash().to_sri())),
+                    ])
+                }),
             ]),
         )
     }));
@@ -46,7 +56,16 @@ pub fn kernels(m: &Manifest, source: &str) -> GeneratedFile {
     )
 }
 
-/// Everything `rdma-nix generate` writes for a manifest.
-pub fn all(m: &Manifest, source: &str) -> Vec<GeneratedFile> {
-    vec![debian_inputs(m, source), kernels(m, source)]
+/// Everything `rdma-nix generate` writes for a manifest; scans the pinned rdma-core
+/// tarballs (which must be in the store).
+pub fn all(m: &Manifest, source: &str) -> Result<Vec<GeneratedFile>, RdmaCoreEmitError> {
+    let mut files = vec![debian_inputs(m, source), kernels(m, source)];
+    for r in &m.rdma_core {
+        let rel = rdma_core::scan_pinned(m, r)?;
+        files.push(rdma_core::release_file(m, r, &rel));
+    }
+    if !m.rdma_core.is_empty() {
+        files.push(rdma_core::index_file(m, source));
+    }
+    Ok(files)
 }

@@ -60,16 +60,23 @@ pub struct KernelReport {
 #[derive(Default)]
 struct Found {
     config: Option<KernelConfig>,
-    symvers: Option<SymversSummary>,
+    symvers: Option<(Symvers, u64)>,
 }
 
-fn summarise_symvers(r: impl Read, bytes: u64, origin: &str) -> Result<SymversSummary> {
+fn summarise_symvers(r: impl Read, bytes: u64, origin: &str) -> Result<(Symvers, u64)> {
     let s =
         Symvers::parse(BufReader::new(r)).with_context(|| format!("{origin}: Module.symvers"))?;
-    Ok(SymversSummary {
-        symbols: s.symbols.len(),
-        bytes,
-    })
+    Ok((s, bytes))
+}
+
+/// One kernel as read from its packages or headers tree.
+#[derive(Debug)]
+pub struct LoadedKernel {
+    pub release: String,
+    pub sources: Vec<PathBuf>,
+    pub config: Option<KernelConfig>,
+    pub symvers: Option<Symvers>,
+    pub symvers_bytes: u64,
 }
 
 /// Read one .deb: releases it names, with config and Module.symvers where present.
@@ -169,9 +176,9 @@ fn inspect_tree(dir: &Path, found: &mut BTreeMap<String, Found>) -> Result<()> {
     Ok(())
 }
 
-/// Inspect files (packages of one or more kernels, or headers trees) and report per release.
-pub fn inspect(files: &[PathBuf]) -> Result<Vec<KernelReport>> {
-    let mut reports: BTreeMap<String, KernelReport> = BTreeMap::new();
+/// Read files (packages of one or more kernels, or headers trees), per release.
+pub fn load(files: &[PathBuf]) -> Result<Vec<LoadedKernel>> {
+    let mut kernels: BTreeMap<String, LoadedKernel> = BTreeMap::new();
     for file in files {
         let mut found = BTreeMap::new();
         if file.is_dir() {
@@ -186,29 +193,48 @@ pub fn inspect(files: &[PathBuf]) -> Result<Vec<KernelReport>> {
             );
         }
         for (rel, f) in found {
-            let r = reports.entry(rel.clone()).or_insert_with(|| KernelReport {
+            let k = kernels.entry(rel.clone()).or_insert_with(|| LoadedKernel {
                 release: rel.clone(),
                 sources: Vec::new(),
-                compiler: None,
-                modversions: None,
-                rdma_config: None,
-                module_symvers: None,
+                config: None,
+                symvers: None,
+                symvers_bytes: 0,
             });
-            r.sources.push(file.clone());
-            if let Some(c) = f.config {
-                r.compiler = c.string("CC_VERSION_TEXT").map(str::to_string);
-                r.modversions = Some(c.is_enabled("MODVERSIONS"));
-                r.rdma_config = Some(
-                    RDMA_OPTIONS
-                        .iter()
-                        .map(|o| (o.to_string(), c.state(o)))
-                        .collect(),
-                );
+            k.sources.push(file.clone());
+            if f.config.is_some() {
+                k.config = f.config;
             }
-            if f.symvers.is_some() {
-                r.module_symvers = f.symvers;
+            if let Some((s, bytes)) = f.symvers {
+                k.symvers = Some(s);
+                k.symvers_bytes = bytes;
             }
         }
     }
-    Ok(reports.into_values().collect())
+    Ok(kernels.into_values().collect())
+}
+
+/// Inspect files and report per release.
+pub fn inspect(files: &[PathBuf]) -> Result<Vec<KernelReport>> {
+    Ok(load(files)?
+        .into_iter()
+        .map(|k| KernelReport {
+            release: k.release,
+            sources: k.sources,
+            compiler: k
+                .config
+                .as_ref()
+                .and_then(|c| c.string("CC_VERSION_TEXT").map(str::to_string)),
+            modversions: k.config.as_ref().map(|c| c.is_enabled("MODVERSIONS")),
+            rdma_config: k.config.as_ref().map(|c| {
+                RDMA_OPTIONS
+                    .iter()
+                    .map(|o| (o.to_string(), c.state(o)))
+                    .collect()
+            }),
+            module_symvers: k.symvers.as_ref().map(|s| SymversSummary {
+                symbols: s.symbols.len(),
+                bytes: k.symvers_bytes,
+            }),
+        })
+        .collect())
 }

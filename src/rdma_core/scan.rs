@@ -150,7 +150,11 @@ fn collect(r: impl Read, file: &Path) -> Result<Files, ScanError> {
             | tar::EntryType::Directory
             | tar::EntryType::Symlink
             | tar::EntryType::Link => {}
-            _ => return Err(entry_err("device, fifo or unknown entry type in a source tarball")),
+            _ => {
+                return Err(entry_err(
+                    "device, fifo or unknown entry type in a source tarball",
+                ))
+            }
         }
         let (first, below) = match rel.split_once('/') {
             Some((a, b)) => (a.to_string(), b.to_string()),
@@ -236,13 +240,11 @@ impl Ctx<'_> {
 fn parse_cmake(files: &Files, path: &str, file: &Path) -> Result<Option<Vec<Command>>, ScanError> {
     match files.cmake.get(path) {
         None => Ok(None),
-        Some(text) => cmake::parse(text)
-            .map(Some)
-            .map_err(|e| ScanError::Source {
-                file: file.to_path_buf(),
-                entry: format!("{}/{path}", files.top_dir),
-                message: e.to_string(),
-            }),
+        Some(text) => cmake::parse(text).map(Some).map_err(|e| ScanError::Source {
+            file: file.to_path_buf(),
+            entry: format!("{}/{path}", files.top_dir),
+            message: e.to_string(),
+        }),
     }
 }
 
@@ -285,7 +287,13 @@ fn interpret(files: Files, file: &Path, sha256: String) -> Result<Release, ScanE
         .to_string();
     let pabi: u32 = top_set(&top, "IBVERBS_PABI_VERSION")
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| cx.err(&top_path, 1, "no numeric set(IBVERBS_PABI_VERSION …)".into()))?;
+        .ok_or_else(|| {
+            cx.err(
+                &top_path,
+                1,
+                "no numeric set(IBVERBS_PABI_VERSION …)".into(),
+            )
+        })?;
     let mut vars = BTreeMap::new();
     vars.insert("PACKAGE_VERSION", version.clone());
     vars.insert("IBVERBS_PABI_VERSION", pabi.to_string());
@@ -342,12 +350,21 @@ fn interpret(files: Files, file: &Path, sha256: String) -> Result<Release, ScanE
         }
         let rel = format!("providers/{dir}/CMakeLists.txt");
         let shown = format!("{}/{rel}", files.top_dir);
-        let cmds = parse_cmake(&files, &rel, file)?
-            .ok_or_else(|| cx.err(&top_path, 1, format!("added providers/{dir} has no CMakeLists.txt")))?;
+        let cmds = parse_cmake(&files, &rel, file)?.ok_or_else(|| {
+            cx.err(
+                &top_path,
+                1,
+                format!("added providers/{dir} has no CMakeLists.txt"),
+            )
+        })?;
         let man = if added_man.contains(dir) {
             let rel = format!("providers/{dir}/man/CMakeLists.txt");
             let cmds = parse_cmake(&files, &rel, file)?.ok_or_else(|| {
-                cx.err(&top_path, 1, format!("added providers/{dir}/man has no CMakeLists.txt"))
+                cx.err(
+                    &top_path,
+                    1,
+                    format!("added providers/{dir}/man has no CMakeLists.txt"),
+                )
             })?;
             man_pages(&cmds, &rel, &files.top_dir, &mut cx)?
         } else {
@@ -409,7 +426,11 @@ fn man_pages(
 ) -> Result<Vec<String>, ScanError> {
     let mut out = BTreeSet::new();
     let shown = format!("{top}/{rel}");
-    let page = |s: &str| s.trim_end_matches(".in").trim_end_matches(".md").to_string();
+    let page = |s: &str| {
+        s.trim_end_matches(".in")
+            .trim_end_matches(".md")
+            .to_string()
+    };
     for c in cmds {
         let names: Vec<String> = match c.name.as_str() {
             "rdma_man_pages" => c.args.iter().map(|a| page(a)).collect(),
@@ -417,13 +438,21 @@ fn man_pages(
             "rdma_alias_man_pages" => c.args.iter().skip(1).step_by(2).cloned().collect(),
             n if BUILD_ONLY.contains(&n) => continue,
             n => {
-                cx.note(rel, Some(c.line), format!("unknown command {n}() in a man directory"));
+                cx.note(
+                    rel,
+                    Some(c.line),
+                    format!("unknown command {n}() in a man directory"),
+                );
                 continue;
             }
         };
         for n in names {
             if !is_plain_file_name(&n) {
-                return Err(cx.err(&shown, c.line, format!("man page name {n:?} is not a plain file name")));
+                return Err(cx.err(
+                    &shown,
+                    c.line,
+                    format!("man page name {n:?} is not a plain file name"),
+                ));
             }
             out.insert(n);
         }
@@ -531,7 +560,11 @@ fn provider_file(
                 for h in c.args.iter().skip(1) {
                     let base = h.rsplit('/').next().unwrap_or(h);
                     if !is_plain_file_name(base) || !is_plain_file_name(&sub) {
-                        return Err(cx.err(shown, c.line, format!("header {h:?} is not a plain file name")));
+                        return Err(cx.err(
+                            shown,
+                            c.line,
+                            format!("header {h:?} is not a plain file name"),
+                        ));
                     }
                     headers.push(format!("{sub}/{base}"));
                 }
@@ -539,20 +572,34 @@ fn provider_file(
             "rdma_pkg_config" => {
                 let n = c.args.first().cloned().unwrap_or_default();
                 if !is_provider_name(&n) {
-                    return Err(cx.err(shown, c.line, format!("pkg-config name {n:?} is not [A-Za-z0-9_]+")));
+                    return Err(cx.err(
+                        shown,
+                        c.line,
+                        format!("pkg-config name {n:?} is not [A-Za-z0-9_]+"),
+                    ));
                 }
                 pkg_config = Some(format!("lib{n}.pc"));
             }
             "install" | "rdma_subst_install" => {
                 let (files, dest, rename) = files_and_destination(&c.args);
                 let Some(dest) = dest.filter(|_| !files.is_empty()) else {
-                    cx.note(&rel, Some(c.line), format!("{}() that is not FILES … DESTINATION", c.name));
+                    cx.note(
+                        &rel,
+                        Some(c.line),
+                        format!("{}() that is not FILES … DESTINATION", c.name),
+                    );
                     continue;
                 };
                 for f in &files {
-                    let installed = rename.clone().unwrap_or_else(|| f.rsplit('/').next().unwrap_or(f).to_string());
+                    let installed = rename
+                        .clone()
+                        .unwrap_or_else(|| f.rsplit('/').next().unwrap_or(f).to_string());
                     if !is_plain_file_name(&installed) {
-                        return Err(cx.err(shown, c.line, format!("installed file {installed:?} is not a plain file name")));
+                        return Err(cx.err(
+                            shown,
+                            c.line,
+                            format!("installed file {installed:?} is not a plain file name"),
+                        ));
                     }
                     extra.push(ExtraFile {
                         file: installed,
@@ -636,7 +683,14 @@ fn core_parts(
             if let Some(&sbin) = program_fns.get(&c.name) {
                 for name in &c.args {
                     if !is_plain_file_name(name) {
-                        cx.note(path, Some(c.line), format!("{}(): program name {name:?} is not a plain file name", c.name));
+                        cx.note(
+                            path,
+                            Some(c.line),
+                            format!(
+                                "{}(): program name {name:?} is not a plain file name",
+                                c.name
+                            ),
+                        );
                         continue;
                     }
                     tools.push(Tool {
@@ -664,7 +718,11 @@ fn core_parts(
                                 directory: dir.to_string(),
                             })
                         }
-                        _ => cx.note(path, Some(c.line), "rdma_library() with arguments the scanner can't read".into()),
+                        _ => cx.note(
+                            path,
+                            Some(c.line),
+                            "rdma_library() with arguments the scanner can't read".into(),
+                        ),
                     }
                 }
                 "rdma_executable" | "rdma_sbin_executable" => {

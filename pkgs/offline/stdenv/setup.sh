@@ -16,6 +16,9 @@ done
 outputDev=out; for o in ${outputs:-out}; do [ "$o" = dev ] && outputDev=dev; done
 outputLib=out; for o in ${outputs:-out}; do [ "$o" = lib ] && outputLib=lib; done
 outputBin=out; for o in ${outputs:-out}; do [ "$o" = bin ] && outputBin=bin; done
+# Our own libraries are found at run time too (the library output only: a run path
+# naming another output would make the outputs refer to each other).
+export LDFLAGS="${LDFLAGS:-} -Wl,-rpath,${!outputLib}/lib"
 
 # Inputs from the store: put their bin/, include/, lib/ and pkg-config files in reach
 # of the host toolchain (gcc reads CPATH and LIBRARY_PATH; cmake CMAKE_PREFIX_PATH).
@@ -34,9 +37,28 @@ addInput() {
   export CMAKE_PREFIX_PATH="$p${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
 }
 for p in ${nativeBuildInputs:-} ${buildInputs:-} ${propagatedBuildInputs:-}; do addInput "$p"; done
-# Our own outputs' libraries are found at run time too.
-for o in ${outputs:-out}; do export LDFLAGS="${LDFLAGS:-} -Wl,-rpath,${!o}/lib"; done
 export PATH
+
+# nixpkgs' substituteInPlace, for the flags the package files use:
+# --replace-fail OLD NEW (fails when OLD is absent) and --replace-quiet OLD NEW.
+substituteInPlace() {
+  local f=$1; shift
+  local content; content="$(cat "$f"; printf x)"; content=${content%x}
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --replace-fail|--replace-quiet)
+        [ $# -ge 3 ] || { echo "substituteInPlace: $1 needs two arguments" >&2; return 1; }
+        if [ "$1" = --replace-fail ] && [[ "$content" != *"$2"* ]]; then
+          echo "substituteInPlace: pattern '$2' doesn't match anything in file '$f'" >&2
+          return 1
+        fi
+        content=${content//"$2"/"$3"}
+        shift 3 ;;
+      *) echo "substituteInPlace: unsupported flag $1" >&2; return 1 ;;
+    esac
+  done
+  printf '%s' "$content" > "$f"
+}
 
 runHook() {
   local hook=$1
@@ -133,6 +155,7 @@ runPhase() {
     checkPhase) [ -n "${doCheck:-}" ] || return 0 ;;
     installCheckPhase) [ -n "${doInstallCheck:-}" ] || return 0 ;;
     unpackPhase) [ -z "${dontUnpack:-}" ] || return 0 ;;
+    patchPhase) [ -z "${dontPatch:-}" ] || return 0 ;;
     configurePhase) [ -z "${dontConfigure:-}" ] || return 0 ;;
     buildPhase) [ -z "${dontBuild:-}" ] || return 0 ;;
   esac

@@ -1,0 +1,21 @@
+# Subtrees of a Debian linux-source package as a fixed-output path. `rdma-nix fetch`
+# normally extracts them (in Rust) and adds the result, so this builder only runs
+# where that wasn't done; both give the same tree, pinned by its NAR hash.
+{ stdenv, fetchurl, debianInputs }:
+
+{ name, package, subdirs, hash }:
+
+stdenv.mkDerivation {
+  inherit name;
+  src = fetchurl { inherit (debianInputs.${package}) url hash name; };
+  outputHashMode = "recursive";
+  outputHashAlgo = "sha256";
+  outputHash = hash;
+  buildCommand = ''
+    mkdir -p $out
+    dpkg-deb --fsys-tarfile $src \
+      | tar -xO --wildcards 'usr/src/linux-source-*.tar.xz' \
+      | tar -xJ -C $out --strip-components=1 --no-same-owner --wildcards \
+          ${builtins.concatStringsSep " " (map (d: "'*/${d}'") subdirs)}
+  '';
+}

@@ -1,0 +1,83 @@
+# Plain Nix shared by the package sets, the NixOS module and the offline VM checks:
+# choosing providers and composing the verbs config dir (`*.driver` files) for a core.
+{ lib }:
+
+rec {
+  # The providers a config dir will hold, by driver name, after checking them:
+  # - every provider's PABI equals the core's (a provider of another rdma-core
+  #   release would be skipped by libibverbs with only a warning);
+  # - no two providers claim the same driver name, unless the later one comes from
+  #   `overrides` (name -> provider), which replaces the bundled one explicitly.
+  resolveProviders =
+    {
+      core,
+      providers,
+      overrides ? { },
+    }:
+    let
+      describe = p: "${p.name or p.pname} (PABI ${toString p.pabi})";
+      checkPabi =
+        role: p:
+        if !(p ? pabi) then
+          throw "rdma-nix: ${role} ${p.name or "?"} is not an rdma-nix provider (no passthru.pabi)"
+        else if p.pabi != core.pabi then
+          throw "rdma-nix: ${role} ${describe p} does not match the core ${core.name} (PABI ${toString core.pabi}); libibverbs would refuse to load it. Build the provider from the core's release (${core.version})."
+        else
+          p;
+      claims = lib.concatMap (p: map (d: { inherit d p; }) (checkPabi "provider" p).driverNames) providers;
+      byName = builtins.foldl' (
+        acc: c:
+        if acc ? ${c.d} then
+          throw "rdma-nix: providers ${acc.${c.d}.name} and ${c.p.name} both claim the driver name '${c.d}'; keep one, or pass the other in `overrides` to replace it explicitly"
+        else
+          acc // { ${c.d} = c.p; }
+      ) { } claims;
+      overridden = builtins.mapAttrs (
+        d: p:
+        let
+          p' = checkPabi "override for ${d}" p;
+        in
+        if builtins.elem d p'.driverNames then
+          p'
+        else
+          throw "rdma-nix: override '${d}' is ${p'.name}, which provides ${lib.concatStringsSep ", " p'.driverNames}, not ${d}"
+      ) overrides;
+    in
+    byName // overridden;
+
+  # The text of one `.driver` file: the plugin by absolute path prefix (libibverbs
+  # appends "-rdmav<PABI>.so").
+  driverLine = name: p: "driver ${p}/lib/libibverbs/lib${name}\n";
+
+  # `{ "<name>.driver" = text; }` for a resolved set: what /etc/libibverbs.d holds.
+  driverFiles = resolved: lib.mapAttrs' (n: p: lib.nameValuePair "${n}.driver" (driverLine n p)) resolved;
+
+  # A derivation holding etc/libibverbs.d/ for a core and a list of providers.
+  mkVerbsConfigDir =
+    {
+      runCommand,
+      core,
+      providers,
+      overrides ? { },
+      name ? "verbs-config-dir",
+    }:
+    let
+      resolved = resolveProviders { inherit core providers overrides; };
+      files = driverFiles resolved;
+    in
+    runCommand "${name}-${core.version}"
+      {
+        passthru = {
+          inherit core resolved;
+          inherit (core) pabi;
+          driverNames = builtins.attrNames resolved;
+          configDir = "etc/libibverbs.d";
+        };
+      }
+      ''
+        mkdir -p $out/etc/libibverbs.d
+        ${lib.concatStringsSep "\n" (
+          lib.mapAttrsToList (f: text: "printf '%s' ${lib.escapeShellArg text} > $out/etc/libibverbs.d/${f}") files
+        )}
+      '';
+}

@@ -1,0 +1,114 @@
+# rdma-core's core: libibverbs, librdmacm, libibumad, libibmad, libibnetdisc and the
+# tools. The tree is compiled once with every provider; each provider's installed
+# files go to the `providers` output (one directory per provider), from which the
+# rdma-provider-<name> derivations take theirs. So the default path compiles
+# rdma-core once, and the core itself contains no provider.
+#
+# `release` is the scanned data of one release (pkgs/generated/rdma-core/<v>.nix).
+# `configDir` is the directory libibverbs reads `*.driver` files from: by default the
+# system-wide /etc/libibverbs.d (the NixOS module composes it); `null` builds the
+# monolithic variant (rdma-core-full): every provider kept in this package and the
+# config dir in its own store path, as nixpkgs' rdma-core does.
+{
+  lib,
+  stdenv,
+  fetchurl,
+  cmake,
+  ninja,
+  pkg-config,
+  python3,
+  perl,
+  libnl,
+  udev,
+  release,
+  configDir ? "/etc/libibverbs.d",
+}:
+
+let
+  monolithic = configDir == null;
+  providerDirs = lib.mapAttrsToList (name: p: "${name}:${p.directory}") release.providers;
+in
+stdenv.mkDerivation (finalAttrs: {
+  pname = if monolithic then "rdma-core-full" else "rdma-core";
+  inherit (release) version;
+
+  src = fetchurl release.src;
+  sourceRoot = release.sourceRoot;
+
+  outputs = [
+    "out"
+    "dev"
+  ]
+  ++ lib.optionals (!monolithic) [ "providers" ];
+
+  nativeBuildInputs = [
+    cmake
+    ninja
+    pkg-config
+    python3
+  ];
+
+  buildInputs = [
+    libnl
+    perl
+    udev
+  ];
+
+  cmakeFlags = [
+    "-DNO_MAN_PAGES=1"
+    "-DNO_PYVERBS=1"
+    "-DENABLE_STATIC=0"
+    "-DCMAKE_INSTALL_RUNDIR=/run"
+    "-DCMAKE_INSTALL_SHAREDSTATEDIR=/var/lib"
+    # Every install directory inside our outputs (without a sandbox, a path outside
+    # them is attempted on the host).
+    "-DSYSUSERS_DIR=${placeholder "out"}/lib/sysusers.d"
+    "-DCMAKE_INSTALL_UDEV_RULESDIR=${placeholder "out"}/lib/udev/rules.d"
+    "-DCMAKE_INSTALL_SYSTEMD_SERVICEDIR=${placeholder "out"}/lib/systemd/system"
+    "-DCMAKE_INSTALL_SYSTEMD_BINDIR=${placeholder "out"}/lib/systemd"
+    "-DCMAKE_INSTALL_PERLDIR=${placeholder "out"}/share/perl5"
+  ];
+
+  # libibverbs reads its config dir at a path fixed at compile time.
+  postPatch = lib.optionalString (!monolithic) ''
+    substituteInPlace buildlib/config.h.in \
+      --replace-fail '"@CONFIG_DIR@"' '"${configDir}"'
+  '';
+
+  # Install everything, then move each provider's files (what its directory's
+  # cmake_install.cmake installs) out of out/dev into providers/<name>/{out,dev}.
+  postInstall = lib.optionalString (!monolithic) ''
+    for entry in ${lib.concatStringsSep " " providerDirs}; do
+      name=''${entry%%:*} dir=''${entry#*:}
+      stage="$TMPDIR/stage/$name"
+      DESTDIR="$stage" cmake -P "providers/$dir/cmake_install.cmake" > /dev/null
+      for o in out dev; do
+        [ -d "$stage''${!o}" ] || continue
+        mkdir -p "$providers/$name/$o"
+        (cd "$stage''${!o}" && find . ! -type d) | while read -r f; do
+          mkdir -p "$(dirname "$providers/$name/$o/$f")"
+          mv "''${!o}/$f" "$providers/$name/$o/$f"
+        done
+      done
+    done
+    find "$out" "$dev" -depth -type d -empty -delete
+    mkdir -p "$out" "$dev"
+  '';
+
+  passthru = {
+    inherit (release) pabi;
+    inherit release configDir;
+    providerNames = builtins.attrNames release.providers;
+  };
+
+  meta = {
+    description =
+      if monolithic then
+        "RDMA core userspace libraries, daemons and every provider in one package (drop-in for nixpkgs' rdma-core)"
+      else
+        "RDMA core userspace libraries and daemons, without providers (libibverbs reads ${configDir})";
+    homepage = "https://github.com/linux-rdma/rdma-core";
+    license = lib.licenses.gpl2Only;
+    platforms = lib.platforms.linux;
+  };
+})

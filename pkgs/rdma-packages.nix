@@ -1,0 +1,41 @@
+# The RDMA userspace packages for one rdma-core release, for any package set with
+# nixpkgs' names (nixpkgs itself through the overlay, or the offline platform):
+# the core, one rdma-provider-<name> per provider, rdma-core-full, perftest and the
+# verbs config dir of all providers.
+{
+  lib,
+  callPackage,
+  runCommand,
+  release,
+}:
+
+let
+  rdmaLib = import ./rdma-core/lib.nix { inherit lib; };
+
+  rdma-core = callPackage ./rdma-core/package.nix { inherit release; };
+
+  providers = builtins.mapAttrs (
+    name: data: callPackage ./rdma-core/provider.nix { inherit rdma-core name data; }
+  ) release.providers;
+in
+lib.mapAttrs' (name: p: lib.nameValuePair "rdma-provider-${name}" p) providers
+// {
+  inherit rdma-core rdmaLib;
+  rdmaProviders = providers;
+
+  # Core and every provider in one package, its config dir in its own store path:
+  # a drop-in for nixpkgs' rdma-core.
+  rdma-core-full = callPackage ./rdma-core/package.nix {
+    inherit release;
+    configDir = null;
+  };
+
+  # etc/libibverbs.d with every provider of the release.
+  verbs-config-dir = rdmaLib.mkVerbsConfigDir {
+    inherit runCommand;
+    core = rdma-core;
+    providers = builtins.attrValues providers;
+  };
+
+  perftest = callPackage ./perftest/package.nix { inherit rdma-core; };
+}
