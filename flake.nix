@@ -50,6 +50,33 @@
 
       # The offline platform (pkgs/offline): impure, host toolchain, no nixpkgs.
       # Not marked recurseForDerivations, so `nix flake check` doesn't walk it.
-      legacyPackages.${system}.offline = import ./pkgs/offline { inherit system; };
+      legacyPackages.${system} = {
+        offline = import ./pkgs/offline { inherit system; };
+
+        # nixpkgs' kernel module sets extended with our modules (siw, rdma_rxe).
+        kernelPackages = builtins.mapAttrs
+          (_: lp: lp.extend (import ./pkgs/kernel-modules/extension.nix { }))
+          {
+            linux_6_1 = pkgs.linuxKernel.packages.linux_6_1;
+            linux_6_6 = pkgs.linuxKernel.packages.linux_6_6;
+            linux_6_12 = pkgs.linuxKernel.packages.linux_6_12;
+            linux_latest = pkgs.linuxPackages_latest;
+          };
+      };
+
+      # Every per-kernel module build, for Hydra or `nix build` with remote builders.
+      # Attribute names carry no dots (nix-build and Hydra skip those).
+      hydraJobs =
+        let
+          dotless = builtins.replaceStrings [ "." ] [ "_" ];
+          offline = self.legacyPackages.${system}.offline;
+          jobs = lp: { rdma-siw = lp.rdma-siw; rdma-rxe = lp.rdma-rxe; };
+        in
+        {
+          offline = builtins.listToAttrs (map
+            (k: { name = dotless k; value = jobs offline.kernelPackages.${k}; })
+            (builtins.attrNames (import ./pkgs/generated/kernels.nix)));
+          nixpkgs = builtins.mapAttrs (_: jobs) self.legacyPackages.${system}.kernelPackages;
+        };
     };
 }

@@ -267,7 +267,10 @@ pub fn kernel_source_store_path(ks: &KernelSource) -> StorePath {
 
 /// Make an extracted kernel source valid in the store: extract its subtrees from the
 /// (already fetched) package in Rust, check the NAR hash against the pin, add it.
-pub fn fetch_kernel_source(ks: &KernelSource, package: &DebianPackage) -> Result<Fetched, FetchError> {
+pub fn fetch_kernel_source(
+    ks: &KernelSource,
+    package: &DebianPackage,
+) -> Result<Fetched, FetchError> {
     let expected = kernel_source_store_path(ks);
     if is_valid_in_store(&expected) {
         return Ok(Fetched {
@@ -291,11 +294,9 @@ pub fn fetch_kernel_source(ks: &KernelSource, package: &DebianPackage) -> Result
             package: ks.name.clone(),
             message: e.to_string(),
         })?;
-        let (actual, _) = crate::nix::nar::hash_path(&tree).map_err(|e| {
-            FetchError::Io {
-                file: tree.clone(),
-                message: e.to_string(),
-            }
+        let (actual, _) = crate::nix::nar::hash_path(&tree).map_err(|e| FetchError::Io {
+            file: tree.clone(),
+            message: e.to_string(),
         })?;
         if actual != ks.nar_hash() {
             return Err(FetchError::Mismatch {

@@ -28,6 +28,21 @@ pub struct Manifest {
     pub rdma_core: Vec<RdmaCoreRelease>,
     #[serde(default, rename = "kernel_source")]
     pub kernel_sources: Vec<KernelSource>,
+    #[serde(default, rename = "kabi_record")]
+    pub kabi_records: Vec<KabiRecord>,
+}
+
+/// A module built for one kernel of the matrix, recorded with `rdma-nix kabi --record`:
+/// the generator reuses that build on every kernel where it loads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KabiRecord {
+    /// `siw` or `rxe` (the soft-RDMA driver).
+    pub driver: String,
+    /// The matrix kernel it was built for.
+    pub kernel: String,
+    /// The record, relative to the repository root.
+    pub file: String,
 }
 
 /// Subtrees of a kernel source package, extracted by `rdma-nix fetch` (in Rust) and
@@ -254,8 +269,10 @@ impl Manifest {
             }
             for d in &ks.subdirs {
                 let ok = !d.is_empty()
-                    && d.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..")
-                    && d.chars().all(|c| c.is_ascii_alphanumeric() || "/_-.".contains(c));
+                    && d.split('/')
+                        .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+                    && d.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "/_-.".contains(c));
                 if !ok {
                     return Err(bad(format!(
                         "kernel_source {}: subdir {d:?} is not a plain relative path",
@@ -271,6 +288,29 @@ impl Manifest {
                 return Err(bad(format!(
                     "kernel {}: module_source {:?} is not a [[kernel_source]]",
                     k.name, k.module_source
+                )));
+            }
+        }
+        for r in &m.kabi_records {
+            if !matches!(r.driver.as_str(), "siw" | "rxe") {
+                return Err(bad(format!(
+                    "kabi_record: driver {:?} is not siw or rxe",
+                    r.driver
+                )));
+            }
+            if !kernels.contains(r.kernel.as_str()) {
+                return Err(bad(format!(
+                    "kabi_record: kernel {:?} is not a [[kernel]]",
+                    r.kernel
+                )));
+            }
+            let ok = r.file.starts_with("pkgs/kabi/")
+                && r.file.ends_with(".json")
+                && !r.file.contains("..");
+            if !ok {
+                return Err(bad(format!(
+                    "kabi_record: file {:?} must be pkgs/kabi/*.json",
+                    r.file
                 )));
             }
         }

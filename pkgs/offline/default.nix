@@ -74,9 +74,24 @@ let
       in
       set // (import ../kernel-modules/extension.nix { src = moduleSrc; }) set set;
 
-    # Per kernel of the matrix: `kernelPackages.<kernel>.rdma-siw`, `.rdma-rxe`.
+    # Per kernel of the matrix: `kernelPackages.<kernel>.rdma-siw`, `.rdma-rxe`; where
+    # the generator found a recorded build that loads (pkgs/generated/kernel-modules.nix),
+    # that build is reused instead of compiling again.
+    kernelModulePlan = import ../generated/kernel-modules.nix;
     kernelPackages = builtins.mapAttrs
-      (name: k: base.linuxPackagesFor base.kernels.${name} (base.kernelSource k.moduleSource))
+      (name: k:
+        let
+          own = base.linuxPackagesFor base.kernels.${name} (base.kernelSource k.moduleSource);
+          pick = driver: attr:
+            let plan = base.kernelModulePlan.${driver}.${name}; in
+            if plan.reuse == null then own.${attr}
+            else base.callPackage ../kernel-modules/weak-update.nix {
+              kernel = base.kernels.${name};
+              module = base.kernelPackages.${plan.reuse}.${attr};
+              inherit (plan) reason;
+            };
+        in
+        own // { rdma-siw = pick "siw" "rdma-siw"; rdma-rxe = pick "rxe" "rdma-rxe"; })
       (import ../generated/kernels.nix);
 
     runVM = self.callPackage ./vm { };
@@ -91,6 +106,9 @@ let
         callPackage = callPackageWith base;
       })
       base.rdmaCoreReleases.releases;
+
+    # Load a module of ours on a matrix kernel: `moduleLoadCheck "debian-6.1.0-56" "siw"`.
+    moduleLoadCheck = self.callPackage ../../checks/offline/module-load.nix { };
 
     # The platform's own checks.
     tests = self.callPackage ./tests { };

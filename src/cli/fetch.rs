@@ -55,7 +55,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
         .filter(|ks| a.only.is_empty() || a.only.contains(&ks.package))
         .collect();
     for (i, ks) in sources.iter().enumerate() {
-        eprint!("[{}/{}] {} (from {}) … ", i + 1, sources.len(), ks.name, ks.package);
+        eprint!(
+            "[{}/{}] {} (from {}) … ",
+            i + 1,
+            sources.len(),
+            ks.name,
+            ks.package
+        );
         let pkg = m.package(&ks.package).expect("validated with the manifest");
         let f = fetch_kernel_source(ks, pkg).inspect_err(|_| eprintln!("failed"))?;
         eprintln!(

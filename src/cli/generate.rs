@@ -25,7 +25,16 @@ pub fn run(a: Args) -> Result<ExitCode> {
         Some(_) => "the given manifest",
         None => "stack.toml",
     };
-    let files = stack::all(&m, source)?;
+    let mut files = stack::all(&m, source)?;
+    let plan = emit::kernel_modules::plan(&m, &a.out, source)?;
+    eprintln!(
+        "rdma-nix: kernel modules: {} builds, {} reused by kABI ({} builds saved of {})",
+        plan.builds,
+        plan.reused,
+        plan.reused,
+        plan.builds + plan.reused
+    );
+    files.push(plan.file);
     if a.check {
         let stale = emit::check_all(&a.out, &files)?;
         for (path, diff) in &stale {

@@ -17,6 +17,10 @@ pub struct Args {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Also write the module's imports (symbols and CRCs) and vermagic to this JSON
+    /// file: the record `rdma-nix generate` decides reuse from.
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -29,9 +33,17 @@ struct Report {
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
-    let bytes = std::fs::read(&a.module)
-        .with_context(|| format!("{}: cannot read", a.module.display()))?;
+    let bytes =
+        std::fs::read(&a.module).with_context(|| format!("{}: cannot read", a.module.display()))?;
     let m = module::parse(&bytes).with_context(|| a.module.display().to_string())?;
+    if let Some(path) = &a.record {
+        let rec = kabi::Record::of(&m)
+            .with_context(|| format!("{}: no name or vermagic in .modinfo", a.module.display()))?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(&rec)? + "\n")
+            .with_context(|| format!("{}: cannot write", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))?;
+    }
     let kernels = inspect::load(&a.kernels)?;
     if kernels.is_empty() {
         bail!("no kernel found in the --kernel files");

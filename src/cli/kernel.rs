@@ -52,7 +52,12 @@ pub fn run(c: Command) -> Result<ExitCode> {
             if json {
                 crate::cli::print_json(&x)?;
             } else {
-                println!("{} files, {} bytes into {}", x.files, x.bytes, out.display());
+                println!(
+                    "{} files, {} bytes into {}",
+                    x.files,
+                    x.bytes,
+                    out.display()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

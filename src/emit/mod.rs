@@ -2,6 +2,7 @@
 //! refuse to clobber hand-written files, `--check` with a diff, and a lock against
 //! concurrent runs.
 
+pub mod kernel_modules;
 pub mod nix_expr;
 pub mod rdma_core;
 pub mod stack;

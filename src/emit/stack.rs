@@ -42,7 +42,10 @@ pub fn kernels(m: &Manifest, source: &str) -> GeneratedFile {
                     Value::attrs([
                         ("name", Value::str(&ks.name)),
                         ("package", Value::str(&ks.package)),
-                        ("subdirs", Value::List(ks.subdirs.iter().map(Value::str).collect())),
+                        (
+                            "subdirs",
+                            Value::List(ks.subdirs.iter().map(Value::str).collect()),
+                        ),
                         ("hash", Value::str(ks.nar_hash().to_sri())),
                     ])
                 }),

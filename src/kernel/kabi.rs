@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::config::KernelConfig;
 use super::inspect::LoadedKernel;
+use super::module::Import;
 use super::module::ModuleInfo;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -57,7 +58,11 @@ pub fn decide(m: &ModuleInfo, k: &LoadedKernel) -> Verdict {
         differing,
     };
     let Some(config) = &k.config else {
-        return verdict(false, "no kernel config among the given files".into(), vec![]);
+        return verdict(
+            false,
+            "no kernel config among the given files".into(),
+            vec![],
+        );
     };
     let Some(symvers) = &k.symvers else {
         return verdict(
@@ -82,7 +87,11 @@ pub fn decide(m: &ModuleInfo, k: &LoadedKernel) -> Verdict {
     }
     if !config.is_enabled("MODVERSIONS") || m.imports.is_empty() {
         return if same_release {
-            verdict(true, "built for this release (no modversions)".into(), vec![])
+            verdict(
+                true,
+                "built for this release (no modversions)".into(),
+                vec![],
+            )
         } else {
             verdict(
                 false,
@@ -117,7 +126,11 @@ pub fn decide(m: &ModuleInfo, k: &LoadedKernel) -> Verdict {
         };
         verdict(true, how, differing)
     } else {
-        let names: Vec<&str> = differing.iter().take(5).map(|d| d.symbol.as_str()).collect();
+        let names: Vec<&str> = differing
+            .iter()
+            .take(5)
+            .map(|d| d.symbol.as_str())
+            .collect();
         verdict(
             false,
             format!(
@@ -129,5 +142,62 @@ pub fn decide(m: &ModuleInfo, k: &LoadedKernel) -> Verdict {
             ),
             differing,
         )
+    }
+}
+
+/// What a built module needs of a kernel, recorded once per build so that the
+/// generator can decide reuse for the rest of the matrix without building.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Record {
+    pub module: String,
+    pub vermagic: String,
+    pub imports: Vec<RecordedImport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RecordedImport {
+    pub symbol: String,
+    pub crc: String,
+}
+
+impl Record {
+    pub fn of(m: &ModuleInfo) -> Option<Record> {
+        Some(Record {
+            module: m.name.clone()?,
+            vermagic: m.vermagic.clone()?,
+            imports: m
+                .imports
+                .iter()
+                .map(|i| RecordedImport {
+                    symbol: i.symbol.clone(),
+                    crc: format!("0x{:08x}", i.crc),
+                })
+                .collect(),
+        })
+    }
+
+    /// Back to the form `decide` reads.
+    pub fn to_module(&self) -> Result<ModuleInfo, String> {
+        let imports = self
+            .imports
+            .iter()
+            .map(|i| {
+                i.crc
+                    .strip_prefix("0x")
+                    .and_then(|h| u32::from_str_radix(h, 16).ok())
+                    .map(|crc| Import {
+                        symbol: i.symbol.clone(),
+                        crc,
+                    })
+                    .ok_or_else(|| format!("{}: CRC {:?} is not 0x<hex>", i.symbol, i.crc))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(ModuleInfo {
+            name: Some(self.module.clone()),
+            vermagic: Some(self.vermagic.clone()),
+            depends: Vec::new(),
+            modinfo: Default::default(),
+            imports,
+        })
     }
 }

@@ -93,12 +93,17 @@ fn sections(b: &[u8]) -> Result<Vec<Section<'_>>, ModuleError> {
     }
     let header = |i: usize| -> Result<(u32, u32, usize, usize), ModuleError> {
         let h = shoff
-            .checked_add(i.checked_mul(shentsize).ok_or_else(|| ModuleError::Corrupt("overflow".into()))?)
+            .checked_add(
+                i.checked_mul(shentsize)
+                    .ok_or_else(|| ModuleError::Corrupt("overflow".into()))?,
+            )
             .ok_or_else(|| ModuleError::Corrupt("overflow".into()))?;
         let name = u32_at(b, h)?;
         let kind = u32_at(b, h + 4)?;
-        let off = usize::try_from(u64_at(b, h + 0x18)?).map_err(|_| ModuleError::Corrupt("offset".into()))?;
-        let size = usize::try_from(u64_at(b, h + 0x20)?).map_err(|_| ModuleError::Corrupt("size".into()))?;
+        let off = usize::try_from(u64_at(b, h + 0x18)?)
+            .map_err(|_| ModuleError::Corrupt("offset".into()))?;
+        let size = usize::try_from(u64_at(b, h + 0x20)?)
+            .map_err(|_| ModuleError::Corrupt("size".into()))?;
         Ok((name, kind, off, size))
     };
     let data = |kind: u32, off: usize, size: usize| -> Result<&[u8], ModuleError> {
@@ -118,7 +123,10 @@ fn sections(b: &[u8]) -> Result<Vec<Section<'_>>, ModuleError> {
         let name_bytes = strtab
             .get(name_off as usize..)
             .ok_or_else(|| ModuleError::Corrupt("section name offset".into()))?;
-        let end = name_bytes.iter().position(|&c| c == 0).unwrap_or(name_bytes.len());
+        let end = name_bytes
+            .iter()
+            .position(|&c| c == 0)
+            .unwrap_or(name_bytes.len());
         out.push(Section {
             name: String::from_utf8_lossy(&name_bytes[..end]).into_owned(),
             data: data(kind, off, size)?,
@@ -139,7 +147,10 @@ pub fn parse(b: &[u8]) -> Result<ModuleInfo, ModuleError> {
     for entry in modinfo_bytes.split(|&c| c == 0).filter(|e| !e.is_empty()) {
         let text = String::from_utf8_lossy(entry);
         if let Some((k, v)) = text.split_once('=') {
-            modinfo.entry(k.to_string()).or_default().push(v.to_string());
+            modinfo
+                .entry(k.to_string())
+                .or_default()
+                .push(v.to_string());
         }
     }
     let mut imports = Vec::new();
@@ -169,7 +180,12 @@ pub fn parse(b: &[u8]) -> Result<ModuleInfo, ModuleError> {
         name: first("name"),
         vermagic: first("vermagic"),
         depends: first("depends")
-            .map(|d| d.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
+            .map(|d| {
+                d.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default(),
         modinfo,
         imports,
@@ -183,7 +199,10 @@ mod tests {
     #[test]
     fn rejects_what_is_not_a_module() {
         assert_eq!(parse(b"hello").unwrap_err(), ModuleError::NotElf);
-        assert_eq!(parse(b"\x7fELF\x01\x01").unwrap_err(), ModuleError::Unsupported);
+        assert_eq!(
+            parse(b"\x7fELF\x01\x01").unwrap_err(),
+            ModuleError::Unsupported
+        );
         assert!(matches!(
             parse(b"\x7fELF\x02\x01\0\0").unwrap_err(),
             ModuleError::Corrupt(_)

@@ -85,7 +85,9 @@ fn extract_tar(
             message: message.to_string(),
         };
         let Some(rel) = safe_relative(&raw) else {
-            return Err(entry_err("absolute path or `..`: refusing a hostile tarball"));
+            return Err(entry_err(
+                "absolute path or `..`: refusing a hostile tarball",
+            ));
         };
         // Below the top directory (`linux-source-6.1/`).
         let below: PathBuf = rel.components().skip(1).collect();
@@ -108,10 +110,13 @@ fn extract_tar(
                     fs::create_dir_all(p).map_err(werr)?;
                 }
                 let mut f = fs::File::create(&target).map_err(werr)?;
-                done.bytes += io::copy(&mut entry, &mut f).map_err(|e| {
-                    entry_err(&format!("cannot extract: {e}"))
-                })?;
-                let exec = entry.header().mode().map(|m| m & 0o111 != 0).unwrap_or(false);
+                done.bytes += io::copy(&mut entry, &mut f)
+                    .map_err(|e| entry_err(&format!("cannot extract: {e}")))?;
+                let exec = entry
+                    .header()
+                    .mode()
+                    .map(|m| m & 0o111 != 0)
+                    .unwrap_or(false);
                 #[cfg(unix)]
                 {
                     use std::os::unix::fs::PermissionsExt;
@@ -120,11 +125,9 @@ fn extract_tar(
                 }
                 done.files += 1;
             }
-            _ => {
-                return Err(entry_err(
-                    "links, devices and other special entries are not extracted from kernel sources",
-                ))
-            }
+            _ => return Err(entry_err(
+                "links, devices and other special entries are not extracted from kernel sources",
+            )),
         }
     }
     for s in subdirs {
@@ -162,7 +165,14 @@ pub fn extract_subtrees(
         path: out.to_path_buf(),
         message: e.to_string(),
     })?;
-    let result = if file.extension().is_some_and(|x| x == "deb") {
+    let result = (|| {
+        if file.extension().is_none_or(|x| x != "deb") {
+            let f = fs::File::open(file).map_err(|e| SourceError::Input {
+                file: file.to_path_buf(),
+                message: format!("cannot open: {e}"),
+            })?;
+            return extract_tar(io::BufReader::new(f), file, subdirs, out, max);
+        }
         let mut res: Option<Result<Extracted, SourceError>> = None;
         deb::for_each_entry(file, max, |e| {
             let name = e.path.to_string_lossy();
@@ -183,13 +193,7 @@ pub fn extract_subtrees(
                     .into(),
             })
         })
-    } else {
-        let f = fs::File::open(file).map_err(|e| SourceError::Input {
-            file: file.to_path_buf(),
-            message: format!("cannot open: {e}"),
-        })?;
-        extract_tar(io::BufReader::new(f), file, subdirs, out, max)
-    };
+    })();
     if result.is_err() {
         // Nothing half-written is left behind.
         let _ = fs::remove_dir_all(out);

@@ -1,0 +1,248 @@
+//! Per-kernel module builds across the offline matrix, the kABI decision on real
+//! Debian kernels, a reused module loading in a VM, and bad input to `kabi` and
+//! `kernel extract-source`.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{nix_build_offline, pinned, rdma_nix, require, run, stdout_ok};
+use rdma_nix::kernel::module;
+use rdma_nix::manifest::Manifest;
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+fn offline_expr(body: &str) -> String {
+    format!("let o = import ./pkgs/offline {{ }}; in {body}")
+}
+
+/// The single .ko below a module package's lib/modules, resolved.
+fn ko_of(out: &str) -> (String, PathBuf) {
+    let base = Path::new(out).join("lib/modules");
+    let rel = fs::read_dir(&base)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name();
+    let rel = rel.to_string_lossy().into_owned();
+    for sub in ["updates", "weak-updates"] {
+        let dir = base.join(&rel).join(sub);
+        if let Ok(mut it) = fs::read_dir(&dir) {
+            let p = it.next().unwrap().unwrap().path();
+            return (rel, fs::canonicalize(p).unwrap());
+        }
+    }
+    panic!("no module in {out}");
+}
+
+#[test]
+fn every_kernel_of_the_matrix_gets_siw_and_rdma_rxe() {
+    if !require("nix-build") || pinned("linux-source-6.1").is_none() {
+        return;
+    }
+    let m = Manifest::load(None).unwrap();
+    let plan = include_str!("../pkgs/generated/kernel-modules.nix");
+    let mut attrs = Vec::new();
+    for k in &m.kernels {
+        for d in ["siw", "rxe"] {
+            attrs.push((k.name.clone(), m.package(&k.image).unwrap().name.clone(), d));
+        }
+    }
+    let list: Vec<String> = attrs
+        .iter()
+        .map(|(k, _, d)| format!("o.kernelPackages.\"{k}\".rdma-{d}"))
+        .collect();
+    let outs = stdout_ok(
+        nix_build_offline()
+            .args(["-E", &offline_expr(&format!("[ {} ]", list.join(" ")))])
+            .current_dir(REPO),
+    );
+    let outs: Vec<&str> = outs.lines().collect();
+    assert_eq!(outs.len(), attrs.len());
+    let mut reused = 0;
+    for ((kernel, image, driver), out) in attrs.iter().zip(&outs) {
+        let release = image.trim_start_matches("linux-image-");
+        let (dir, ko) = ko_of(out);
+        assert_eq!(
+            dir, release,
+            "{kernel} {driver}: installed for the wrong kernel"
+        );
+        let info = module::parse(&fs::read(&ko).unwrap()).unwrap();
+        let want = if *driver == "siw" { "siw" } else { "rdma_rxe" };
+        assert_eq!(info.name.as_deref(), Some(want));
+        let built_for = info.vermagic_release().unwrap().to_string();
+        if out.contains("-from-") {
+            // Reused: vermagic names the kernel it was built for, a different one.
+            reused += 1;
+            assert_ne!(built_for, release);
+        } else {
+            assert_eq!(built_for, release, "{kernel} {driver}: vermagic");
+        }
+    }
+    // The plan reuses the -55 builds on -56, for both drivers.
+    assert_eq!(reused, 2, "{plan}");
+}
+
+fn headers(abi: &str) -> Option<PathBuf> {
+    pinned(&format!("linux-headers-6.1.0-{abi}-amd64"))
+}
+
+fn build_siw_55() -> String {
+    stdout_ok(
+        nix_build_offline()
+            .args([
+                "-E",
+                &offline_expr(r#"o.kernelPackages."debian-6.1.0-55".rdma-siw"#),
+            ])
+            .current_dir(REPO),
+    )
+}
+
+#[test]
+fn kabi_reuses_on_56_and_refuses_on_50_with_the_symbols_named() {
+    if !require("nix-build") || pinned("linux-source-6.1").is_none() {
+        return;
+    }
+    let (Some(h56), Some(h50)) = (headers("56"), headers("50")) else {
+        return;
+    };
+    let out = build_siw_55();
+    let (_, ko) = ko_of(&out);
+    let d = tempfile::tempdir().unwrap();
+    let record = d.path().join("siw.json");
+    let json: serde_json::Value = serde_json::from_str(&stdout_ok(
+        rdma_nix()
+            .arg("kabi")
+            .arg(&ko)
+            .arg("--kernel")
+            .args([&h56, &h50])
+            .arg("--json")
+            .arg("--record")
+            .arg(&record),
+    ))
+    .unwrap();
+    let by = |rel: &str| {
+        json["kernels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kernel"] == rel)
+            .unwrap()
+            .clone()
+    };
+    let k56 = by("6.1.0-56-amd64");
+    assert_eq!(k56["loads"], true, "{k56}");
+    assert!(k56["differing"].as_array().unwrap().is_empty());
+    let k50 = by("6.1.0-50-amd64");
+    assert_eq!(k50["loads"], false);
+    let differing = k50["differing"].as_array().unwrap();
+    assert!(!differing.is_empty());
+    assert!(differing[0]["symbol"].as_str().unwrap().len() > 1);
+    assert!(k50["reason"].as_str().unwrap().contains("symbols differ"));
+    // The checked-in record the generator plans from is what this build imports.
+    let fresh: serde_json::Value = serde_json::from_slice(&fs::read(&record).unwrap()).unwrap();
+    let checked_in: serde_json::Value =
+        serde_json::from_str(include_str!("../pkgs/kabi/siw-6.1.0-55-amd64.json")).unwrap();
+    assert_eq!(fresh, checked_in);
+}
+
+#[test]
+fn a_module_reused_across_abis_loads_in_a_vm() {
+    if !require("nix-build")
+        || !require("qemu-system-x86_64")
+        || pinned("linux-source-6.1").is_none()
+    {
+        return;
+    }
+    let out = stdout_ok(
+        nix_build_offline()
+            .args([
+                "-E",
+                &offline_expr(r#"o.moduleLoadCheck "debian-6.1.0-56" "siw""#),
+            ])
+            .current_dir(REPO),
+    );
+    let r: serde_json::Value =
+        serde_json::from_slice(&fs::read(format!("{out}/result.json")).unwrap()).unwrap();
+    assert_eq!(r["status"], "pass");
+    assert_eq!(r["test"]["kernel"], "6.1.0-56-amd64");
+    assert_eq!(r["test"]["built_for"], "6.1.0-55-amd64");
+}
+
+#[test]
+fn bad_modules_and_sources_give_one_line_errors_naming_the_file() {
+    let d = tempfile::tempdir().unwrap();
+    let not_elf = d.path().join("not-elf.ko");
+    fs::write(&not_elf, b"#!/bin/sh\necho hi\n").unwrap();
+    let short = d.path().join("short.ko");
+    fs::write(&short, b"\x7fELF\x02\x01\x01\0\0\0").unwrap();
+    let hdr = d.path().join("headers");
+    fs::create_dir(&hdr).unwrap();
+    fs::write(hdr.join(".config"), "CONFIG_MODVERSIONS=y\n").unwrap();
+    for (f, msg) in [(&not_elf, "not an ELF file"), (&short, "corrupt ELF")] {
+        let o = run(rdma_nix().arg("kabi").arg(f).arg("--kernel").arg(&hdr));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success());
+        assert!(
+            err.contains(&*f.display().to_string()) && err.contains(msg),
+            "{err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    // A truncated xz kernel source and a corrupt .deb.
+    let xz = d.path().join("linux-9.9.tar.xz");
+    let mut enc = xz2::write::XzEncoder::new(Vec::new(), 1);
+    std::io::Write::write_all(&mut enc, &[b'x'; 100_000]).unwrap();
+    let bytes = enc.finish().unwrap();
+    fs::write(&xz, &bytes[..bytes.len() / 2]).unwrap();
+    let deb = d.path().join("linux-source-9.9_all.deb");
+    fs::write(
+        &deb,
+        b"!<arch>\ndebian-binary   0           0     0     100644  4         `\n2.0\n",
+    )
+    .unwrap();
+    for (f, msg) in [(&xz, "corrupt kernel source tarball"), (&deb, "")] {
+        let out_dir = d.path().join("out");
+        let o = run(rdma_nix()
+            .args(["kernel", "extract-source"])
+            .arg(f)
+            .args(["--subdir", "drivers/infiniband/sw/siw", "--out"])
+            .arg(&out_dir));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{f:?} accepted");
+        assert!(
+            err.contains(&*f.display().to_string()) && err.contains(msg),
+            "{err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(!out_dir.exists(), "half-extracted tree left behind");
+    }
+}
+
+#[test]
+fn extract_source_is_exactly_the_pinned_tree() {
+    let Some(deb) = pinned("linux-source-6.1") else {
+        return;
+    };
+    let m = Manifest::load(None).unwrap();
+    let ks = m.kernel_source("linux-6.1.192-rdma-sw").unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join(&ks.name);
+    let mut cmd = rdma_nix();
+    cmd.args(["kernel", "extract-source"]).arg(&deb);
+    for s in &ks.subdirs {
+        cmd.args(["--subdir", s]);
+    }
+    stdout_ok(cmd.arg("--out").arg(&out));
+    assert!(out.join("drivers/infiniband/sw/siw/siw_main.c").is_file());
+    let hash = stdout_ok(
+        Command::new(env!("CARGO_BIN_EXE_rdma-nix"))
+            .args(["hash", "--json"])
+            .arg(&out),
+    );
+    let v: serde_json::Value = serde_json::from_str(&hash).unwrap();
+    assert_eq!(v["hash"], ks.hash.as_str());
+}
