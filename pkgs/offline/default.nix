@@ -110,6 +110,9 @@ let
     # Load a module of ours on a matrix kernel: `moduleLoadCheck "debian-6.1.0-56" "siw"`.
     moduleLoadCheck = self.callPackage ../../checks/offline/module-load.nix { };
 
+    # ibv_devices over rxe0 and siw0 with a config dir of only those two providers.
+    verbsDevicesCheck = kernelName: self.callPackage ../../checks/offline/verbs-devices.nix { } kernelName;
+
     # The platform's own checks.
     tests = self.callPackage ./tests { };
   };

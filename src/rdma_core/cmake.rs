@@ -234,7 +234,7 @@ mod tests {
     #[test]
     fn commands_and_arguments() {
         let text = "# comment\nrdma_provider(rxe\n  ${TRACE_FILE} # why\n  rxe.c\n  )\n\
-                    set(X \"a b\\\"c\" [[raw ]] text]])\nif((A) AND B)\nendif()\n#[[ block\ncomment ]]\nx()";
+                    set(X \"a b\\\"c\" [=[raw ]] text]=])\nif((A) AND B)\nendif()\n#[[ block\ncomment ]]\nx()";
         let cmds = parse(text).unwrap();
         let names: Vec<_> = cmds.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["rdma_provider", "set", "if", "endif", "x"]);
