@@ -26,7 +26,11 @@ pub fn run(a: Args) -> Result<ExitCode> {
         None => "stack.toml",
     };
     let mut files = stack::all(&m, source)?;
-    let plan = emit::kernel_modules::plan(&m, &a.out, source)?;
+    let manifest_dir = a
+        .manifest
+        .as_deref()
+        .map(|p| p.parent().unwrap_or(std::path::Path::new(".")));
+    let plan = emit::kernel_modules::plan(&m, manifest_dir, source)?;
     eprintln!(
         "rdma-nix: kernel modules: {} builds, {} reused by kABI ({} builds saved of {})",
         plan.builds,

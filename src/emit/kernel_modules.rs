@@ -13,6 +13,35 @@ use crate::fetch::expected_store_path;
 use crate::kernel::{inspect, kabi};
 use crate::manifest::Manifest;
 
+/// The records the embedded default stack.toml names, compiled in with it.
+const EMBEDDED_RECORDS: &[(&str, &str)] = &[
+    (
+        "pkgs/kabi/siw-6.1.0-55-amd64.json",
+        include_str!("../../pkgs/kabi/siw-6.1.0-55-amd64.json"),
+    ),
+    (
+        "pkgs/kabi/rdma_rxe-6.1.0-55-amd64.json",
+        include_str!("../../pkgs/kabi/rdma_rxe-6.1.0-55-amd64.json"),
+    ),
+];
+
+/// A record's text: from beside the given manifest, or compiled in for the default.
+fn read_record(file: &str, manifest_dir: Option<&Path>) -> Result<(String, String)> {
+    match manifest_dir {
+        Some(dir) => {
+            let path = dir.join(file);
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("{}: cannot read the kABI record", path.display()))?;
+            Ok((path.display().to_string(), text))
+        }
+        None => EMBEDDED_RECORDS
+            .iter()
+            .find(|(f, _)| *f == file)
+            .map(|(f, t)| (format!("{f} (embedded)"), t.to_string()))
+            .with_context(|| format!("{file}: not a record of the embedded stack.toml")),
+    }
+}
+
 /// Per driver: kernel → Some(base kernel it reuses) or None (built there).
 pub struct Plan {
     pub file: GeneratedFile,
@@ -20,7 +49,7 @@ pub struct Plan {
     pub reused: usize,
 }
 
-pub fn plan(m: &Manifest, root: &Path, source: &str) -> Result<Plan> {
+pub fn plan(m: &Manifest, manifest_dir: Option<&Path>, source: &str) -> Result<Plan> {
     let mut drivers = Vec::new();
     let (mut builds, mut reused) = (0, 0);
     let mut loaded = Vec::new();
@@ -59,14 +88,12 @@ pub fn plan(m: &Manifest, root: &Path, source: &str) -> Result<Plan> {
                     chosen = None;
                     break;
                 }
-                let path = root.join(&r.file);
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("{}: cannot read the kABI record", path.display()))?;
+                let (path, text) = read_record(&r.file, manifest_dir)?;
                 let rec: kabi::Record = serde_json::from_str(&text)
-                    .with_context(|| format!("{}: not a kABI record", path.display()))?;
+                    .with_context(|| format!("{path}: not a kABI record"))?;
                 let module = rec
                     .to_module()
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                    .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
                 let v = kabi::decide(&module, kernel);
                 if v.loads {
                     chosen = Some((r.kernel.clone(), v.reason));
