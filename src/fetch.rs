@@ -71,6 +71,40 @@ fn is_valid_in_store(path: &StorePath) -> bool {
         .unwrap_or(false)
 }
 
+/// `nix-store --add-fixed [--recursive] sha256 PATH`, checked to give `expected`.
+fn add_fixed(
+    path: &Path,
+    ingestion: FileIngestion,
+    expected: &StorePath,
+) -> Result<String, FetchError> {
+    let mut cmd = Command::new("nix-store");
+    cmd.arg("--add-fixed");
+    if ingestion == FileIngestion::Recursive {
+        cmd.arg("--recursive");
+    }
+    let out = cmd
+        .arg("sha256")
+        .arg(path)
+        .output()
+        .map_err(|e| FetchError::Io {
+            file: path.to_path_buf(),
+            message: format!("cannot run nix-store: {e}"),
+        })?;
+    let got = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() || got != expected.to_string() {
+        return Err(FetchError::StoreMismatch {
+            file: path.to_path_buf(),
+            got: if got.is_empty() {
+                String::from_utf8_lossy(&out.stderr).trim().to_string()
+            } else {
+                got
+            },
+            expected: expected.to_string(),
+        });
+    }
+    Ok(got)
+}
+
 /// Hash a file and compare it with the pin, naming both hashes on mismatch.
 pub fn verify(p: &DebianPackage, file: &Path) -> Result<(), FetchError> {
     let io = |e: std::io::Error| FetchError::Io {
@@ -214,26 +248,7 @@ pub fn fetch_package(p: &DebianPackage, from: Option<&Path>) -> Result<Fetched, 
                 message: e.to_string(),
             })?;
         }
-        let out = Command::new("nix-store")
-            .args(["--add-fixed", "sha256"])
-            .arg(&named)
-            .output()
-            .map_err(|e| FetchError::Io {
-                file: named.clone(),
-                message: format!("cannot run nix-store: {e}"),
-            })?;
-        let got = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if !out.status.success() || got != expected.to_string() {
-            return Err(FetchError::StoreMismatch {
-                file: named,
-                got: if got.is_empty() {
-                    String::from_utf8_lossy(&out.stderr).trim().to_string()
-                } else {
-                    got
-                },
-                expected: expected.to_string(),
-            });
-        }
+        let got = add_fixed(&named, FileIngestion::Flat, &expected)?;
         Ok(Fetched {
             package: p.name.clone(),
             store_path: got,
@@ -306,22 +321,7 @@ pub fn fetch_kernel_source(
                 actual: actual.to_sri(),
             });
         }
-        let out = Command::new("nix-store")
-            .args(["--add-fixed", "--recursive", "sha256"])
-            .arg(&tree)
-            .output()
-            .map_err(|e| FetchError::Io {
-                file: tree.clone(),
-                message: format!("cannot run nix-store: {e}"),
-            })?;
-        let got = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if !out.status.success() || got != expected.to_string() {
-            return Err(FetchError::StoreMismatch {
-                file: tree,
-                got,
-                expected: expected.to_string(),
-            });
-        }
+        let got = add_fixed(&tree, FileIngestion::Recursive, &expected)?;
         Ok(Fetched {
             package: ks.name.clone(),
             store_path: got,

@@ -71,3 +71,25 @@ pub fn pinned(name: &str) -> Option<PathBuf> {
     eprintln!("SKIP: {name} not fetched (run `rdma-nix fetch`)");
     None
 }
+
+/// Build an offline VM check (`o` is the offline package set in `expr`), or None (a
+/// skip) when its tools or the linux-source pin are missing outside CI. Returns the
+/// output path and its result.json.
+pub fn offline_vm_check(expr: &str) -> Option<(String, serde_json::Value)> {
+    if !require("nix-build")
+        || !require("qemu-system-x86_64")
+        || pinned("linux-source-6.1").is_none()
+    {
+        return None;
+    }
+    let out = stdout_ok(
+        nix_build_offline()
+            .args([
+                "-E",
+                &format!("let o = import ./pkgs/offline {{ }}; in {expr}"),
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR")),
+    );
+    let result = std::fs::read(format!("{out}/result.json")).unwrap();
+    Some((out, serde_json::from_slice(&result).unwrap()))
+}

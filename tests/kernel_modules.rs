@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{nix_build_offline, pinned, rdma_nix, require, run, stdout_ok};
+use common::{nix_build_offline, offline_vm_check, pinned, rdma_nix, require, run, stdout_ok};
 use rdma_nix::kernel::module;
 use rdma_nix::manifest::Manifest;
 
@@ -151,22 +151,9 @@ fn kabi_reuses_on_56_and_refuses_on_50_with_the_symbols_named() {
 
 #[test]
 fn a_module_reused_across_abis_loads_in_a_vm() {
-    if !require("nix-build")
-        || !require("qemu-system-x86_64")
-        || pinned("linux-source-6.1").is_none()
-    {
+    let Some((_, r)) = offline_vm_check(r#"o.moduleLoadCheck "debian-6.1.0-56" "siw""#) else {
         return;
-    }
-    let out = stdout_ok(
-        nix_build_offline()
-            .args([
-                "-E",
-                &offline_expr(r#"o.moduleLoadCheck "debian-6.1.0-56" "siw""#),
-            ])
-            .current_dir(REPO),
-    );
-    let r: serde_json::Value =
-        serde_json::from_slice(&fs::read(format!("{out}/result.json")).unwrap()).unwrap();
+    };
     assert_eq!(r["status"], "pass");
     assert_eq!(r["test"]["kernel"], "6.1.0-56-amd64");
     assert_eq!(r["test"]["built_for"], "6.1.0-55-amd64");

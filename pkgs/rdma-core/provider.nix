@@ -10,13 +10,6 @@
 {
   lib,
   stdenv,
-  cmake,
-  ninja,
-  pkg-config,
-  python3,
-  perl,
-  libnl,
-  udev,
   rdma-core,
   name,
   data,
@@ -46,17 +39,8 @@ stdenv.mkDerivation (finalAttrs: {
   dontConfigure = finalAttrs.patches == [ ];
   dontBuild = finalAttrs.patches == [ ];
 
-  nativeBuildInputs = [
-    cmake
-    ninja
-    pkg-config
-    python3
-  ];
-  buildInputs = [
-    libnl
-    perl
-    udev
-  ];
+  # The core's build inputs and flags: the same tree, configured the same way.
+  inherit (rdma-core) nativeBuildInputs buildInputs;
 
   cmakeFlags = rdma-core.cmakeFlags ++ [
     # The plugin and public library find libibverbs in the core.

@@ -42,7 +42,7 @@ fn read_record(file: &str, manifest_dir: Option<&Path>) -> Result<(String, Strin
     }
 }
 
-/// Per driver: kernel → Some(base kernel it reuses) or None (built there).
+/// The generated file and how many packages build versus reuse.
 pub struct Plan {
     pub file: GeneratedFile,
     pub builds: usize,
@@ -50,56 +50,51 @@ pub struct Plan {
 }
 
 pub fn plan(m: &Manifest, manifest_dir: Option<&Path>, source: &str) -> Result<Plan> {
-    let mut drivers = Vec::new();
-    let (mut builds, mut reused) = (0, 0);
+    // Module.symvers and the config of each kernel, from its headers package.
     let mut loaded = Vec::new();
     for k in &m.kernels {
-        let pins = [&k.headers, &k.image];
-        let files: Vec<PathBuf> = pins
-            .iter()
-            .map(|p| {
-                PathBuf::from(expected_store_path(m.package(p).expect("validated")).to_string())
-            })
-            .collect();
-        // Module.symvers and the config are in the headers package.
-        if !files[0].is_file() {
+        let headers = PathBuf::from(
+            expected_store_path(m.package(&k.headers).expect("validated")).to_string(),
+        );
+        if !headers.is_file() {
             anyhow::bail!(
                 "{}: headers of kernel {} are not in the Nix store; run `rdma-nix fetch` first",
-                files[0].display(),
+                headers.display(),
                 k.name
             );
         }
-        let mut ks = inspect::load(&files[..1])?;
-        anyhow::ensure!(ks.len() == 1, "{}: expected one kernel", files[0].display());
+        let mut ks = inspect::load(std::slice::from_ref(&headers))?;
+        anyhow::ensure!(ks.len() == 1, "{}: expected one kernel", headers.display());
         loaded.push((k.name.clone(), ks.remove(0)));
     }
+    let mut drivers = Vec::new();
+    let (mut builds, mut reused) = (0, 0);
     for driver in ["rxe", "siw"] {
-        let records: Vec<_> = m
-            .kabi_records
-            .iter()
-            .filter(|r| r.driver == driver)
-            .collect();
+        // Each recorded build of this driver, read once: (kernel it was built for, module).
+        let mut records = Vec::new();
+        for r in m.kabi_records.iter().filter(|r| r.driver == driver) {
+            let (path, text) = read_record(&r.file, manifest_dir)?;
+            let rec: kabi::Record = serde_json::from_str(&text)
+                .with_context(|| format!("{path}: not a kABI record"))?;
+            let module = rec
+                .to_module()
+                .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+            records.push((r.kernel.clone(), module));
+        }
         let mut per_kernel = Vec::new();
         for (name, kernel) in &loaded {
-            let mut entry = vec![];
-            let mut chosen: Option<(String, String)> = None;
-            for r in &records {
-                if &r.kernel == name {
-                    chosen = None;
-                    break;
+            let own = records.iter().any(|(k, _)| k == name);
+            let mut refusals = Vec::new();
+            let mut chosen = None;
+            if !own {
+                for (base, module) in &records {
+                    let v = kabi::decide(module, kernel);
+                    if v.loads {
+                        chosen = Some((base.clone(), v.reason));
+                        break;
+                    }
+                    refusals.push(format!("{base}: {}", v.reason));
                 }
-                let (path, text) = read_record(&r.file, manifest_dir)?;
-                let rec: kabi::Record = serde_json::from_str(&text)
-                    .with_context(|| format!("{path}: not a kABI record"))?;
-                let module = rec
-                    .to_module()
-                    .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
-                let v = kabi::decide(&module, kernel);
-                if v.loads {
-                    chosen = Some((r.kernel.clone(), v.reason));
-                    break;
-                }
-                entry.push(format!("{}: {}", r.kernel, v.reason));
             }
             let value = match chosen {
                 Some((base, reason)) => {
@@ -108,12 +103,12 @@ pub fn plan(m: &Manifest, manifest_dir: Option<&Path>, source: &str) -> Result<P
                 }
                 None => {
                     builds += 1;
-                    let why = if records.iter().any(|r| &r.kernel == name) {
+                    let why = if own {
                         "recorded build".to_string()
-                    } else if entry.is_empty() {
+                    } else if refusals.is_empty() {
                         "no recorded build to reuse".to_string()
                     } else {
-                        format!("no recorded build loads here: {}", entry.join("; "))
+                        format!("no recorded build loads here: {}", refusals.join("; "))
                     };
                     Value::attrs([("reuse", Value::Null), ("reason", Value::str(why))])
                 }
