@@ -64,6 +64,20 @@
           };
       };
 
+      # The NixOS module (modules/rdma.nix): `hardware.rdma.*`.
+      nixosModules = {
+        rdma = ./modules/rdma.nix;
+        default = self.nixosModules.rdma;
+      };
+
+      # NixOS tests of the hot paths, two nodes set up by our module, per kernel of the
+      # nixpkgs matrix × {rxe, siw} (checks/nixos.nix): what `nix flake check` builds.
+      checks.${system} = import ./checks/nixos.nix {
+        inherit (pkgs) lib testers;
+        rdmaModule = self.nixosModules.rdma;
+        kernelSets = self.legacyPackages.${system}.kernelPackages;
+      };
+
       # Every per-kernel module build, for Hydra or `nix build` with remote builders.
       # Attribute names carry no dots (nix-build and Hydra skip those).
       hydraJobs =

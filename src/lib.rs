@@ -8,3 +8,4 @@ pub mod kernel;
 pub mod manifest;
 pub mod nix;
 pub mod rdma_core;
+pub mod report;

@@ -108,6 +108,9 @@ pub struct Kernel {
     pub kbuild: String,
     /// The `[[kernel_source]]` its out-of-tree modules are built from.
     pub module_source: String,
+    /// The soft-RDMA drivers (`rxe`, `siw`) the kernel ships as modules; the others
+    /// are built by rdma-nix. Checked against the image's config by the tests.
+    pub rdma_in_tree: Vec<String>,
 }
 
 fn is_debian_name(s: &str) -> bool {
@@ -288,6 +291,16 @@ impl Manifest {
                 return Err(bad(format!(
                     "kernel {}: module_source {:?} is not a [[kernel_source]]",
                     k.name, k.module_source
+                )));
+            }
+            if let Some(d) = k
+                .rdma_in_tree
+                .iter()
+                .find(|d| !matches!(d.as_str(), "siw" | "rxe"))
+            {
+                return Err(bad(format!(
+                    "kernel {}: rdma_in_tree: {d:?} is not siw or rxe",
+                    k.name
                 )));
             }
         }

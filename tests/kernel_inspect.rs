@@ -121,3 +121,29 @@ fn truncated_real_package() {
     fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     fails_naming(&cut, "truncated.deb");
 }
+
+/// stack.toml's `rdma_in_tree` (which the NixOS module and the offline checks use to
+/// decide which soft drivers rdma-nix must build) agrees with each kernel's config.
+#[test]
+fn stack_toml_in_tree_drivers_match_each_kernels_config() {
+    if !require("nix-store") {
+        return;
+    }
+    let manifest = rdma_nix::manifest::Manifest::load(None).expect("embedded stack.toml");
+    for k in &manifest.kernels {
+        let Some(image) = pinned(&k.image) else {
+            return;
+        };
+        let r = inspect_json(&[image]);
+        let config = &r[0]["rdma_config"];
+        for (driver, option) in [("rxe", "RDMA_RXE"), ("siw", "RDMA_SIW")] {
+            let claimed = k.rdma_in_tree.iter().any(|d| d == driver);
+            let shipped = matches!(config[option].as_str(), Some("m" | "y"));
+            assert_eq!(
+                claimed, shipped,
+                "kernel {}: stack.toml says {driver} in tree = {claimed}, its config has {option}={}",
+                k.name, config[option]
+            );
+        }
+    }
+}

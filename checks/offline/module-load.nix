@@ -1,13 +1,13 @@
 # Loads our soft-RDMA modules on a kernel of the offline matrix and creates the soft
 # device on the VM's NIC: for kernels where the module is reused (built for another
 # ABI, pkgs/generated/kernel-modules.nix) this shows the kABI decision holds.
-{ lib, runVM, kernelPackages }:
+{ lib, runVM, kernelPackages, rdmaNixLib }:
 
 kernelName: driver:
 let
   kp = kernelPackages.${kernelName};
   pkg = kp."rdma-${driver}";
-  ko = "${pkg}/lib/modules/${kp.kernel.modDirVersion}/${if pkg ? reusedFrom then "weak-updates" else "updates"}/${pkg.moduleName}.ko";
+  ko = rdmaNixLib.moduleFile kp.kernel pkg;
   link = { siw = "siw"; rxe = "rxe"; }.${driver};
 in
 runVM {
@@ -19,10 +19,7 @@ runVM {
     "virtio_net"
   ];
   extraModules.${pkg.moduleName} = ko;
-  softDeps = {
-    rdma_rxe = [ "crc32_generic" ];
-    siw = [ "crc32c_generic" ];
-  };
+  softDeps = rdmaNixLib.softDepsOf [ "rxe" "siw" ];
   binaries = [ "/usr/bin/rdma" ];
   testScript = ''
     set -e

@@ -2,18 +2,18 @@
 # (composed by rdmaLib.mkVerbsConfigDir, installed as /etc/libibverbs.d), rxe0 and
 # siw0 on the VM's NIC, and `ibv_devices` / `ibv_devinfo` with IBV_SHOW_WARNINGS=1:
 # both devices listed, no "couldn't load driver" warning.
-{ lib, runVM, runCommand, kernelPackages, rdma-core, rdma-provider-rxe, rdma-provider-siw, rdmaLib }:
+{ lib, runVM, runCommand, kernelPackages, rdma-core, rdma-provider-rxe, rdma-provider-siw, rdmaNixLib }:
 
 kernelName:
 let
   kp = kernelPackages.${kernelName};
   providers = [ rdma-provider-rxe rdma-provider-siw ];
-  config = rdmaLib.mkVerbsConfigDir {
+  config = rdmaNixLib.mkVerbsConfigDir {
     inherit runCommand providers;
     core = rdma-core;
   };
   siw = kp.rdma-siw;
-  siwKo = "${siw}/lib/modules/${kp.kernel.modDirVersion}/${if siw ? reusedFrom then "weak-updates" else "updates"}/siw.ko";
+  siwKo = rdmaNixLib.moduleFile kp.kernel siw;
 in
 runVM {
   name = "verbs-devices-${kernelName}";
@@ -21,10 +21,7 @@ runVM {
   timeout = 240;
   modules = [ "virtio_pci" "virtio_net" "rdma_rxe" ];
   extraModules.siw = siwKo;
-  softDeps = {
-    rdma_rxe = [ "crc32_generic" ];
-    siw = [ "crc32c_generic" ];
-  };
+  softDeps = rdmaNixLib.softDepsOf [ "rxe" "siw" ];
   binaries = [ "/usr/bin/rdma" "${rdma-core}/bin/ibv_devices" "${rdma-core}/bin/ibv_devinfo" ];
   files = lib.listToAttrs (
     map (n: lib.nameValuePair "etc/libibverbs.d/${n}.driver" "${config}/etc/libibverbs.d/${n}.driver") config.driverNames

@@ -5,6 +5,9 @@
     headers = "linux-headers-6.1.0-50-amd64";
     headersCommon = "linux-headers-6.1.0-50-common";
     kbuild = "linux-kbuild-6.1";
+    rdmaInTree = [
+      "rxe"
+    ];
     moduleSource = {
       name = "linux-6.1.192-rdma-sw";
       package = "linux-source-6.1";
@@ -20,6 +23,9 @@
     headers = "linux-headers-6.1.0-47-amd64";
     headersCommon = "linux-headers-6.1.0-47-common";
     kbuild = "linux-kbuild-6.1";
+    rdmaInTree = [
+      "rxe"
+    ];
     moduleSource = {
       name = "linux-6.1.192-rdma-sw";
       package = "linux-source-6.1";
@@ -35,6 +41,9 @@
     headers = "linux-headers-6.1.0-55-amd64";
     headersCommon = "linux-headers-6.1.0-55-common";
     kbuild = "linux-kbuild-6.1";
+    rdmaInTree = [
+      "rxe"
+    ];
     moduleSource = {
       name = "linux-6.1.192-rdma-sw";
       package = "linux-source-6.1";
@@ -50,6 +59,9 @@
     headers = "linux-headers-6.1.0-56-amd64";
     headersCommon = "linux-headers-6.1.0-56-common";
     kbuild = "linux-kbuild-6.1";
+    rdmaInTree = [
+      "rxe"
+    ];
     moduleSource = {
       name = "linux-6.1.192-rdma-sw";
       package = "linux-source-6.1";
@@ -65,6 +77,9 @@
     headers = "linux-headers-6.12.107+deb12-amd64";
     headersCommon = "linux-headers-6.12.107+deb12-common";
     kbuild = "linux-kbuild-6.12.107+deb12";
+    rdmaInTree = [
+      "rxe"
+    ];
     moduleSource = {
       name = "linux-6.12.107-rdma-sw";
       package = "linux-source-6.12";

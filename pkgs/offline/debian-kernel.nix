@@ -4,10 +4,11 @@
 #   dev     — lib/modules/<modDirVersion>/{build,source}: the headers trees and kbuild
 #             tools, with the absolute /usr/src and /usr/lib paths of Debian's
 #             packages rewritten into the store
-# passthru: version, modDirVersion, configfile, moduleBuildDependencies, commonMakeFlags.
+# passthru: version, modDirVersion, configfile, moduleBuildDependencies, commonMakeFlags,
+# rdmaInTree.
 { lib, stdenv, fetchurl, debianInputs, pahole }:
 
-{ name, image, headers, headersCommon, kbuild }:
+{ name, image, headers, headersCommon, kbuild, rdmaInTree }:
 
 let
   pin = pkg: fetchurl { inherit (debianInputs.${pkg}) url hash name; };
@@ -52,6 +53,8 @@ stdenv.mkDerivation (finalAttrs: {
   passthru = {
     inherit modDirVersion;
     kernelName = name;
+    # The soft-RDMA drivers this kernel ships (stack.toml; the tests check its config).
+    inherit rdmaInTree;
     configfile = "${finalAttrs.finalPackage}/config";
     # As nixpkgs' kernels: what building an out-of-tree module needs (BTF on 6.12).
     moduleBuildDependencies = [ pahole ];

@@ -49,6 +49,8 @@ let
     kmod = hostTool "kmod";
     pahole = hostTool "pahole";
     qemu = hostTool "qemu";
+    systemd = hostTool "systemd";
+    iproute2 = hostTool "iproute2";
 
     debianInputs = import ../generated/debian-inputs.nix;
 
@@ -107,11 +109,40 @@ let
       })
       base.rdmaCoreReleases.releases;
 
+    # The plain Nix behind the NixOS module (modules/lib.nix): config dirs, module
+    # lists, soft deps, `rdma link` scripts, rdma-core's fixed udev rules and units.
+    rdmaNixLib = import ../../modules/lib.nix { inherit lib; };
+    rdmaSystemIntegration = self.rdmaNixLib.systemIntegration {
+      inherit (self) runCommand rdma-core systemd;
+    };
+
     # Load a module of ours on a matrix kernel: `moduleLoadCheck "debian-6.1.0-56" "siw"`.
     moduleLoadCheck = self.callPackage ../../checks/offline/module-load.nix { };
 
     # ibv_devices over rxe0 and siw0 with a config dir of only those two providers.
     verbsDevicesCheck = kernelName: self.callPackage ../../checks/offline/verbs-devices.nix { } kernelName;
+
+    # The hot paths (checks/payload) on a kernel of the matrix and a soft device:
+    # `hotpathsCheck "debian-6.1.0-50" "siw"`.
+    hotpathsCheck = kernelName: driver: self.callPackage ../../checks/offline/hotpaths.nix { } kernelName driver;
+
+    # Every kernel × device of the matrix, `checks.<kernel>.<rxe|siw>`, and `checks.all`
+    # gathering each one's output (serial.log, result.json) under <kernel>-<driver>/.
+    # `gatherChecks name [ check … ]` does the same for any subset.
+    checks =
+      let
+        perKernel = builtins.mapAttrs
+          (k: _: lib.genAttrs [ "rxe" "siw" ] (self.hotpathsCheck k))
+          (import ../generated/kernels.nix);
+      in
+      perKernel // {
+        all = self.gatherChecks "vm-checks-all"
+          (lib.concatMap builtins.attrValues (builtins.attrValues perKernel));
+      };
+    gatherChecks = name: checks: self.runCommand name { } ''
+      mkdir -p $out
+      ${lib.concatMapStringsSep "\n" (c: "cp -r ${c} $out/${c.passthru.checkName}") checks}
+    '';
 
     # The platform's own checks.
     tests = self.callPackage ./tests { };

@@ -10,6 +10,7 @@ rec {
   optionals = cond: xs: if cond then xs else [ ];
   optionalString = cond: s: if cond then s else "";
   optionalAttrs = cond: as: if cond then as else { };
+  concatStrings = b.concatStringsSep "";
   concatMapStringsSep = sep: f: xs: b.concatStringsSep sep (map f xs);
   mapAttrs = b.mapAttrs;
   mapAttrs' = f: as: b.listToAttrs (map (n: f n as.${n}) (b.attrNames as));

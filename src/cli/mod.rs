@@ -11,6 +11,7 @@ mod generate;
 mod hash;
 mod kabi;
 mod kernel;
+mod matrix;
 mod scan;
 
 #[derive(Parser)]
@@ -50,6 +51,9 @@ enum Command {
     /// vermagic flags and the CRC of every imported symbol (`__versions`) against the
     /// kernel's Module.symvers; names the first symbols that differ.
     Kabi(kabi::Args),
+    /// The VM checks' results as a kernel × device × test table (Markdown, HTML
+    /// with bandwidth and latency charts); exits 1 when a check didn't pass.
+    Matrix(matrix::Args),
     /// Read an rdma-core source tarball (streamed, never unpacked) and report its
     /// version, PABI, core libraries, tools and providers.
     Scan(scan::Args),
@@ -65,6 +69,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Kernel(c) => kernel::run(c),
         Command::Scan(a) => scan::run(a),
         Command::Kabi(a) => kabi::run(a),
+        Command::Matrix(a) => matrix::run(a),
     }
 }
 

@@ -37,6 +37,10 @@ pub fn kernels(m: &Manifest, source: &str) -> GeneratedFile {
                 ("headers", Value::str(&k.headers)),
                 ("headersCommon", Value::str(&k.headers_common)),
                 ("kbuild", Value::str(&k.kbuild)),
+                (
+                    "rdmaInTree",
+                    Value::List(k.rdma_in_tree.iter().map(Value::str).collect()),
+                ),
                 ("moduleSource", {
                     let ks = m.kernel_source(&k.module_source).expect("validated");
                     Value::attrs([

@@ -15,6 +15,7 @@ ap.add_argument("--kernel", required=True)
 ap.add_argument("--name", required=True)
 ap.add_argument("--out", required=True)
 ap.add_argument("--expect-failure", action="store_true")
+ap.add_argument("--extra", default="{}", help="JSON object merged into the result")
 a = ap.parse_args()
 
 try:
@@ -32,6 +33,7 @@ except (FileNotFoundError, json.JSONDecodeError) as e:
     report = None
 
 result = {"name": a.name, "kernel": a.kernel, "wall_s": a.elapsed, "qemu_exit": a.qemu_rc}
+result.update(json.loads(a.extra))
 if report is not None:
     result.update(report)
     if report.get("uname_r") != a.kernel:
@@ -53,6 +55,13 @@ with open(a.out, "w") as f:
 ok = result["status"] == "pass"
 if ok == a.expect_failure:
     what = "passed but was expected to fail" if ok else f"{result['status']}: {result.get('reason', 'test failed')}"
-    sys.stderr.write(f"VM check {a.name} on {a.kernel} {what}\n--- serial log (last 40 lines) ---\n{tail}\n")
+    failed = [
+        t for t in ((result.get("test") or {}).get("tests") or [])
+        if isinstance(t, dict) and t.get("status") == "fail"
+    ]
+    detail = "".join(
+        f"--- {t.get('test')}: failed (exit {t.get('exit_code')}) ---\n{t.get('output', '')}\n" for t in failed
+    )
+    sys.stderr.write(f"VM check {a.name} on {a.kernel} {what}\n{detail}--- serial log (last 40 lines) ---\n{tail}\n")
     sys.exit(1)
 print(f"VM check {a.name} on {a.kernel}: {result['status']} in {a.elapsed} s")

@@ -19,6 +19,9 @@
 , accel ? "tcg"
 , kernelParams ? [ ]
 , expectFailure ? false
+  # Merged into result.json (what the check was: kernel name, device, …).
+, resultAttrs ? { }
+, passthru ? { }
 }:
 
 let
@@ -51,6 +54,7 @@ stdenv.mkDerivation {
   dontBuild = true;
   inherit timeout memory accel;
   expectFailure = expectFailure;
+  resultAttrsJSON = builtins.toJSON resultAttrs;
   kernelParams = [ "console=ttyS0" "panic=-1" "oops=panic" ] ++ kernelParams;
   installPhase = ''
     mkdir -p $out
@@ -71,8 +75,9 @@ stdenv.mkDerivation {
     python3 ${./collect-result.py} --result $TMPDIR/result.txt --serial $out/serial.log \
       --qemu-rc $qemu_rc --elapsed $elapsed --timeout $timeout \
       --kernel ${kernel.modDirVersion} --name ${lib.escapeShellArg name} \
+      --extra "$resultAttrsJSON" \
       --out $out/result.json ${lib.optionalString expectFailure "--expect-failure"}
   '';
-  passthru = { inherit initrd kernel; };
+  passthru = { inherit initrd kernel; } // passthru;
   meta.description = "VM check ${name} on kernel ${kernel.modDirVersion}";
 }

@@ -13,9 +13,9 @@ done
 ip link set lo up
 echo "rdma-nix-init: running /test.sh on $(uname -r)"
 start=$(date +%s)
-sh /test.sh >/tmp/test.log 2>&1
-rc=$?
-cat /tmp/test.log
+# Live on the console (a hung test leaves its last lines in serial.log), and kept.
+{ sh /test.sh; echo $? >/tmp/test.rc; } 2>&1 | tee /tmp/test.log
+rc=$(cat /tmp/test.rc 2>/dev/null || echo 1)
 end=$(date +%s)
 status=pass
 [ "$rc" = 0 ] || status=fail

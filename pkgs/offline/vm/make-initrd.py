@@ -171,6 +171,11 @@ def main():
         add_real_file(cpio, b, b.lstrip("/"))
         for lib in shared_libs(b):
             add_real_file(cpio, lib, lib.lstrip("/"))
+            # glibc dlopens libgcc_s for unwinding (pthread_exit, pthread_cancel:
+            # rping's threads); ldd can't see that.
+            gcc_s = os.path.join(os.path.dirname(lib), "libgcc_s.so.1")
+            if os.path.basename(lib) == "libc.so.6" and os.path.exists(gcc_s):
+                add_real_file(cpio, gcc_s, gcc_s.lstrip("/"))
     for f in a.file:
         src, _, dst = f.partition("=")
         add_real_file(cpio, src, dst)

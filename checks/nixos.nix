@@ -1,0 +1,101 @@
+# The hot paths as NixOS tests (nixpkgs' test framework): one test per kernel of the
+# nixpkgs matrix × {rxe, siw}, two nodes, each set up by modules/rdma.nix alone and
+# running the same payload as the offline checks (checks/payload) — the server side
+# on `server`, the client side on `client`. Each test copies the client's result
+# (JSON, as `rdma-nix matrix` reads it) into its output.
+#
+#   nix build .#checks.x86_64-linux.rdma-linux_6_12-siw
+{
+  lib,
+  testers,
+  rdmaModule,
+  kernelSets,
+}:
+
+let
+  rdmaNixLib = import ../modules/lib.nix { inherit lib; };
+  payload = ./payload;
+
+  test =
+    kernelName: kernelPackages: driver:
+    let
+      option = if driver == "rxe" then "softRoce" else "siw";
+      # The device the module creates on the test network's interface.
+      dev = lib.head (rdmaNixLib.softDevices driver [ "eth1" ]);
+      node =
+        { config, pkgs, ... }:
+        {
+          imports = [ rdmaModule ];
+          boot.kernelPackages = kernelPackages;
+          hardware.rdma = {
+            enable = true;
+            providers = [ driver ];
+            perftest.enable = true;
+            ${option}.interfaces = [ "eth1" ];
+          };
+          # RoCEv2 (UDP 4791), siw and the tests' TCP exchange ports (18515-18522),
+          # the RDMA CM's ports for siw.
+          networking.firewall.enable = false;
+          environment.systemPackages = [ pkgs.iproute2 ];
+          # The negative case: this driver's provider from another rdma-core release,
+          # in a config dir of its own.
+          environment.etc."rdma-nix-negative/libibverbs.d/${driver}.driver".text =
+            let
+              releases = import ../pkgs/generated/rdma-core;
+              core = config.hardware.rdma.package;
+              other = lib.head (lib.filter (v: releases.releases.${v}.pabi != core.pabi) (builtins.attrNames releases.releases));
+              foreign = pkgs.callPackage ../pkgs/rdma-core/provider.nix {
+                rdma-core = pkgs.callPackage ../pkgs/rdma-core/package.nix { release = releases.releases.${other}; };
+                name = driver;
+                data = releases.releases.${other}.providers.${driver};
+              };
+            in
+            rdmaNixLib.driverLine driver foreign;
+        };
+    in
+    testers.runNixOSTest {
+      name = "rdma-${kernelName}-${driver}";
+      nodes = {
+        server = node;
+        client = node;
+      };
+      globalTimeout = 1800;
+      testScript = ''
+        import json
+
+        start_all()
+        for m in (server, client):
+            m.wait_for_unit("rdma-link-${dev.name}.service")
+            m.succeed("ibv_devices | grep -q ${dev.name}")
+
+        # Every server at once (own ports); the client side retries until they listen.
+        server.succeed("sh ${payload}/rdma-hotpaths.sh serve ${driver} ${dev.name} >/tmp/serve.log 2>&1 &")
+        rc, out = client.execute(
+            "sh ${payload}/rdma-hotpaths.sh run ${driver} ${dev.name} server /tmp/result.json"
+        )
+        print(out)
+        client.succeed("sh ${payload}/rdma-hotpaths.sh negative ${dev.name} /etc/rdma-nix-negative/libibverbs.d")
+
+        # The unit removes the device on stop and adds it again, idempotently.
+        client.succeed("systemctl stop rdma-link-${dev.name}.service")
+        client.fail("rdma dev show ${dev.name}")
+        client.succeed("systemctl start rdma-link-${dev.name}.service")
+        client.succeed("systemctl restart rdma-link-${dev.name}.service")
+        client.succeed("rdma dev show ${dev.name}")
+
+        result = json.loads(client.succeed("cat /tmp/result.json"))
+        result.update(kernel=client.succeed("uname -r").strip(), kernel_name="${kernelName}", negative_pabi="pass", status="pass" if rc == 0 else "fail")
+        client.succeed("mkdir -p /tmp/out && cat > /tmp/out/result.json <<'EOF'\n" + json.dumps(result) + "\nEOF")
+        client.copy_from_machine("/tmp/out/result.json")
+        assert rc == 0, f"payload failed on ${kernelName} ${driver}: {out}"
+      '';
+    };
+in
+builtins.listToAttrs (
+  lib.concatMap (
+    kernelName:
+    map (
+      driver: lib.nameValuePair "rdma-${kernelName}-${driver}" (test kernelName kernelSets.${kernelName} driver)
+    ) [ "rxe" "siw" ]
+  ) (builtins.attrNames kernelSets)
+)

@@ -1,0 +1,98 @@
+# The soft-RDMA hot paths on one kernel of the offline matrix and one device (rxe or
+# siw), under software emulation: the shared payload (checks/payload) on one node,
+# client and server over the device's loopback. Kernel modules, soft dependencies,
+# the config dir and the `rdma link` script come from modules/lib.nix, as the NixOS
+# module computes them. result.json: status, kernel, device, each test's
+# pass/fail/unsupported with perftest's figures, the negative PABI case, durations.
+{
+  lib,
+  runVM,
+  runCommand,
+  kernelPackages,
+  rdmaNixLib,
+  rdma-core,
+  rdmaProviders,
+  perftest,
+  rdmaPackages,
+  rdmaCoreReleases,
+}:
+
+kernelName: driver:
+let
+  kp = kernelPackages.${kernelName};
+  kernel = kp.kernel;
+  module = rdmaNixLib.softDrivers.${driver}.module;
+  # Ours where the kernel lacks the driver (Debian: siw), the kernel's own otherwise.
+  ours = rdmaNixLib.driversMissingFrom kernel [ driver ];
+  modulePkgs = rdmaNixLib.modulePackages kp ours;
+
+  provider = rdmaProviders.${driver};
+  config = rdmaNixLib.mkVerbsConfigDir {
+    inherit runCommand;
+    core = rdma-core;
+    providers = [ provider ];
+  };
+
+  # The negative case: the same provider from another rdma-core release (another
+  # PABI), in a config dir written by hand (mkVerbsConfigDir refuses to).
+  otherRelease = lib.head (lib.filter (v: rdmaPackages.${v}.rdma-core.pabi != rdma-core.pabi) (builtins.attrNames rdmaPackages));
+  foreign = rdmaPackages.${otherRelease}.rdmaProviders.${driver};
+  plugin = p: "${p}/lib/libibverbs/lib${p.providerName}-rdmav${toString p.pabi}.so";
+  # Attribute names can't carry a dependency: the same path inside the VM.
+  samePath = p: lib.nameValuePair (builtins.unsafeDiscardStringContext p) p;
+
+  dev = lib.head (rdmaNixLib.softDevices driver [ "eth0" ]);
+  payload = ../payload;
+  tools = [ "/usr/bin/rdma" ]
+    ++ map (t: "${rdma-core}/bin/${t}") [ "ibv_devinfo" "ibv_devices" "ibv_rc_pingpong" "ibv_uc_pingpong" "ibv_ud_pingpong" "ibv_srq_pingpong" "rping" ]
+    ++ map (t: "${perftest}/bin/${t}") [ "ib_send_bw" "ib_write_bw" "ib_read_lat" ];
+in
+runVM {
+  name = "hotpaths-${driver}-${kernelName}";
+  inherit kernel;
+  timeout = 600;
+  modules = [
+    "virtio_pci"
+    "virtio_net"
+    "rdma_ucm"
+  ] ++ lib.optional (ours == [ ]) module;
+  extraModules = lib.listToAttrs (map (p: lib.nameValuePair p.moduleName (rdmaNixLib.moduleFile kernel p)) modulePkgs);
+  softDeps = rdmaNixLib.softDepsOf [ driver ];
+  binaries = tools;
+  files =
+    lib.mapAttrs' (f: text: lib.nameValuePair "etc/libibverbs.d/${f}" "${config}/etc/libibverbs.d/${f}") (rdmaNixLib.driverFiles config.resolved)
+    // lib.listToAttrs [
+      (samePath (plugin provider))
+      (samePath (plugin foreign))
+    ]
+    // {
+      "negative/libibverbs.d/${driver}.driver" = "${runCommand "negative-${driver}.driver" { } "printf '%s' ${lib.escapeShellArg (rdmaNixLib.driverLine driver foreign)} > $out"}";
+      "payload/rdma-hotpaths.sh" = "${payload}/rdma-hotpaths.sh";
+      "payload/expected.txt" = "${payload}/expected.txt";
+    };
+  passthru.checkName = "${kernelName}-${driver}";
+  resultAttrs = {
+    kernel_name = kernelName;
+    inherit driver;
+    device = dev.name;
+    rdma_core = rdma-core.version;
+  };
+  testScript = ''
+    export PATH=/bin:/sbin:/usr/bin:${rdma-core}/bin:${perftest}/bin
+    for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /sys/class/net/eth0 ] && break; sleep 1; done
+    ip link set eth0 up
+    ip addr add 10.0.2.15/24 dev eth0
+    ${rdmaNixLib.linkUpScript { rdma = "/usr/bin/rdma"; inherit dev; }}
+    # Idempotent: a second run leaves the device alone.
+    ${rdmaNixLib.linkUpScript { rdma = "/usr/bin/rdma"; inherit dev; }}
+    sh /payload/rdma-hotpaths.sh local ${driver} ${dev.name} 10.0.2.15 /tmp/hotpaths.json
+    rc=$?
+    negative=pass
+    sh /payload/rdma-hotpaths.sh negative ${dev.name} /negative/libibverbs.d || negative=fail
+    ${rdmaNixLib.linkDownScript { rdma = "/usr/bin/rdma"; inherit dev; }}
+    removed=pass
+    rdma dev show ${dev.name} >/dev/null 2>&1 && removed=fail
+    sed -e "s/}\$/,\"negative_pabi\":\"$negative\",\"negative_pabi_release\":\"${otherRelease}\",\"link_removed\":\"$removed\"}/" /tmp/hotpaths.json > /tmp/result.json
+    [ "$rc" = 0 ] && [ "$negative" = pass ] && [ "$removed" = pass ]
+  '';
+}

@@ -1,0 +1,184 @@
+# Plain Nix behind modules/rdma.nix: everything the NixOS module computes that is not
+# NixOS-specific, so that the offline VM checks (checks/offline) run the same code:
+# the provider set and config dir, which kernel modules to ship and load, the
+# modprobe soft dependencies, the `rdma link` unit scripts, and rdma-core's udev
+# rules and systemd units with their paths fixed for Nix.
+{ lib }:
+
+let
+  rdmaLib = import ../pkgs/rdma-core/lib.nix { inherit lib; };
+
+  # The soft-RDMA drivers rdma-nix builds (pkgs/kernel-modules/soft-rdma.nix):
+  # `rdma link add … type <type>` names, kernel module names, and what each needs
+  # loaded first (the CRC it computes through the crypto API, which the kernel would
+  # otherwise request via modprobe aliases at first use).
+  softDrivers = {
+    rxe = {
+      module = "rdma_rxe";
+      softdeps = [ "crc32_generic" ];
+    };
+    siw = {
+      module = "siw";
+      softdeps = [ "crc32c_generic" ];
+    };
+  };
+
+  checkDriver =
+    d: if softDrivers ? ${d} then d else throw "rdma-nix: unknown soft-RDMA driver '${d}' (rxe or siw)";
+in
+rdmaLib
+// rec {
+  inherit softDrivers;
+
+  # The providers a user asks for, by name or "all", from a core's release; an
+  # unknown name is reported by `providerErrors`, not here.
+  selectProviders =
+    { providers, wanted }:
+    if wanted == "all" then
+      builtins.attrValues providers
+    else
+      map (n: providers.${n}) (builtins.filter (n: providers ? ${n}) wanted);
+
+  # Why a provider selection can't be composed, as messages (empty: fine). The NixOS
+  # module turns these into assertions; mkVerbsConfigDir throws the same conditions.
+  providerErrors =
+    {
+      core,
+      providers,
+      wanted,
+      overrides ? { },
+    }:
+    let
+      known = builtins.attrNames providers;
+      unknown = if wanted == "all" then [ ] else builtins.filter (n: !(providers ? ${n})) wanted;
+      badOverride = lib.filterAttrs (_: p: (p.pabi or null) != core.pabi) overrides;
+    in
+    map (
+      n:
+      "hardware.rdma.providers: '${n}' is not a provider of rdma-core ${core.version}; known: ${lib.concatStringsSep ", " known}"
+    ) unknown
+    ++ lib.mapAttrsToList (
+      n: p:
+      "hardware.rdma.providerOverrides.${n}: ${p.name or "?"} has PABI ${
+        toString (p.pabi or "none")
+      }, the core ${core.name} has PABI ${toString core.pabi}; libibverbs would refuse to load it. Build the override from the core's release (${core.version})."
+    ) badOverride;
+
+  # Kernel modules the kernel doesn't ship: `kernel.rdmaInTree` lists the soft drivers
+  # a kernel has (rdma-nix's Debian kernels carry it, from stack.toml, checked against
+  # the kernel's config by the tests). nixpkgs' kernels are configured with
+  # autoModules, which builds every tristate driver (rxe and siw included) as a module.
+  driversMissingFrom =
+    kernel: drivers:
+    let
+      inTree = kernel.rdmaInTree or (builtins.attrNames softDrivers);
+    in
+    builtins.filter (d: !(builtins.elem (checkDriver d) inTree)) drivers;
+
+  # Our module package for each driver, from a kernel module set (nixpkgs'
+  # `linuxPackagesFor kernel`, or the offline platform's, which carries kABI reuse as
+  # `rdma-<driver>`).
+  modulePackages =
+    kernelPackages: drivers:
+    map (
+      d:
+      kernelPackages."rdma-${checkDriver d}"
+        or (kernelPackages.callPackage ../pkgs/kernel-modules/soft-rdma.nix { driver = d; })
+    ) drivers;
+
+  # A module package's `.ko` for its kernel: updates/ for a build, weak-updates/ for
+  # a build reused from another kernel of the same kABI.
+  moduleFile =
+    kernel: pkg:
+    "${pkg}/lib/modules/${kernel.modDirVersion}/${
+      if pkg ? reusedFrom then "weak-updates" else "updates"
+    }/${pkg.moduleName}.ko";
+
+  # Module names to load for the drivers, and `{ module = [ pre… ]; }` soft deps.
+  moduleNames = drivers: map (d: softDrivers.${checkDriver d}.module) drivers;
+  softDepsOf =
+    drivers:
+    builtins.listToAttrs (
+      map (
+        d:
+        let
+          s = softDrivers.${checkDriver d};
+        in
+        lib.nameValuePair s.module s.softdeps
+      ) drivers
+    );
+  # The same as modprobe.d lines.
+  modprobeConfig =
+    drivers:
+    lib.concatStrings (lib.mapAttrsToList (m: pre: "softdep ${m} pre: ${lib.concatStringsSep " " pre}\n") (softDepsOf drivers));
+
+  # The soft devices for interfaces: `[ { name = "rxe_eth1"; type = "rxe"; netdev = "eth1"; } … ]`.
+  softDevices =
+    type: interfaces:
+    map (i: {
+      name = "${checkDriver type}_${i}";
+      inherit type;
+      netdev = i;
+    }) interfaces;
+
+  # Shell that adds a soft device, idempotently (an existing one is left alone), and
+  # removes it. `rdma` is the iproute2 `rdma` tool by path.
+  linkUpScript =
+    { rdma, dev }:
+    ''
+      if ${rdma} dev show ${lib.escapeShellArg dev.name} >/dev/null 2>&1; then
+        echo "rdma-nix: ${dev.name} already exists"
+      else
+        ${rdma} link add ${lib.escapeShellArg dev.name} type ${dev.type} netdev ${lib.escapeShellArg dev.netdev}
+        echo "rdma-nix: added ${dev.name} (${dev.type} on ${dev.netdev})"
+      fi
+    '';
+  linkDownScript =
+    { rdma, dev }:
+    ''
+      if ${rdma} dev show ${lib.escapeShellArg dev.name} >/dev/null 2>&1; then
+        ${rdma} link delete ${lib.escapeShellArg dev.name}
+        echo "rdma-nix: removed ${dev.name}"
+      fi
+    '';
+
+  # rdma-core's udev rules and systemd units, made to work outside an FHS system:
+  # `rdma-load-modules@.service` runs systemd's systemd-modules-load (rdma-core's
+  # build points it at its own prefix, where there is none); rules call rdma_rename
+  # and systemctl by absolute path (udev on NixOS has no /lib/udev or /usr/bin).
+  # Without `withNdd`, the rule that starts rdma-ndd for every device is left out.
+  # Fails the build when a reference it can't resolve is left.
+  systemIntegration =
+    {
+      runCommand,
+      core,
+      systemd,
+      withNdd ? true,
+    }:
+    runCommand "rdma-core-system-integration-${core.version}"
+      {
+        passthru = { inherit core; };
+        meta.description = "rdma-core's udev rules and systemd units with Nix paths";
+      }
+      ''
+        mkdir -p $out/lib/udev/rules.d $out/lib/systemd/system
+        cp ${core}/lib/udev/rules.d/*.rules $out/lib/udev/rules.d/
+        cp ${core}/lib/systemd/system/* $out/lib/systemd/system/
+        chmod -R u+w $out
+        ${lib.optionalString (!withNdd) "rm $out/lib/udev/rules.d/60-rdma-ndd.rules"}
+        sed -i \
+          -e 's|PROGRAM="rdma_rename |PROGRAM="${core}/lib/udev/rdma_rename |' \
+          -e 's|/usr/bin/systemctl|${systemd}/bin/systemctl|' \
+          $out/lib/udev/rules.d/*.rules
+        sed -i 's|${core}/lib/systemd/systemd-modules-load|${systemd}/lib/systemd/systemd-modules-load|' \
+          $out/lib/systemd/system/rdma-load-modules@.service
+        # Every program a rule or unit runs exists.
+        for exe in $(grep -ohE '(PROGRAM=+"|ExecStart=)[^ "]+' $out/lib/udev/rules.d/*.rules $out/lib/systemd/system/* \
+                     | sed -E 's/^(PROGRAM=+"|ExecStart=)//'); do
+          case $exe in
+            /*) test -x "$exe" || { echo "rdma-nix: $exe (referenced by rdma-core's units or rules) does not exist" >&2; exit 1; } ;;
+            *) echo "rdma-nix: relative program '$exe' left in rdma-core's units or rules" >&2; exit 1 ;;
+          esac
+        done
+      '';
+}

@@ -1,0 +1,261 @@
+# NixOS module: the RDMA stack from rdma-nix, declared. The core and the providers
+# are separate packages composed into /etc/libibverbs.d, so a vendor's provider
+# replaces the bundled one by name (`providerOverrides`) and nothing overwrites
+# anything else. Soft-RDMA devices (rxe, siw) come with our kernel modules where the
+# kernel lacks them. What isn't NixOS-specific lives in ./lib.nix, which the offline
+# VM checks use too.
+{
+  config,
+  lib,
+  pkgs,
+  utils,
+  ...
+}:
+
+let
+  cfg = config.hardware.rdma;
+  rdmaNixLib = import ./lib.nix { inherit lib; };
+  releases = import ../pkgs/generated/rdma-core;
+
+  inherit (lib)
+    mkEnableOption
+    mkIf
+    mkOption
+    literalExpression
+    types
+    ;
+
+  rdmaPackagesFor =
+    release: pkgs.callPackage ../pkgs/rdma-packages.nix { release = releases.releases.${release}; };
+
+  # The providers of the configured core's release, built from that core.
+  coreProviders = builtins.mapAttrs (
+    name: data:
+    pkgs.callPackage ../pkgs/rdma-core/provider.nix {
+      rdma-core = cfg.package;
+      inherit name data;
+    }
+  ) (cfg.package.release or { providers = { }; }).providers;
+
+  providerErrors = rdmaNixLib.providerErrors {
+    core = cfg.package;
+    providers = coreProviders;
+    wanted = cfg.providers;
+    overrides = cfg.providerOverrides;
+  };
+
+  configDir = rdmaNixLib.mkVerbsConfigDir {
+    inherit (pkgs) runCommand;
+    core = cfg.package;
+    providers = rdmaNixLib.selectProviders {
+      providers = coreProviders;
+      wanted = cfg.providers;
+    };
+    overrides = cfg.providerOverrides;
+  };
+
+  integration = rdmaNixLib.systemIntegration {
+    inherit (pkgs) runCommand;
+    core = cfg.package;
+    systemd = config.systemd.package;
+    withNdd = cfg.ndd.enable;
+  };
+
+  drivers = lib.optional cfg.softRoce.enable "rxe" ++ lib.optional cfg.siw.enable "siw";
+  devices = rdmaNixLib.softDevices "rxe" cfg.softRoce.interfaces ++ rdmaNixLib.softDevices "siw" cfg.siw.interfaces;
+  rdmaTool = "${pkgs.iproute2}/bin/rdma";
+
+  softDeviceOptions = driver: what: {
+    enable = mkOption {
+      type = types.bool;
+      default = cfg.${driver}.interfaces != [ ];
+      defaultText = literalExpression "config.hardware.rdma.${driver}.interfaces != [ ]";
+      description = ''
+        Whether to load the ${what} kernel module (with its soft dependencies). Our
+        build of the module is added when the kernel lacks it
+        (see {option}`hardware.rdma.kernelModules.outOfTree`).
+      '';
+    };
+    interfaces = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "eth1" ];
+      description = ''
+        Network interfaces to put a ${what} device on, named
+        `${if driver == "softRoce" then "rxe" else "siw"}_<interface>`. Each gets a unit
+        `rdma-link-<device>.service` that runs `rdma link add` once the interface
+        exists, leaves an existing device alone, and removes the device when stopped.
+        Every interface must be declared in {option}`networking.interfaces`.
+      '';
+    };
+  };
+in
+{
+  options.hardware.rdma = {
+    enable = mkEnableOption "the RDMA userspace stack from rdma-nix: libibverbs, librdmacm and per-provider packages composed into /etc/libibverbs.d";
+
+    release = mkOption {
+      type = types.enum (builtins.attrNames releases.releases);
+      default = releases.default;
+      example = "56.1";
+      description = "The rdma-core release whose packages provide the default {option}`hardware.rdma.package`.";
+    };
+
+    package = mkOption {
+      type = types.package;
+      default = (rdmaPackagesFor cfg.release).rdma-core;
+      defaultText = literalExpression "(rdma-nix packages of hardware.rdma.release).rdma-core";
+      description = ''
+        The rdma-core package without providers (rdma-nix's `rdma-core`, or an
+        override of it). Providers are built from this package's release, and must
+        match its provider ABI (PABI).
+      '';
+    };
+
+    providers = mkOption {
+      type = types.either (types.enum [ "all" ]) (types.listOf types.str);
+      default = "all";
+      example = [
+        "mlx5"
+        "rxe"
+        "siw"
+      ];
+      description = ''
+        The providers (hardware families) to install: `"all"`, or a list of provider
+        names of the core's release (`mlx5`, `efa`, `irdma`, `bnxt_re`, `rxe`, `siw`, …).
+      '';
+    };
+
+    providerOverrides = mkOption {
+      type = types.attrsOf types.package;
+      default = { };
+      example = literalExpression ''
+        {
+          mlx5 = (pkgs.rdmaPackages."65.0".rdma-provider-mlx5).overrideAttrs (o: {
+            patches = o.patches ++ [ ./vendor-mlx5-fix.patch ];
+          });
+        }
+      '';
+      description = ''
+        Providers that replace the bundled one of the same driver name: a vendor's
+        build or a patched rdma-nix provider. Each must have the core's PABI.
+      '';
+    };
+
+    configDir = mkOption {
+      type = types.package;
+      readOnly = true;
+      default = configDir;
+      defaultText = literalExpression "the composed config dir";
+      description = "The composed verbs config dir (its `etc/libibverbs.d` is installed as /etc/libibverbs.d).";
+    };
+
+    perftest.enable = mkEnableOption "perftest (ib_send_bw, ib_write_bw, ib_read_lat, …) built against the configured core";
+
+    softRoce = softDeviceOptions "softRoce" "Soft-RoCE (rdma_rxe)";
+    siw = softDeviceOptions "siw" "Soft-iWARP (siw)";
+
+    kernelModules.outOfTree = mkOption {
+      type = types.listOf (
+        types.enum [
+          "rxe"
+          "siw"
+        ]
+      );
+      default = rdmaNixLib.driversMissingFrom config.boot.kernelPackages.kernel drivers;
+      defaultText = literalExpression "the enabled soft drivers that boot.kernelPackages.kernel lacks";
+      example = [ "siw" ];
+      description = ''
+        Soft-RDMA drivers to take from rdma-nix's module builds for
+        {option}`boot.kernelPackages` instead of the kernel's own (installed under
+        `updates/`, which wins over the kernel's copy). By default, the enabled ones the
+        kernel doesn't ship: kernels declare theirs in `passthru.rdmaInTree`
+        (rdma-nix's Debian kernels: rxe only); nixpkgs' kernels build both.
+      '';
+    };
+
+    memlockLimit = mkOption {
+      type = types.either types.int types.str;
+      default = "unlimited";
+      example = 1048576;
+      description = ''
+        Locked-memory limit (KiB, or `unlimited`) for members of the `rdma` group:
+        RDMA applications pin their buffers.
+      '';
+    };
+
+    ndd.enable = mkEnableOption "rdma-ndd, which keeps InfiniBand node descriptions set to the host name";
+  };
+
+  config = mkIf cfg.enable {
+    assertions =
+      [
+        {
+          assertion = cfg.package ? release && cfg.package ? pabi;
+          message = "hardware.rdma.package: ${cfg.package.name or "?"} is not an rdma-nix core (no passthru.release/pabi); use rdma-nix's rdma-core or an override of it.";
+        }
+      ]
+      ++ map (message: {
+        assertion = false;
+        inherit message;
+      }) providerErrors
+      ++ map (dev: {
+        assertion = config.networking.interfaces ? ${dev.netdev};
+        message = "hardware.rdma: ${dev.type} device ${dev.name} is on interface '${dev.netdev}', which is not in networking.interfaces.";
+      }) devices;
+
+    environment.systemPackages = [ cfg.package ] ++ lib.optional cfg.perftest.enable (pkgs.callPackage ../pkgs/perftest/package.nix { rdma-core = cfg.package; });
+    environment.etc."libibverbs.d".source = "${configDir}/etc/libibverbs.d";
+
+    services.udev.packages = [ integration ];
+    systemd.packages = [ integration ];
+
+    boot.extraModulePackages = rdmaNixLib.modulePackages config.boot.kernelPackages cfg.kernelModules.outOfTree;
+    boot.kernelModules = rdmaNixLib.moduleNames drivers;
+    boot.extraModprobeConfig = rdmaNixLib.modprobeConfig drivers;
+
+    users.groups.rdma = { };
+    security.pam.loginLimits = [
+      {
+        domain = "@rdma";
+        type = "-";
+        item = "memlock";
+        value = cfg.memlockLimit;
+      }
+    ];
+
+    systemd.services = builtins.listToAttrs (
+      map (
+        dev:
+        let
+          netdevUnit = "sys-subsystem-net-devices-${utils.escapeSystemdPath dev.netdev}.device";
+        in
+        lib.nameValuePair "rdma-link-${dev.name}" {
+          description = "Soft RDMA device ${dev.name} (${dev.type} on ${dev.netdev})";
+          wantedBy = [ "multi-user.target" ];
+          bindsTo = [ netdevUnit ];
+          after = [
+            netdevUnit
+            "network-addresses-${dev.netdev}.service"
+            "systemd-modules-load.service"
+          ];
+          serviceConfig = {
+            Type = "oneshot";
+            RemainAfterExit = true;
+          };
+          script = rdmaNixLib.linkUpScript {
+            rdma = rdmaTool;
+            inherit dev;
+          };
+          preStop = rdmaNixLib.linkDownScript {
+            rdma = rdmaTool;
+            inherit dev;
+          };
+        }
+      ) devices
+    )
+    // {
+      rdma-ndd = mkIf cfg.ndd.enable { wantedBy = [ "multi-user.target" ]; };
+    };
+  };
+}

@@ -1,0 +1,69 @@
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+
+use crate::emit::atomic_write;
+use crate::report::{read_result, Matrix};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// VM checks' result.json files, or directories holding them one level down
+    /// (`offline.checks.all`'s output: <kernel>-<driver>/result.json).
+    #[arg(required = true)]
+    results: Vec<PathBuf>,
+    /// Write the table as Markdown to FILE.
+    #[arg(long, value_name = "FILE")]
+    md: Option<PathBuf>,
+    /// Write an HTML page (table and SVG charts of bandwidth and latency) to FILE.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Print the matrix as JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn expand(path: &Path) -> Result<Vec<PathBuf>> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_owned()]);
+    }
+    let mut found = Vec::new();
+    for e in std::fs::read_dir(path).with_context(|| format!("{}", path.display()))? {
+        let r = e?.path().join("result.json");
+        if r.is_file() {
+            found.push(r);
+        }
+    }
+    if found.is_empty() {
+        bail!("{}: a directory without */result.json", path.display());
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Exits 1 when a check didn't pass (after writing the files), 0 otherwise.
+pub fn run(a: Args) -> Result<ExitCode> {
+    let mut checks = Vec::new();
+    for p in &a.results {
+        for f in expand(p)? {
+            checks.push(read_result(&f)?);
+        }
+    }
+    let m = Matrix::new(checks);
+    if let Some(f) = &a.md {
+        atomic_write(f, m.markdown().as_bytes())?;
+    }
+    if let Some(f) = &a.html {
+        atomic_write(f, m.html().as_bytes())?;
+    }
+    if a.json {
+        crate::cli::print_json(&m)?;
+    } else {
+        print!("{}", m.markdown());
+    }
+    Ok(if m.failed() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
