@@ -105,6 +105,11 @@ in
       type = types.package;
       default = (rdmaPackagesFor cfg.release).rdma-core;
       defaultText = literalExpression "(rdma-nix packages of hardware.rdma.release).rdma-core";
+      example = literalExpression ''
+        (pkgs.rdmaPackages."65.0".rdma-core).overrideAttrs (o: {
+          patches = (o.patches or [ ]) ++ [ ./libibverbs-fix.patch ];
+        })
+      '';
       description = ''
         The rdma-core package without providers (rdma-nix's `rdma-core`, or an
         override of it). Providers are built from this package's release, and must

@@ -113,7 +113,8 @@ let
     # lists, soft deps, `rdma link` scripts, rdma-core's fixed udev rules and units.
     rdmaNixLib = import ../../modules/lib.nix { inherit lib; };
     rdmaSystemIntegration = self.rdmaNixLib.systemIntegration {
-      inherit (self) runCommand rdma-core systemd;
+      inherit (self) runCommand systemd;
+      core = self.rdma-core;
     };
 
     # Load a module of ours on a matrix kernel: `moduleLoadCheck "debian-6.1.0-56" "siw"`.
@@ -123,8 +124,10 @@ let
     verbsDevicesCheck = kernelName: self.callPackage ../../checks/offline/verbs-devices.nix { } kernelName;
 
     # The hot paths (checks/payload) on a kernel of the matrix and a soft device:
-    # `hotpathsCheck "debian-6.1.0-50" "siw"`.
-    hotpathsCheck = kernelName: driver: self.callPackage ../../checks/offline/hotpaths.nix { } kernelName driver;
+    # `hotpathsCheck "debian-6.1.0-50" "siw"`; `hotpathsCheckWith { kernelName; driver;
+    # expected = ./other-expectations.txt; }`.
+    hotpathsCheckWith = self.callPackage ../../checks/offline/hotpaths.nix { };
+    hotpathsCheck = kernelName: driver: self.hotpathsCheckWith { inherit kernelName driver; };
 
     # Every kernel × device of the matrix, `checks.<kernel>.<rxe|siw>`, and `checks.all`
     # gathering each one's output (serial.log, result.json) under <kernel>-<driver>/.

@@ -112,35 +112,100 @@ pub fn write_all(
         };
         plan.push((dest, f, status));
     }
-    let mut done = Vec::new();
-    for (dest, f, status) in plan {
-        if status != Status::Unchanged {
-            atomic_write(&dest, f.contents.as_bytes())?;
-        }
-        done.push((dest, status));
+    // Temporary files a killed run left beside ours (we hold the lock: no live run
+    // owns them).
+    for (dest, _, _) in &plan {
+        sweep_stale_temporaries(dest)?;
     }
-    Ok(done)
+    // Every new file complete and synced on disk first, then the renames: a run
+    // killed at any point leaves each file either as it was or wholly new.
+    let mut staged = Vec::new();
+    for (dest, f, status) in &plan {
+        if *status != Status::Unchanged {
+            match stage(dest, f.contents.as_bytes()) {
+                Ok(tmp) => staged.push((tmp, dest.clone())),
+                Err(e) => {
+                    for (tmp, _) in &staged {
+                        let _ = fs::remove_file(tmp);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+    let kill_after = fault_injection_kill_after();
+    for (n, (tmp, dest)) in staged.iter().enumerate() {
+        if kill_after == Some(n) {
+            // Tests only (RDMA_NIX_TEST_KILL_AFTER_RENAMES): die like `kill -9` would.
+            std::process::abort();
+        }
+        fs::rename(tmp, dest).map_err(io(dest))?;
+    }
+    Ok(plan
+        .into_iter()
+        .map(|(dest, _, status)| (dest, status))
+        .collect())
 }
 
-pub fn atomic_write(dest: &Path, data: &[u8]) -> Result<(), EmitError> {
-    let dir = dest.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(io(dir))?;
+/// The test hook that makes `generate` die (SIGABRT, no cleanup) after N renames.
+fn fault_injection_kill_after() -> Option<usize> {
+    std::env::var("RDMA_NIX_TEST_KILL_AFTER_RENAMES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+}
+
+fn temporary_prefix(dest: &Path) -> String {
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    format!(".{name}.tmp-")
+}
+
+fn sweep_stale_temporaries(dest: &Path) -> Result<(), EmitError> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let prefix = temporary_prefix(dest);
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(dir)(e)),
+    };
+    for e in entries {
+        let e = e.map_err(io(dir))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix(&prefix) {
+            if pid.chars().all(|c| c.is_ascii_digit()) {
+                fs::remove_file(e.path()).map_err(io(&e.path()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes `data` to a synced temporary sibling of `dest`; returns its path.
+fn stage(dest: &Path, data: &[u8]) -> Result<PathBuf, EmitError> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    let tmp = dir.join(format!("{}{}", temporary_prefix(dest), std::process::id()));
     let result = (|| {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
-        fs::rename(&tmp, dest)
+        f.sync_all()
     })();
     if let Err(e) = result {
         let _ = fs::remove_file(&tmp);
         return Err(io(dest)(e));
     }
-    Ok(())
+    Ok(tmp)
+}
+
+/// Writes one file atomically: a synced temporary sibling renamed into place.
+pub fn atomic_write(dest: &Path, data: &[u8]) -> Result<(), EmitError> {
+    let tmp = stage(dest, data)?;
+    fs::rename(&tmp, dest).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        io(dest)(e)
+    })
 }
 
 /// Files whose content on disk differs from what would be generated, with a diff.

@@ -72,12 +72,19 @@ def read_modules_dep(tree):
 def resolve_modules(tree, names, soft):
     """Load order: soft dependencies first, then each module's dependencies."""
     deps, by_name = read_modules_dep(tree)
+    # Built into the kernel (virtio_pci on 6.12): nothing to load.
+    builtin = set()
+    if os.path.exists(os.path.join(tree, "modules.builtin")):
+        for line in open(os.path.join(tree, "modules.builtin")):
+            builtin.add(os.path.basename(line.strip()).split(".ko")[0].replace("-", "_"))
     order = []
 
     def visit(name, chain=()):
         key = name.replace("-", "_")
+        if key in builtin and key not in by_name:
+            return
         if key not in by_name:
-            sys.exit(f"make-initrd: module {name} is not in {tree}/modules.dep")
+            sys.exit(f"make-initrd: module {name} is neither in {tree}/modules.dep nor built in")
         rel = by_name[key]
         if rel in order:
             return

@@ -1,0 +1,191 @@
+//! The NixOS module (modules/rdma.nix) as far as it can be exercised without nixpkgs:
+//! its options against the README, and the plain Nix it is built on (modules/lib.nix)
+//! evaluated and built on the offline platform.
+
+mod common;
+
+use std::path::Path;
+
+use common::{nix_build_offline, require, run, stdout_ok};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn eval_json(expr: &str) -> serde_json::Value {
+    let out = stdout_ok(
+        std::process::Command::new("nix-instantiate")
+            .args(["--eval", "--strict", "--json", "-E", expr])
+            .current_dir(root()),
+    );
+    serde_json::from_str(&out).unwrap()
+}
+
+fn eval_err(expr: &str) -> String {
+    let out = run(std::process::Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "-E", expr])
+        .current_dir(root()));
+    assert!(!out.status.success(), "{expr} evaluated");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+const OFFLINE: &str = "let o = import ./pkgs/offline { }; l = o.rdmaNixLib; in";
+
+#[test]
+fn readme_lists_every_option_with_its_type() {
+    if !require("nix-instantiate") {
+        return;
+    }
+    let options = eval_json("import ./tests/fixtures/module-options.nix");
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = readme
+        .split("<!-- options -->")
+        .nth(1)
+        .and_then(|s| s.split("<!-- /options -->").next())
+        .expect("README has an <!-- options --> … <!-- /options --> section");
+    let listed: Vec<&str> = section.lines().filter(|l| l.starts_with("- `")).collect();
+    let want: Vec<String> = options
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            format!(
+                "- `{}` ({})",
+                o["name"].as_str().unwrap(),
+                o["type"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed.len(),
+        want.len(),
+        "README lists {listed:#?}, the module has {want:#?}"
+    );
+    for w in &want {
+        assert!(
+            listed.iter().any(|l| l.starts_with(w.as_str())),
+            "README's option list lacks {w}"
+        );
+    }
+    for o in options.as_array().unwrap() {
+        assert_eq!(o["documented"], true, "{} has no description", o["name"]);
+        if o["name"] != "hardware.rdma.configDir" {
+            assert_eq!(o["hasExample"], true, "{} has no example", o["name"]);
+        }
+    }
+}
+
+#[test]
+fn provider_selection_errors_become_clear_messages() {
+    if !require("nix-instantiate") {
+        return;
+    }
+    let errs = eval_json(&format!(
+        "{OFFLINE} l.providerErrors {{ core = o.rdma-core; providers = o.rdmaProviders; wanted = [ \"rxe\" \"mlx9\" ];
+           overrides = {{ rxe = o.rdmaPackages.\"56.1\".rdma-provider-rxe; }}; }}"
+    ));
+    let errs: Vec<&str> = errs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert!(errs[0].starts_with(
+        "hardware.rdma.providers: 'mlx9' is not a provider of rdma-core 65.0; known: "
+    ));
+    assert!(errs[0].contains("mlx5") && errs[0].contains("siw"));
+    assert!(errs[1].starts_with("hardware.rdma.providerOverrides.rxe: rdma-provider-rxe-56.1 has PABI 34, the core rdma-core-65.0 has PABI 65"));
+    // Nothing to report for a valid selection.
+    let ok = eval_json(&format!(
+        "{OFFLINE} l.providerErrors {{ core = o.rdma-core; providers = o.rdmaProviders; wanted = \"all\"; }}"
+    ));
+    assert_eq!(ok, serde_json::json!([]));
+    // The config dir refuses what the assertions report.
+    let e = eval_err(&format!(
+        "{OFFLINE} (l.mkVerbsConfigDir {{ inherit (o) runCommand; core = o.rdma-core;
+           providers = [ o.rdmaPackages.\"56.1\".rdma-provider-rxe ]; }}).drvPath"
+    ));
+    assert!(
+        e.contains("does not match the core rdma-core-65.0 (PABI 65)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn kernel_modules_soft_deps_and_link_scripts() {
+    if !require("nix-instantiate") {
+        return;
+    }
+    let v = eval_json(&format!(
+        "{OFFLINE} {{
+           debian = l.driversMissingFrom o.kernels.\"debian-6.1.0-50\" [ \"rxe\" \"siw\" ];
+           # nixpkgs' kernels carry no rdmaInTree: built with autoModules, they ship both.
+           nixpkgsLike = l.driversMissingFrom {{ }} [ \"rxe\" \"siw\" ];
+           modules = map (p: p.name) (l.modulePackages o.kernelPackages.\"debian-6.1.0-56\" [ \"siw\" ]);
+           reusedFile = l.moduleFile o.kernels.\"debian-6.1.0-56\" o.kernelPackages.\"debian-6.1.0-56\".rdma-siw;
+           names = l.moduleNames [ \"rxe\" \"siw\" ];
+           modprobe = l.modprobeConfig [ \"rxe\" \"siw\" ];
+           devices = l.softDevices \"siw\" [ \"eth1\" ];
+           up = l.linkUpScript {{ rdma = \"/bin/rdma\"; dev = builtins.head (l.softDevices \"rxe\" [ \"eth0\" ]); }};
+         }}"
+    ));
+    assert_eq!(v["debian"], serde_json::json!(["siw"]));
+    assert_eq!(v["nixpkgsLike"], serde_json::json!([]));
+    assert_eq!(v["modules"].as_array().unwrap().len(), 1);
+    assert!(v["reusedFile"]
+        .as_str()
+        .unwrap()
+        .ends_with("/lib/modules/6.1.0-56-amd64/weak-updates/siw.ko"));
+    assert_eq!(v["names"], serde_json::json!(["rdma_rxe", "siw"]));
+    assert_eq!(
+        v["modprobe"],
+        "softdep rdma_rxe pre: crc32_generic\nsoftdep siw pre: crc32c_generic\n"
+    );
+    assert_eq!(
+        v["devices"],
+        serde_json::json!([{"name": "siw_eth1", "type": "siw", "netdev": "eth1"}])
+    );
+    let up = v["up"].as_str().unwrap();
+    assert!(up.contains("if /bin/rdma dev show 'rxe_eth0' >/dev/null 2>&1; then"));
+    assert!(up.contains("/bin/rdma link add 'rxe_eth0' type rxe netdev 'eth0'"));
+    let e = eval_err(&format!("{OFFLINE} l.softDevices \"ipoib\" [ \"eth0\" ]"));
+    assert!(
+        e.contains("unknown soft-RDMA driver 'ipoib' (rxe or siw)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn rdma_cores_udev_rules_and_units_get_absolute_paths() {
+    if !require("nix-build") {
+        return;
+    }
+    let out = stdout_ok(
+        nix_build_offline()
+            .args(["-E", &format!("{OFFLINE} o.rdmaSystemIntegration")])
+            .current_dir(root()),
+    );
+    let out = Path::new(&out);
+    let unit =
+        std::fs::read_to_string(out.join("lib/systemd/system/rdma-load-modules@.service")).unwrap();
+    // The offline platform's systemd is the host's (/usr); on NixOS, systemd's store path.
+    assert!(
+        unit.contains("ExecStart=/usr/lib/systemd/systemd-modules-load /nix/store/"),
+        "{unit}"
+    );
+    let naming =
+        std::fs::read_to_string(out.join("lib/udev/rules.d/60-rdma-persistent-naming.rules"))
+            .unwrap();
+    assert!(naming.contains("PROGRAM=\"/nix/store/"), "{naming}");
+    assert!(naming.contains("/lib/udev/rdma_rename %k NAME_FALLBACK\""));
+    for rule in std::fs::read_dir(out.join("lib/udev/rules.d")).unwrap() {
+        let text = std::fs::read_to_string(rule.unwrap().path()).unwrap();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            if let Some(p) = line.split("PROGRAM").nth(1) {
+                let prog = p.trim_start_matches(['=', '"']);
+                assert!(prog.starts_with('/'), "relative program in {line}");
+            }
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The hot-path VM checks (checks/offline/hotpaths.nix with checks/payload) on the CI
+//! matrix: two Debian 6.1 ABIs (one where the modules are reused across the ABI) and
+//! 6.12, × {rxe, siw}; their results rendered by `rdma-nix matrix`. And a check whose
+//! test fails inside the VM fails with that test's output.
+
+mod common;
+
+use std::path::Path;
+use std::time::Instant;
+
+use common::{nix_build_offline, pinned, rdma_nix, require, run, stdout_ok};
+
+const CI_KERNELS: [&str; 3] = ["debian-6.1.0-50", "debian-6.1.0-56", "debian-6.12.107"];
+
+fn ready() -> bool {
+    require("nix-build")
+        && require("qemu-system-x86_64")
+        && pinned("linux-source-6.1").is_some()
+        && pinned("linux-source-6.12").is_some()
+}
+
+#[test]
+fn hot_paths_pass_on_the_ci_matrix_and_render_as_a_matrix() {
+    if !ready() {
+        return;
+    }
+    let checks: Vec<String> = CI_KERNELS
+        .iter()
+        .flat_map(|k| ["rxe", "siw"].map(|d| format!("(o.hotpathsCheck \"{k}\" \"{d}\")")))
+        .collect();
+    let expr = format!(
+        "let o = import ./pkgs/offline {{ }}; in o.gatherChecks \"vm-checks-ci\" [ {} ]",
+        checks.join(" ")
+    );
+    let start = Instant::now();
+    let out = stdout_ok(
+        nix_build_offline()
+            .args(["--keep-going", "-E", &expr])
+            .current_dir(env!("CARGO_MANIFEST_DIR")),
+    );
+    eprintln!(
+        "offline VM checks ({} kernels × rxe, siw) built in {:.0} s",
+        CI_KERNELS.len(),
+        start.elapsed().as_secs_f64()
+    );
+
+    for k in CI_KERNELS {
+        for d in ["rxe", "siw"] {
+            let dir = Path::new(&out).join(format!("{k}-{d}"));
+            assert!(dir.join("serial.log").is_file(), "{k} {d}: no serial.log");
+            let r: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(dir.join("result.json")).unwrap()).unwrap();
+            assert_eq!(r["status"], "pass", "{k} {d}: {r}");
+            assert_eq!(r["kernel_name"], k);
+            assert_eq!(r["device"], format!("{d}_eth0"));
+            let t = &r["test"];
+            assert_eq!(t["negative_pabi"], "pass", "{k} {d}: {t}");
+            assert_eq!(t["link_removed"], "pass");
+            let tests = t["tests"].as_array().unwrap();
+            let status = |name: &str| {
+                tests
+                    .iter()
+                    .find(|x| x["test"] == name)
+                    .unwrap_or_else(|| panic!("{k} {d}: no {name}"))["status"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            };
+            assert_eq!(status("ibv_devinfo"), "pass");
+            for bench in ["rping", "ib_send_bw", "ib_write_bw", "ib_read_lat"] {
+                assert_eq!(status(bench), "pass", "{k} {d} {bench}");
+            }
+            let want = if d == "siw" { "unsupported" } else { "pass" };
+            for pp in ["rc_pingpong", "uc_pingpong", "ud_pingpong", "srq_pingpong"] {
+                assert_eq!(status(pp), want, "{k} {d} {pp}");
+            }
+            let fig = |name: &str, key: &str| {
+                tests.iter().find(|x| x["test"] == name).unwrap()["figures"][key]
+                    .as_f64()
+                    .unwrap_or_else(|| panic!("{k} {d}: {name} has no {key}"))
+            };
+            assert!(fig("ib_send_bw", "bw_avg_mib_s") > 0.0);
+            assert!(fig("ib_write_bw", "bw_avg_mib_s") > 0.0);
+            assert!(fig("ib_read_lat", "lat_typical_us") > 0.0);
+        }
+    }
+
+    // The matrix page from these results.
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/vm-matrix");
+    std::fs::create_dir_all(&target).unwrap();
+    let (md, html) = (target.join("matrix.md"), target.join("matrix.html"));
+    let table = stdout_ok(
+        rdma_nix()
+            .args(["matrix", &out, "--md"])
+            .arg(&md)
+            .arg("--html")
+            .arg(&html),
+    );
+    eprintln!("{table}");
+    assert!(table.contains("6 checks, 0 not passing"), "{table}");
+    let html = std::fs::read_to_string(&html).unwrap();
+    assert_eq!(html.matches("<svg").count(), 3);
+    assert!(html.contains("6.12.107+deb12-amd64"));
+}
+
+#[test]
+fn a_test_failing_inside_the_vm_fails_the_check_with_its_output() {
+    if !ready() {
+        return;
+    }
+    // siw can't run the pingpongs; expecting it to makes rc_pingpong fail.
+    let dir = tempfile::tempdir().unwrap();
+    let expected = dir.path().join("expected.txt");
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("checks/payload/expected.txt"),
+    )
+    .unwrap()
+    .replace("siw rc_pingpong unsupported", "siw rc_pingpong pass");
+    std::fs::write(&expected, text).unwrap();
+    let expr = format!(
+        "let o = import ./pkgs/offline {{ }}; in o.hotpathsCheckWith {{ kernelName = \"debian-6.1.0-50\"; driver = \"siw\"; expected = {}; }}",
+        expected.display()
+    );
+    let out = run(nix_build_offline()
+        .args(["-E", &expr])
+        .current_dir(env!("CARGO_MANIFEST_DIR")));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the check passed: {err}");
+    assert!(
+        err.contains("hotpaths-siw-debian-6.1.0-50 on 6.1.0-50-amd64 fail: test failed"),
+        "{err}"
+    );
+    assert!(
+        err.contains("--- rc_pingpong: failed (exit 1) ---"),
+        "{err}"
+    );
+    assert!(err.contains("--- serial log (last 40 lines) ---"), "{err}");
+}
