@@ -7,15 +7,26 @@
   callPackage,
   runCommand,
   release,
+  # Fixes applied across the set: `corePatches` to the core (and so to everything
+  # built from it), `providerPatches.<name>` to one provider (and the config dirs
+  # holding it).
+  corePatches ? [ ],
+  providerPatches ? { },
 }:
 
 let
   rdmaLib = import ./rdma-core/lib.nix { inherit lib; };
 
-  rdma-core = callPackage ./rdma-core/package.nix { inherit release; };
+  withPatches =
+    patches: p: if patches == [ ] then p else p.overrideAttrs (o: { patches = (o.patches or [ ]) ++ patches; });
+
+  rdma-core = withPatches corePatches (callPackage ./rdma-core/package.nix { inherit release; });
 
   providers = builtins.mapAttrs (
-    name: data: callPackage ./rdma-core/provider.nix { inherit rdma-core name data; }
+    name: data:
+    withPatches (providerPatches.${name} or [ ]) (
+      callPackage ./rdma-core/provider.nix { inherit rdma-core name data; }
+    )
   ) release.providers;
 in
 lib.mapAttrs' (name: p: lib.nameValuePair "rdma-provider-${name}" p) providers

@@ -7,6 +7,12 @@
 # derivations; `rdma-nix fetch` adds them to the store beforehand.
 { system ? "x86_64-linux"
 , hostPath ? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+  # Fixes to a release's packages (pkgs/rdma-packages.nix), by release:
+  # { "65.0" = { corePatches; providerPatches.<name>; }; }.
+, rdmaPatches ? { }
+  # Attributes merged into a matrix kernel's derivation, by kernel name (a rebuilt
+  # kernel, for what-if questions such as rebuild fan-out).
+, kernelOverrides ? { }
 }:
 
 let
@@ -58,8 +64,10 @@ let
 
     # Kernels of the offline matrix, by name (pkgs/generated/kernels.nix).
     kernels = builtins.mapAttrs
-      (name: k: self.callPackage ./debian-kernel.nix { }
-        ({ inherit name; } // builtins.removeAttrs k [ "moduleSource" ]))
+      (name: k:
+        let kernel = self.callPackage ./debian-kernel.nix { }
+          ({ inherit name; } // builtins.removeAttrs k [ "moduleSource" ]); in
+        if kernelOverrides ? ${name} then kernel.overrideAttrs (_: kernelOverrides.${name}) else kernel)
       (import ../generated/kernels.nix);
 
     kernelSource = self.callPackage ./kernel-source.nix { };
@@ -103,10 +111,10 @@ let
     # (Built from `base` so that the set's attribute names don't depend on itself.)
     rdmaCoreReleases = import ../generated/rdma-core;
     rdmaPackages = builtins.mapAttrs
-      (_: release: callPackageWith base ../rdma-packages.nix {
+      (version: release: callPackageWith base ../rdma-packages.nix ((rdmaPatches.${version} or { }) // {
         inherit release;
         callPackage = callPackageWith base;
-      })
+      }))
       base.rdmaCoreReleases.releases;
 
     # The plain Nix behind the NixOS module (modules/lib.nix): config dirs, module
