@@ -86,7 +86,9 @@ let
         result = json.loads(client.succeed("cat /tmp/result.json"))
         result.update(kernel=client.succeed("uname -r").strip(), kernel_name="${kernelName}", negative_pabi="pass", status="pass" if rc == 0 else "fail")
         client.succeed("mkdir -p /tmp/out && cat > /tmp/out/result.json <<'EOF'\n" + json.dumps(result) + "\nEOF")
-        client.copy_from_machine("/tmp/out/result.json")
+        # copy_from_machine in current nixpkgs; copy_from_vm before it was renamed.
+        copy = getattr(client, "copy_from_machine", None) or getattr(client, "copy_from_vm")
+        copy("/tmp/out/result.json")
         assert rc == 0, f"payload failed on ${kernelName} ${driver}: {out}"
       '';
     };

@@ -143,3 +143,146 @@ fn bad_hash_strings_and_names() {
         &["--flat needs a regular file"],
     );
 }
+
+/// A kernel source .tar.xz with the given entries (built in Rust, no tar binary).
+fn kernel_tarball(
+    dir: &Path,
+    name: &str,
+    build: impl FnOnce(&mut tar::Builder<Vec<u8>>),
+) -> std::path::PathBuf {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(4);
+    h.set_mode(0o644);
+    b.append_data(
+        &mut h,
+        "linux-9.9/drivers/infiniband/sw/siw/siw.h",
+        &b"int;"[..],
+    )
+    .unwrap();
+    build(&mut b);
+    let tar = b.into_inner().unwrap();
+    let path = dir.join(name);
+    let mut xz = xz2::write::XzEncoder::new(fs::File::create(&path).unwrap(), 1);
+    std::io::Write::write_all(&mut xz, &tar).unwrap();
+    xz.finish().unwrap();
+    path
+}
+
+/// Writes a raw header with any name (tar::Builder refuses `..` and absolute paths).
+fn raw_entry(
+    b: &mut tar::Builder<Vec<u8>>,
+    kind: tar::EntryType,
+    name: &str,
+    link: Option<&str>,
+    data: &[u8],
+) {
+    let mut h = tar::Header::new_old();
+    h.set_entry_type(kind);
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    if let Some(l) = link {
+        h.as_old_mut().linkname[..l.len()].copy_from_slice(l.as_bytes());
+    }
+    h.set_cksum();
+    b.append(&h, data).unwrap();
+}
+
+#[test]
+fn hostile_kernel_source_tarballs_extract_nothing() {
+    use tar::EntryType::*;
+    let dir = tempfile::tempdir().unwrap();
+    let siw = "linux-9.9/drivers/infiniband/sw/siw";
+    type Build = Box<dyn FnOnce(&mut tar::Builder<Vec<u8>>)>;
+    let cases: Vec<(&str, Build, &str)> = vec![
+        (
+            "climb.tar.xz",
+            Box::new(move |b| {
+                raw_entry(
+                    b,
+                    Regular,
+                    &format!("{siw}/../../../../../../tmp/x"),
+                    None,
+                    b"x",
+                )
+            }),
+            "absolute path or `..`",
+        ),
+        (
+            "absolute.tar.xz",
+            Box::new(|b| raw_entry(b, Regular, "/etc/rdma-nix-pwned", None, b"x")),
+            "absolute path or `..`",
+        ),
+        (
+            "symlink-out.tar.xz",
+            Box::new(move |b| {
+                raw_entry(b, Symlink, &format!("{siw}/evil"), Some("/etc/passwd"), b"")
+            }),
+            "links, devices and other special entries",
+        ),
+        (
+            "hardlink-out.tar.xz",
+            Box::new(move |b| raw_entry(b, Link, &format!("{siw}/hard"), Some("/etc/shadow"), b"")),
+            "links, devices and other special entries",
+        ),
+        (
+            "device.tar.xz",
+            Box::new(move |b| raw_entry(b, Char, &format!("{siw}/mem"), None, b"")),
+            "links, devices and other special entries",
+        ),
+        (
+            "fifo.tar.xz",
+            Box::new(move |b| raw_entry(b, Fifo, &format!("{siw}/pipe"), None, b"")),
+            "links, devices and other special entries",
+        ),
+        (
+            "duplicate.tar.xz",
+            Box::new(move |b| raw_entry(b, Regular, &format!("{siw}/siw.h"), None, b"again")),
+            "listed twice",
+        ),
+    ];
+    for (name, build, msg) in cases {
+        let t = kernel_tarball(dir.path(), name, build);
+        let out = dir.path().join(format!("out-{name}"));
+        fails_with(
+            rdma_nix()
+                .args(["kernel", "extract-source"])
+                .arg(&t)
+                .args(["--subdir", "drivers/infiniband/sw/siw", "--out"])
+                .arg(&out),
+            &[&p(&t), msg],
+        );
+        assert!(!out.exists(), "{name}: a half-extracted tree was left");
+    }
+    assert!(!Path::new("/etc/rdma-nix-pwned").exists());
+
+    // A decompression bomb: 64 MiB of zeros (a few KiB of xz) against a 1 MiB ceiling.
+    let bomb = kernel_tarball(dir.path(), "bomb.tar.xz", move |b| {
+        raw_entry(
+            b,
+            Regular,
+            &format!("{siw}/zeros"),
+            None,
+            &vec![0u8; 64 << 20],
+        )
+    });
+    assert!(fs::metadata(&bomb).unwrap().len() < 1 << 20);
+    let out = dir.path().join("out-bomb");
+    fails_with(
+        rdma_nix()
+            .args(["kernel", "extract-source"])
+            .arg(&bomb)
+            .args([
+                "--subdir",
+                "drivers/infiniband/sw/siw",
+                "--max-unpacked",
+                "1048576",
+                "--out",
+            ])
+            .arg(&out),
+        &[&p(&bomb)],
+    );
+    assert!(!out.exists(), "bomb: a half-extracted tree was left");
+}
