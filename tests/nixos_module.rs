@@ -189,3 +189,124 @@ fn rdma_cores_udev_rules_and_units_get_absolute_paths() {
         }
     }
 }
+
+/// `config` of modules/rdma.nix for `settings`, evaluated against the offline
+/// packages (tests/fixtures/module-eval.nix), then `select` applied.
+fn module_eval(settings: &str, select: &str) -> serde_json::Value {
+    eval_json(&format!(
+        "let o = import ./pkgs/offline {{ }}; c = import ./tests/fixtures/module-eval.nix {{ settings = {settings}; }}; in {select}"
+    ))
+}
+
+#[test]
+fn the_module_configures_a_soft_rdma_node_with_offline_packages() {
+    if !require("nix-build") {
+        return;
+    }
+    let settings = r#"{ enable = true; providers = [ "rxe" "siw" ]; perftest.enable = true;
+                       softRoce.interfaces = [ "eth0" ]; siw.interfaces = [ "eth0" ]; }"#;
+    let v = module_eval(
+        settings,
+        r#"{
+          assertions = builtins.filter (a: !a.assertion) c.assertions;
+          modules = map (p: p.name) c.boot.extraModulePackages;
+          inherit (c.boot) kernelModules extraModprobeConfig;
+          units = builtins.attrNames c.systemd.services;
+          rxe = c.systemd.services."rdma-link-rxe_eth0";
+          packages = map (p: p.name) c.environment.systemPackages;
+          udev = map (p: p.name) c.services.udev.packages;
+          etc = c.environment.etc."libibverbs.d".source;
+          configDir = c.cfg.configDir.drvPath;
+        }"#,
+    );
+    assert_eq!(v["assertions"], serde_json::json!([]));
+    // Debian 6.1 ships rdma_rxe but not siw: only siw comes from our builds.
+    assert_eq!(
+        v["modules"],
+        serde_json::json!(["siw-module-6.1.0-50-amd64"])
+    );
+    assert_eq!(v["kernelModules"], serde_json::json!(["rdma_rxe", "siw"]));
+    assert!(v["extraModprobeConfig"]
+        .as_str()
+        .unwrap()
+        .contains("softdep siw pre: crc32c_generic"));
+    for unit in ["rdma-link-rxe_eth0", "rdma-link-siw_eth0"] {
+        assert!(
+            v["units"].as_array().unwrap().iter().any(|u| u == unit),
+            "{unit}"
+        );
+    }
+    let rxe = &v["rxe"];
+    assert_eq!(
+        rxe["bindsTo"],
+        serde_json::json!(["sys-subsystem-net-devices-eth0.device"])
+    );
+    assert_eq!(rxe["serviceConfig"]["Type"], "oneshot");
+    assert_eq!(rxe["serviceConfig"]["RemainAfterExit"], true);
+    assert!(rxe["script"]
+        .as_str()
+        .unwrap()
+        .contains("link add 'rxe_eth0' type rxe netdev 'eth0'"));
+    assert!(rxe["preStop"]
+        .as_str()
+        .unwrap()
+        .contains("link delete 'rxe_eth0'"));
+    assert_eq!(
+        v["packages"],
+        serde_json::json!(["rdma-core-65.0", "perftest-25.01.0+0.80"])
+    );
+    assert_eq!(
+        v["udev"],
+        serde_json::json!(["rdma-core-system-integration-65.0"])
+    );
+    assert!(v["etc"]
+        .as_str()
+        .unwrap()
+        .ends_with("-verbs-config-dir-65.0/etc/libibverbs.d"));
+
+    // The config dir it installs: exactly the chosen providers, by absolute path.
+    let dir = stdout_ok(
+        nix_build_offline()
+            .arg(v["configDir"].as_str().unwrap())
+            .current_dir(root()),
+    );
+    let mut names: Vec<String> = std::fs::read_dir(Path::new(&dir).join("etc/libibverbs.d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["rxe.driver", "siw.driver"]);
+}
+
+#[test]
+fn the_module_asserts_on_unknown_providers_foreign_pabi_and_unconfigured_interfaces() {
+    if !require("nix-instantiate") {
+        return;
+    }
+    let v = module_eval(
+        r#"{ enable = true; providers = [ "rxe" "mlx9" ];
+             providerOverrides.rxe = o.rdmaPackages."56.1".rdma-provider-rxe;
+             softRoce.interfaces = [ "eth9" ]; }"#,
+        "map (a: a.message) (builtins.filter (a: !a.assertion) c.assertions)",
+    );
+    let msgs: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    assert_eq!(msgs.len(), 3, "{msgs:#?}");
+    assert!(
+        msgs[0].starts_with("hardware.rdma.providers: 'mlx9' is not a provider of rdma-core 65.0")
+    );
+    assert!(msgs[1]
+        .starts_with("hardware.rdma.providerOverrides.rxe: rdma-provider-rxe-56.1 has PABI 34"));
+    assert_eq!(
+        msgs[2],
+        "hardware.rdma: rxe device rxe_eth9 is on interface 'eth9', which is not in networking.interfaces."
+    );
+    // Disabled, it configures nothing.
+    let off = module_eval("{ }", "c");
+    assert_eq!(off["cfg"]["enable"], false);
+    assert!(off.as_object().unwrap().keys().all(|k| k == "cfg"), "{off}");
+}
