@@ -151,12 +151,61 @@ impl Write for HashingCounter {
     }
 }
 
+/// Hands the NAR stream to another thread in 1 MiB blocks (recycled: at most
+/// `BLOCKS_IN_FLIGHT` + 1 exist), so that reading files and hashing overlap.
+struct BlockSender {
+    blocks: std::sync::mpsc::SyncSender<Vec<u8>>,
+    recycled: std::sync::mpsc::Receiver<Vec<u8>>,
+}
+
+const BLOCK: usize = 1 << 20;
+const BLOCKS_IN_FLIGHT: usize = 4;
+
+impl Write for BlockSender {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut block = self
+            .recycled
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BLOCK));
+        block.clear();
+        block.extend_from_slice(buf);
+        self.blocks
+            .send(block)
+            .map_err(|_| io::Error::other("the hashing thread stopped"))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The NAR hash and NAR size of `path`, as `nix-hash --type sha256` and
-/// `nix path-info --json` report them.
+/// `nix path-info --json` report them. The tree is walked and read on this thread
+/// while another hashes, in bounded memory (a few MiB whatever the tree's size).
 pub fn hash_path(path: &Path) -> Result<(NixHash, u64), NarError> {
-    let mut sink = HashingCounter::new(HashAlgo::Sha256);
-    dump_path(path, io::BufWriter::with_capacity(1 << 16, &mut sink))?;
-    Ok(sink.finish())
+    let (blocks_tx, blocks_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(BLOCKS_IN_FLIGHT);
+    let (recycle_tx, recycle_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(BLOCKS_IN_FLIGHT + 1);
+    let hasher = std::thread::spawn(move || {
+        let mut sink = HashingCounter::new(HashAlgo::Sha256);
+        for block in blocks_rx {
+            // Never fails: the sink only hashes.
+            let _ = sink.write_all(&block);
+            let _ = recycle_tx.try_send(block);
+        }
+        sink.finish()
+    });
+    let sender = BlockSender {
+        blocks: blocks_tx,
+        recycled: recycle_rx,
+    };
+    let dumped = (|| {
+        let mut out = io::BufWriter::with_capacity(BLOCK, sender);
+        dump_path(path, &mut out)?;
+        out.flush().map_err(io_err(path))
+    })();
+    // The sender is dropped by now: the hasher sees the end of the stream.
+    let result = hasher.join().expect("the hashing thread does not panic");
+    dumped.map(|()| result)
 }
 
 /// One node of a parsed NAR, in the order it appears.
