@@ -184,9 +184,13 @@ case $cmd in
     if [ "$rc" != 0 ]; then
       for f in "$logs"/server-*.log; do echo "== $(basename "$f" .log)"; sed 's/^/   /' "$f"; done
     fi
-    # Servers of unsupported transports wait for a client that won't come.
-    pkill -f 'ibv_.*_pingpong|rping -s|ib_send_bw|ib_write_bw|ib_read_lat' 2>/dev/null
+    # Servers of unsupported transports wait for a client that won't come. (One
+    # pattern per call: busybox's pkill takes basic regular expressions.)
     kill "$server" 2>/dev/null
+    for t in $TESTS; do
+      case $t in *_pingpong) p="ibv_$t" ;; rping) p="rping -s" ;; *) p=$t ;; esac
+      pkill -f "$p" 2>/dev/null
+    done
     wait 2>/dev/null
     exit $rc ;;
   negative) [ $# = 2 ] || die "usage: negative DEVICE CONFIGDIR"; negative "$@" ;;
