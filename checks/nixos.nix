@@ -33,9 +33,15 @@ let
             perftest.enable = true;
             ${option}.interfaces = [ "eth1" ];
           };
-          # RoCEv2 (UDP 4791), siw and the tests' TCP exchange ports (18515-18522),
-          # the RDMA CM's ports for siw.
-          networking.firewall.enable = false;
+          # RoCEv2 (UDP 4791) through the module; the payload's TCP ports (its tests'
+          # exchange ports, and the RDMA CM ports siw connects on) here.
+          hardware.rdma.openFirewall = true;
+          networking.firewall.allowedTCPPortRanges = [
+            {
+              from = 18515;
+              to = 18522;
+            }
+          ];
           environment.systemPackages = [ pkgs.iproute2 ];
           # The negative case: this driver's provider from another rdma-core release,
           # in a config dir of its own.

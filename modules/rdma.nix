@@ -189,6 +189,17 @@ in
       '';
     };
 
+    openFirewall = mkOption {
+      type = types.bool;
+      default = false;
+      example = true;
+      description = ''
+        Whether to open UDP port 4791 (RoCEv2, which Soft-RoCE devices speak) in the
+        firewall when {option}`hardware.rdma.softRoce.enable` is set. iWARP (siw)
+        connects over the applications' own TCP ports, which they open themselves.
+      '';
+    };
+
     ndd.enable = mkEnableOption "rdma-ndd, which keeps InfiniBand node descriptions set to the host name";
   };
 
@@ -218,6 +229,8 @@ in
     boot.extraModulePackages = rdmaNixLib.modulePackages config.boot.kernelPackages cfg.kernelModules.outOfTree;
     boot.kernelModules = rdmaNixLib.moduleNames drivers;
     boot.extraModprobeConfig = rdmaNixLib.modprobeConfig drivers;
+
+    networking.firewall.allowedUDPPorts = lib.optional (cfg.openFirewall && cfg.softRoce.enable) 4791;
 
     users.groups.rdma = { };
     security.pam.loginLimits = [

@@ -204,6 +204,7 @@ fn the_module_configures_a_soft_rdma_node_with_offline_packages() {
         return;
     }
     let settings = r#"{ enable = true; providers = [ "rxe" "siw" ]; perftest.enable = true;
+                       openFirewall = true;
                        softRoce.interfaces = [ "eth0" ]; siw.interfaces = [ "eth0" ]; }"#;
     let v = module_eval(
         settings,
@@ -217,9 +218,11 @@ fn the_module_configures_a_soft_rdma_node_with_offline_packages() {
           udev = map (p: p.name) c.services.udev.packages;
           etc = c.environment.etc."libibverbs.d".source;
           configDir = c.cfg.configDir.drvPath;
+          udp = c.networking.firewall.allowedUDPPorts;
         }"#,
     );
     assert_eq!(v["assertions"], serde_json::json!([]));
+    assert_eq!(v["udp"], serde_json::json!([4791]), "RoCEv2 opened");
     // Debian 6.1 ships rdma_rxe but not siw: only siw comes from our builds.
     assert_eq!(
         v["modules"],
