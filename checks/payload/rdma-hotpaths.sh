@@ -82,14 +82,51 @@ json_str() { # a log excerpt as a JSON string
   printf '%s' "$1" | awk 'BEGIN { ORS = "" } { gsub(/\\/, "\\\\"); gsub(/"/, "\\\""); gsub(/\t/, " "); gsub(/[\001-\037]/, ""); if (NR > 1) print "\\n"; print }'
 }
 
+# One test's server, started again whenever it ends (a server serves one client, and
+# a client's failed attempt ends it too) until $server_timeout or the stop file.
+serve_one() { # TEST DEVICE
+  deadline=$(($(date +%s) + server_timeout))
+  n=0
+  : >"$logs/server-$1.log"
+  while [ ! -e "$logs/stop" ] && [ "$(date +%s)" -lt "$deadline" ]; do
+    n=$((n + 1))
+    [ "$n" = 1 ] || echo "-- server run $n" >>"$logs/server-$1.log"
+    # shellcheck disable=SC2046
+    timeout "$server_timeout" $(command_of "$1" "$2" "") >>"$logs/server-$1.log" 2>&1 &
+    echo $! >"$logs/server-$1.pid"
+    wait $!
+    sleep 1
+  done
+}
+
 serve() { # DRIVER DEVICE
   mkdir -p "$logs"
+  rm -f "$logs/stop"
+  # Every server at once, each on its own port.
   for t in $TESTS; do
-    # Every server at once, each on its port, each ended by the timeout if no client comes.
-    # shellcheck disable=SC2046
-    timeout "$server_timeout" $(command_of "$t" "$2" "") >"$logs/server-$t.log" 2>&1 &
+    serve_one "$t" "$2" &
+    echo $! >"$logs/loop-$t.pid"
   done
   wait
+}
+
+# Ends the servers still waiting (for the next client, or for one that won't come:
+# an unsupported transport), which hold the device open, and their restart loops.
+# By pid (busybox has no pkill); again until no loop is left, since a loop may be
+# starting a server as the stop file appears.
+stop_servers() {
+  touch "$logs/stop"
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    alive=0
+    for t in $TESTS; do
+      kill "$(cat "$logs/server-$t.pid" 2>/dev/null)" 2>/dev/null
+      kill -0 "$(cat "$logs/loop-$t.pid" 2>/dev/null)" 2>/dev/null && alive=1
+    done
+    [ "$alive" = 0 ] && return 0
+    sleep 1
+  done
+  echo "rdma-hotpaths: servers still running after 10 s" >&2
+  return 1
 }
 
 run() { # DRIVER DEVICE PEER RESULT
@@ -184,13 +221,8 @@ case $cmd in
     if [ "$rc" != 0 ]; then
       for f in "$logs"/server-*.log; do echo "== $(basename "$f" .log)"; sed 's/^/   /' "$f"; done
     fi
-    # Servers of unsupported transports wait for a client that won't come. (One
-    # pattern per call: busybox's pkill takes basic regular expressions.)
     kill "$server" 2>/dev/null
-    for t in $TESTS; do
-      case $t in *_pingpong) p="ibv_$t" ;; rping) p="rping -s" ;; *) p=$t ;; esac
-      pkill -f "$p" 2>/dev/null
-    done
+    stop_servers || rc=1
     wait 2>/dev/null
     exit $rc ;;
   negative) [ $# = 2 ] || die "usage: negative DEVICE CONFIGDIR"; negative "$@" ;;
