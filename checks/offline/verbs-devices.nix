@@ -1,5 +1,5 @@
 # Our userspace against soft devices in a VM: a config dir holding only rxe and siw
-# (composed by rdmaLib.mkVerbsConfigDir, installed as /etc/libibverbs.d), rxe0 and
+# (composed by modules/lib.nix's mkVerbsConfigDir, installed as /etc/libibverbs.d), rxe0 and
 # siw0 on the VM's NIC, and `ibv_devices` / `ibv_devinfo` with IBV_SHOW_WARNINGS=1:
 # both devices listed, no "couldn't load driver" warning.
 { lib, runVM, runCommand, kernelPackages, rdma-core, rdma-provider-rxe, rdma-provider-siw, rdmaNixLib }:
