@@ -37,21 +37,18 @@ let
     }
   ) (cfg.package.release or { providers = { }; }).providers;
 
-  providerErrors = rdmaNixLib.providerErrors {
+  selection = {
     core = cfg.package;
     providers = coreProviders;
     wanted = cfg.providers;
     overrides = cfg.providerOverrides;
   };
+  providerErrors = rdmaNixLib.providerErrors selection;
 
   configDir = rdmaNixLib.mkVerbsConfigDir {
     inherit (pkgs) runCommand;
-    core = cfg.package;
-    providers = rdmaNixLib.selectProviders {
-      providers = coreProviders;
-      wanted = cfg.providers;
-    };
-    overrides = cfg.providerOverrides;
+    inherit (selection) core overrides;
+    providers = rdmaNixLib.selectProviders { inherit (selection) providers wanted; };
   };
 
   integration = rdmaNixLib.systemIntegration {

@@ -8,6 +8,7 @@
   lib,
   runVM,
   runCommand,
+  writeText,
   kernelPackages,
   rdmaNixLib,
   rdma-core,
@@ -42,7 +43,6 @@ let
   # PABI), in a config dir written by hand (mkVerbsConfigDir refuses to).
   otherRelease = lib.head (lib.filter (v: rdmaPackages.${v}.rdma-core.pabi != rdma-core.pabi) (builtins.attrNames rdmaPackages));
   foreign = rdmaPackages.${otherRelease}.rdmaProviders.${driver};
-  plugin = p: "${p}/lib/libibverbs/lib${p.providerName}-rdmav${toString p.pabi}.so";
   # Attribute names can't carry a dependency: the same path inside the VM.
   samePath = p: lib.nameValuePair (builtins.unsafeDiscardStringContext p) p;
 
@@ -67,11 +67,11 @@ runVM {
   files =
     lib.mapAttrs' (f: text: lib.nameValuePair "etc/libibverbs.d/${f}" "${config}/etc/libibverbs.d/${f}") (rdmaNixLib.driverFiles config.resolved)
     // lib.listToAttrs [
-      (samePath (plugin provider))
-      (samePath (plugin foreign))
+      (samePath (rdmaNixLib.pluginPath provider))
+      (samePath (rdmaNixLib.pluginPath foreign))
     ]
     // {
-      "negative/libibverbs.d/${driver}.driver" = "${runCommand "negative-${driver}.driver" { } "printf '%s' ${lib.escapeShellArg (rdmaNixLib.driverLine driver foreign)} > $out"}";
+      "negative/libibverbs.d/${driver}.driver" = "${writeText "negative-${driver}.driver" (rdmaNixLib.driverLine driver foreign)}";
       "payload/rdma-hotpaths.sh" = "${payload}/rdma-hotpaths.sh";
       "payload/expected.txt" = "${expected}";
     };

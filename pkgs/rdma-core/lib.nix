@@ -49,6 +49,9 @@ rec {
   # appends "-rdmav<PABI>.so").
   driverLine = name: p: "driver ${p}/lib/libibverbs/lib${name}\n";
 
+  # The plugin file itself: what the `.driver` prefix resolves to with the PABI.
+  pluginPath = p: "${p}/lib/libibverbs/lib${p.providerName}-rdmav${toString p.pabi}.so";
+
   # `{ "<name>.driver" = text; }` for a resolved set: what /etc/libibverbs.d holds.
   driverFiles = resolved: lib.mapAttrs' (n: p: lib.nameValuePair "${n}.driver" (driverLine n p)) resolved;
 
