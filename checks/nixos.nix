@@ -74,11 +74,26 @@ let
             m.wait_for_unit("rdma-link-${dev.name}.service")
             m.succeed("ibv_devices | grep -q ${dev.name}")
 
-        # Every server at once (own ports); the client side retries until they listen.
-        server.succeed("sh ${payload}/rdma-hotpaths.sh serve ${driver} ${dev.name} >/tmp/serve.log 2>&1 &")
-        rc, out = client.execute(
-            "sh ${payload}/rdma-hotpaths.sh run ${driver} ${dev.name} server /tmp/result.json"
-        )
+        # One test at a time: its server on `server`, its client on `client` once the
+        # server listens (the payload's `ready`), never retried.
+        hp = "sh ${payload}/rdma-hotpaths.sh"
+        for m in (server, client):
+            m.succeed(f"{hp} settle ${dev.name}")
+        client.succeed(f"{hp} devinfo ${dev.name}")
+        for t in client.succeed(f"{hp} tests").split():
+            server.succeed(f"{hp} server ${driver} ${dev.name} {t} >/dev/null 2>&1 &")
+            ready, why = server.execute(f"{hp} ready {t} 60 2>&1")
+            if ready == 0:
+                rc_t, _ = client.execute(f"{hp} client ${driver} ${dev.name} server {t}")
+            else:
+                # The server ended or never listened: the client can't run (recorded).
+                rc_t = -1
+                client.succeed(f"mkdir -p /tmp/rdma-hotpaths && echo '-1 0' > /tmp/rdma-hotpaths/client-{t}.rc")
+                client.succeed(f"cat > /tmp/rdma-hotpaths/client-{t}.log <<'EOF'\n{why}\nEOF")
+            server.execute(f"{hp} stop {t}" + ("" if rc_t == 0 else " now"))
+            srv = server.succeed(f"cat /tmp/rdma-hotpaths/server-{t}.rc").strip()
+            client.succeed(f"echo {srv} > /tmp/rdma-hotpaths/server-{t}.rc")
+        rc, out = client.execute(f"{hp} result ${driver} ${dev.name} server /tmp/result.json")
         print(out)
         client.succeed("sh ${payload}/rdma-hotpaths.sh negative ${dev.name} /etc/rdma-nix-negative/libibverbs.d")
 

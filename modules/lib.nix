@@ -146,8 +146,12 @@ rdmaLib
   # `rdma-load-modules@.service` runs systemd's systemd-modules-load (rdma-core's
   # build points it at its own prefix, where there is none); rules call rdma_rename
   # and systemctl by absolute path (udev on NixOS has no /lib/udev or /usr/bin).
+  # rdma-core's configure writes systemctl's path into the rules: /usr/bin/systemctl
+  # where it found one, its fallback /bin/systemctl where it found none (a nixpkgs
+  # build: nixpkgs' udev is libraries only); both become systemd's store path.
   # Without `withNdd`, the rule that starts rdma-ndd for every device is left out.
-  # Fails the build when a reference it can't resolve is left.
+  # Fails the build when a reference it can't resolve, or any FHS path (/usr, /bin,
+  # /sbin, /lib outside the store), is left in a rule or unit.
   systemIntegration =
     {
       runCommand,
@@ -168,10 +172,17 @@ rdmaLib
         ${lib.optionalString (!withNdd) "rm $out/lib/udev/rules.d/60-rdma-ndd.rules"}
         sed -i \
           -e 's|PROGRAM="rdma_rename |PROGRAM="${core}/lib/udev/rdma_rename |' \
-          -e 's|/usr/bin/systemctl|${systemd}/bin/systemctl|' \
+          -e 's|\(/usr\)\{0,1\}/bin/systemctl|${systemd}/bin/systemctl|g' \
           $out/lib/udev/rules.d/*.rules
         sed -i 's|${core}/lib/systemd/systemd-modules-load|${systemd}/lib/systemd/systemd-modules-load|' \
           $out/lib/systemd/system/rdma-load-modules@.service
+        # No FHS path is left (store paths and the given systemd aside): NixOS has none.
+        if sed -E -e 's|${systemd}/[^ "]*||g' -e 's|/nix/store/[^/ "]+||g' \
+             $out/lib/udev/rules.d/*.rules $out/lib/systemd/system/* \
+             | grep -nE '(^|[^A-Za-z0-9_.-])/(usr|bin|sbin|lib|lib64)/'; then
+          echo "rdma-nix: FHS paths (above) left in rdma-core's units or rules" >&2
+          exit 1
+        fi
         # Every program a rule or unit runs exists.
         for exe in $(grep -ohE '(PROGRAM=+"|ExecStart=)[^ "]+' $out/lib/udev/rules.d/*.rules $out/lib/systemd/system/* \
                      | sed -E 's/^(PROGRAM=+"|ExecStart=)//'); do

@@ -29,6 +29,22 @@ pub struct TestResult {
     pub seconds: Option<f64>,
     /// perftest's figures (bw_avg_mib_s, lat_typical_us, …).
     pub figures: Vec<(String, f64)>,
+    /// Why it didn't pass (the payload's reason, or a figure missing or zero).
+    pub reason: Option<String>,
+}
+
+/// The figures a perftest pass must carry, each above zero: a pass carries its
+/// evidence.
+pub fn required_figures(test: &str) -> &'static [&'static str] {
+    match test {
+        "ib_send_bw" | "ib_write_bw" | "ib_read_bw" => {
+            &["bw_peak_mib_s", "bw_avg_mib_s", "msg_rate_mpps"]
+        }
+        "ib_read_lat" | "ib_write_lat" | "ib_send_lat" => {
+            &["lat_min_us", "lat_typical_us", "lat_avg_us"]
+        }
+        _ => &[],
+    }
 }
 
 impl TestResult {
@@ -103,17 +119,43 @@ pub fn read_result(path: &Path) -> Result<CheckResult, ReportError> {
                     .collect(),
                 _ => Vec::new(),
             };
-            tests.push(TestResult {
+            let mut test = TestResult {
                 test: name,
                 status,
                 seconds: t.get("seconds").and_then(Value::as_f64),
                 figures,
-            });
+                reason: str_field(t, "reason"),
+            };
+            // A pass without its figures is a failure, whatever the payload said.
+            if test.status == "pass" {
+                let bad: Vec<&str> = required_figures(&test.test)
+                    .iter()
+                    .copied()
+                    .filter(|f| !test.figure(f).is_some_and(|v| v > 0.0))
+                    .collect();
+                if !bad.is_empty() {
+                    test.status = "fail".into();
+                    test.reason = Some(format!("zero or missing figures: {}", bad.join(" ")));
+                }
+            }
+            tests.push(test);
         }
     } else if status == "pass" {
         return Err(shape(
             "status pass but no \"tests\": not a hot-path check's result",
         ));
+    }
+    let mut status = status;
+    let mut reason = str_field(&v, "reason");
+    if status == "pass" {
+        if let Some(t) = tests.iter().find(|t| t.status == "fail") {
+            status = "fail".into();
+            reason = Some(format!(
+                "{} failed: {}",
+                t.test,
+                t.reason.as_deref().unwrap_or("no reason given")
+            ));
+        }
     }
     Ok(CheckResult {
         file: path.into(),
@@ -121,7 +163,7 @@ pub fn read_result(path: &Path) -> Result<CheckResult, ReportError> {
         device,
         driver,
         status,
-        reason: str_field(&v, "reason"),
+        reason,
         wall_s: v.get("wall_s").and_then(Value::as_f64),
         negative_pabi: str_field(&v, "negative_pabi")
             .or_else(|| str_field(report, "negative_pabi")),
@@ -207,16 +249,32 @@ impl Matrix {
             self.checks.len(),
             self.failed()
         );
-        for c in self.checks.iter().filter(|c| c.reason.is_some()) {
-            let _ = writeln!(
-                s,
-                "- {} {}: {}",
-                c.kernel,
-                c.device,
-                c.reason.as_deref().unwrap_or_default()
-            );
+        for (c, why) in self.failures() {
+            let _ = writeln!(s, "- {} {}: {why}", c.kernel, c.device);
         }
         s
+    }
+
+    /// Why each check that didn't pass failed: its own reason, then every failed test
+    /// with its reason.
+    pub fn failures(&self) -> Vec<(&CheckResult, String)> {
+        let mut out = Vec::new();
+        for c in self.checks.iter().filter(|c| c.status != "pass") {
+            if let Some(r) = &c.reason {
+                out.push((c, r.clone()));
+            }
+            for t in c.tests.iter().filter(|t| t.status == "fail") {
+                out.push((
+                    c,
+                    format!(
+                        "{}: {}",
+                        t.test,
+                        t.reason.as_deref().unwrap_or("failed (no reason given)")
+                    ),
+                ));
+            }
+        }
+        out
     }
 
     /// A horizontal bar chart (SVG) of one figure per check.
@@ -309,6 +367,20 @@ impl Matrix {
             );
         }
         s.push_str("</table>\n");
+        let failures = self.failures();
+        if !failures.is_empty() {
+            s.push_str("<h2>Why checks failed</h2>\n<ul>\n");
+            for (c, why) in failures {
+                let _ = writeln!(
+                    s,
+                    "<li>{} {}: {}</li>",
+                    html_escape(&c.kernel),
+                    html_escape(&c.device),
+                    html_escape(&why)
+                );
+            }
+            s.push_str("</ul>\n");
+        }
         let kernels: BTreeSet<&str> = self.checks.iter().map(|c| c.kernel.as_str()).collect();
         let _ = writeln!(
             s,
@@ -352,7 +424,7 @@ mod tests {
             "a.json",
             r#"{"status":"pass","kernel":"6.1.0-50-amd64","device":"siw_eth0","driver":"siw","wall_s":40,
                "test":{"tests":[{"test":"rc_pingpong","status":"unsupported"},
-               {"test":"ib_send_bw","status":"pass","figures":{"bw_avg_mib_s":31.5}}],"negative_pabi":"pass"}}"#,
+               {"test":"ib_send_bw","status":"pass","figures":{"bw_peak_mib_s":40.1,"bw_avg_mib_s":31.5,"msg_rate_mpps":0.0005}}],"negative_pabi":"pass"}}"#,
         );
         let nixos = write(
             d.path(),
@@ -416,6 +488,38 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("missing.json"));
+    }
+
+    #[test]
+    fn a_pass_with_a_zero_or_missing_figure_is_a_failure_with_its_reason() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(
+            d.path(),
+            "zero.json",
+            r#"{"status":"pass","kernel":"6.1.0-47-amd64","device":"siw_eth0","test":{"tests":[
+               {"test":"ib_send_bw","status":"pass","figures":{"bw_peak_mib_s":47.6,"bw_avg_mib_s":47.6,"msg_rate_mpps":0.0008}},
+               {"test":"ib_write_bw","status":"pass","figures":{"bw_peak_mib_s":0.0,"bw_avg_mib_s":0.0,"msg_rate_mpps":0.0}},
+               {"test":"ib_read_lat","status":"pass","figures":{"lat_min_us":90.1}}]}}"#,
+        );
+        let c = read_result(&p).unwrap();
+        assert_eq!(c.status, "fail");
+        assert_eq!(c.tests[0].status, "pass");
+        assert_eq!(c.tests[1].status, "fail");
+        assert_eq!(
+            c.tests[1].reason.as_deref(),
+            Some("zero or missing figures: bw_peak_mib_s bw_avg_mib_s msg_rate_mpps")
+        );
+        assert_eq!(
+            c.tests[2].reason.as_deref(),
+            Some("zero or missing figures: lat_typical_us lat_avg_us")
+        );
+        let m = Matrix::new(vec![c]);
+        let md = m.markdown();
+        assert!(
+            md.contains("- 6.1.0-47-amd64 siw_eth0: ib_write_bw: zero or missing figures"),
+            "{md}"
+        );
+        assert!(m.html().contains("Why checks failed"));
     }
 
     #[test]

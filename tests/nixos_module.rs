@@ -190,6 +190,83 @@ fn rdma_cores_udev_rules_and_units_get_absolute_paths() {
     }
 }
 
+/// A nixpkgs build of rdma-core finds no systemctl (nixpkgs' udev is libraries only),
+/// and its configure falls back to `/bin/systemctl`. Built here the same way: cmake
+/// runs in a mount namespace where systemctl is hidden (a non-executable file bound
+/// over it), and systemd is a store path as in nixpkgs. The integration must leave no
+/// FHS path in any rule or unit.
+#[test]
+fn no_fhs_path_is_left_when_rdma_cores_configure_finds_no_systemctl() {
+    if !require("nix-build") || !require("unshare") {
+        return;
+    }
+    let expr = format!(
+        r#"{OFFLINE} let
+          hidden = o.rdma-core.overrideAttrs (a: {{
+            preConfigure = ''
+              mkdir -p $TMPDIR/wrap
+              cp ${{./tests/fixtures/cmake-without-systemctl.sh}} $TMPDIR/wrap/cmake
+              chmod +x $TMPDIR/wrap/cmake
+              export PATH=$TMPDIR/wrap:$PATH
+            '';
+          }});
+          systemd = o.runCommand "systemd-store-path" {{ }} ''
+            mkdir -p $out/bin $out/lib/systemd
+            ln -s /usr/bin/systemctl $out/bin/systemctl
+            ln -s /usr/lib/systemd/systemd-modules-load $out/lib/systemd/systemd-modules-load
+          '';
+        in {{
+          core = hidden;
+          integration = o.rdmaNixLib.systemIntegration {{ inherit (o) runCommand; inherit systemd; core = hidden; }};
+        }}"#
+    );
+    let outs = stdout_ok(
+        nix_build_offline()
+            .args(["-E", &expr, "-A", "core", "-A", "integration"])
+            .current_dir(root()),
+    );
+    let outs: Vec<&str> = outs.lines().collect();
+    let (core, integration) = (Path::new(outs[0]), Path::new(outs[1]));
+    // The configure really found none: rdma-core's fallback is in its rules.
+    let srp = std::fs::read_to_string(core.join("lib/udev/rules.d/60-srp_daemon.rules")).unwrap();
+    assert!(
+        srp.contains("/bin/systemctl") && !srp.contains("/usr/bin/systemctl"),
+        "{srp}"
+    );
+    let mut files = Vec::new();
+    for dir in ["lib/udev/rules.d", "lib/systemd/system"] {
+        for f in std::fs::read_dir(integration.join(dir)).unwrap() {
+            files.push(f.unwrap().path());
+        }
+    }
+    assert!(files.len() > 5, "{files:?}");
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for line in text.lines() {
+            let mut rest = line.to_owned();
+            // Store paths are NixOS's own; anything else absolute under an FHS
+            // directory is not.
+            while let Some(i) = rest.find("/nix/store/") {
+                let end = rest[i + 11..]
+                    .find(['/', ' ', '"'])
+                    .map_or(rest.len(), |e| i + 11 + e);
+                rest.replace_range(i..end, "");
+            }
+            for fhs in ["/usr/", "/bin/", "/sbin/", "/lib/", "/lib64/"] {
+                let bad = rest.match_indices(fhs).any(|(i, _)| {
+                    i == 0
+                        || !rest[..i]
+                            .ends_with(|c: char| c.is_ascii_alphanumeric() || "_.-".contains(c))
+                });
+                assert!(!bad, "{}: {fhs} left in: {line}", f.display());
+            }
+        }
+    }
+    let srp =
+        std::fs::read_to_string(integration.join("lib/udev/rules.d/60-srp_daemon.rules")).unwrap();
+    assert!(srp.contains("-systemd-store-path/bin/systemctl"), "{srp}");
+}
+
 /// `config` of modules/rdma.nix for `settings`, evaluated against the offline
 /// packages (tests/fixtures/module-eval.nix), then `select` applied.
 fn module_eval(settings: &str, select: &str) -> serde_json::Value {

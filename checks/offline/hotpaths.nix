@@ -23,6 +23,13 @@
   driver,
   # What each test should give (checks/payload/expected.txt); a test may pass another.
   expected ? ../payload/expected.txt,
+  # The payload directory (another one to compare harnesses).
+  payload ? ../payload,
+  # A repetition number, recorded in result.json: distinct derivations of the same
+  # check, for measuring how often it fails (scripts/repeat-checks).
+  repeat ? null,
+  # Keep the result, pass or fail, instead of failing the build.
+  recordOnly ? false,
 }:
 let
   kp = kernelPackages.${kernelName};
@@ -47,7 +54,6 @@ let
   samePath = p: lib.nameValuePair (builtins.unsafeDiscardStringContext p) p;
 
   dev = lib.head (rdmaNixLib.softDevices driver [ "eth0" ]);
-  payload = ../payload;
   tools = [ "/usr/bin/rdma" ]
     ++ map (t: "${rdma-core}/bin/${t}") [ "ibv_devinfo" "ibv_devices" "ibv_rc_pingpong" "ibv_uc_pingpong" "ibv_ud_pingpong" "ibv_srq_pingpong" "rping" ]
     ++ map (t: "${perftest}/bin/${t}") [ "ib_send_bw" "ib_write_bw" "ib_read_lat" ];
@@ -56,6 +62,7 @@ runVM {
   name = "hotpaths-${driver}-${kernelName}";
   inherit kernel;
   timeout = 600;
+  inherit recordOnly;
   modules = [
     "virtio_pci"
     "virtio_net"
@@ -81,7 +88,7 @@ runVM {
     inherit driver;
     device = dev.name;
     rdma_core = rdma-core.version;
-  };
+  } // lib.optionalAttrs (repeat != null) { inherit repeat; };
   testScript = ''
     export PATH=/bin:/sbin:/usr/bin:${rdma-core}/bin:${perftest}/bin
     for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /sys/class/net/eth0 ] && break; sleep 1; done
@@ -90,8 +97,18 @@ runVM {
     ${rdmaNixLib.linkUpScript { rdma = "/usr/bin/rdma"; inherit dev; }}
     # Idempotent: a second run leaves the device alone.
     ${rdmaNixLib.linkUpScript { rdma = "/usr/bin/rdma"; inherit dev; }}
+    # The connection manager's tracepoints (ib_cm, rdma_cma): on a failure, the
+    # kernel's side of every connection attempt (a reject's reason) goes to the log.
+    mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
+    for e in ib_cm rdma_cma; do
+      [ -e /sys/kernel/tracing/events/$e/enable ] && echo 1 > /sys/kernel/tracing/events/$e/enable
+    done
     sh /payload/rdma-hotpaths.sh local ${driver} ${dev.name} 10.0.2.15 /tmp/hotpaths.json
     rc=$?
+    if [ "$rc" != 0 ] && [ -r /sys/kernel/tracing/trace ]; then
+      echo "== connection manager trace (last 150 events)"
+      grep -v '^#' /sys/kernel/tracing/trace | tail -n 150
+    fi
     negative=pass
     sh /payload/rdma-hotpaths.sh negative ${dev.name} /negative/libibverbs.d || negative=fail
     ${rdmaNixLib.linkDownScript { rdma = "/usr/bin/rdma"; inherit dev; }}

@@ -2,24 +2,34 @@
 # The VM checks' payload, one file for both platforms (the offline runner's busybox
 # initramfs and nixpkgs' NixOS tests): the hot paths of a soft RDMA device.
 #
-#   rdma-hotpaths.sh serve DRIVER DEVICE              server side of every test
-#   rdma-hotpaths.sh run DRIVER DEVICE PEER RESULT    client side against PEER, JSON to RESULT
-#   rdma-hotpaths.sh local DRIVER DEVICE ADDR RESULT  both sides on one node (loopback)
+#   rdma-hotpaths.sh tests                            the test names, in order
+#   rdma-hotpaths.sh server DRIVER DEVICE TEST        one test's server (foreground)
+#   rdma-hotpaths.sh ready TEST [SECONDS]             wait until TEST's server listens here
+#   rdma-hotpaths.sh settle DEVICE [SECONDS]          wait until DEVICE's netdev is configured
+#   rdma-hotpaths.sh stop TEST [now]                  end TEST's server; exit 0 if it ended well
+#   rdma-hotpaths.sh client DRIVER DEVICE PEER TEST   one test's client, once
+#   rdma-hotpaths.sh devinfo DEVICE                   the device has an active port
+#   rdma-hotpaths.sh result DRIVER DEVICE PEER RESULT the report as JSON; exit 1 if any failed
+#   rdma-hotpaths.sh local DRIVER DEVICE ADDR RESULT  all of it on one node (loopback)
 #   rdma-hotpaths.sh negative DEVICE CONFIGDIR        a config dir of another PABI must fail
+#
+# Every client starts once, after its server is listening (`ready`: the TCP listener
+# of a pingpong's exchange port, the RDMA CM listener of rping and perftest, as the
+# kernel lists them), so a failure is the test's, never a race of the harness: no
+# test is retried. Every test has its own port.
 #
 # DRIVER is rxe or siw; what each test should give on it is in expected.txt (beside
 # this file, or $RDMA_HOTPATHS_EXPECTED): `pass`, or `unsupported` for a transport the
 # device can't do (recorded as such when it fails; a pass there is a stale
-# expectation and fails the check). Every test has its own port, so a server whose
-# client never came (an unsupported transport) can't be met by the next test's
-# client. Tools are found on PATH. POSIX sh: runs under busybox and bash.
+# expectation and fails the check). A perftest pass must report every figure, none
+# zero. Tools are found on PATH. POSIX sh: runs under busybox and bash.
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
 expected_file=${RDMA_HOTPATHS_EXPECTED:-$here/expected.txt}
 logs=${RDMA_HOTPATHS_LOGS:-/tmp/rdma-hotpaths}
 client_timeout=${RDMA_HOTPATHS_TIMEOUT:-90}
-server_timeout=${RDMA_HOTPATHS_SERVER_TIMEOUT:-900}
+server_timeout=${RDMA_HOTPATHS_SERVER_TIMEOUT:-300}
 iters=${RDMA_HOTPATHS_ITERS:-500}
 
 TESTS="rc_pingpong uc_pingpong ud_pingpong srq_pingpong rping ib_send_bw ib_write_bw ib_read_lat"
@@ -64,6 +74,112 @@ command_of() { # TEST DEVICE PEER
 }
 
 now() { cut -d' ' -f1 /proc/uptime; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+
+# Whether TEST's server listens on this node: the pingpongs exchange their QP numbers
+# over a TCP socket of their own; rping and perftest (-R) wait in an RDMA CM listener,
+# which the kernel lists (`rdma resource show cm_id`) on both rxe and siw.
+listening() { # TEST
+  port=$(port_of "$1")
+  case $1 in
+    *_pingpong)
+      hex=$(printf '%04X' "$port")
+      cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
+        awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { found = 1 } END { exit !found }' ;;
+    *)
+      rdma resource show cm_id 2>/dev/null | grep 'state LISTEN' | grep -q ":$port\\b" ;;
+  esac
+}
+
+# Exit 0 once TEST's server listens; 1 if it doesn't within SECONDS, 3 if it ended
+# first (a transport the device can't do: siw's UC and UD QPs fail at creation).
+ready() { # TEST [SECONDS]
+  deadline=$(($(date +%s) + ${2:-60}))
+  while ! listening "$1"; do
+    if [ -e "$logs/server-$1.rc" ]; then
+      echo "rdma-hotpaths: $1's server ended ($(cat "$logs/server-$1.rc")) before listening" >&2
+      return 3
+    fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "rdma-hotpaths: $1's server is not listening after ${2:-60} s" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+server() { # DRIVER DEVICE TEST
+  mkdir -p "$logs"
+  rm -f "$logs/server-$3.rc"
+  # shellcheck disable=SC2046
+  timeout "$server_timeout" $(command_of "$3" "$2" "") >"$logs/server-$3.log" 2>&1 &
+  echo $! >"$logs/server-$3.pid"
+  wait $!
+  echo $? >"$logs/server-$3.rc"
+}
+
+# The device's netdev is ready for traffic: no IPv6 address still tentative. Until
+# duplicate address detection ends (a second or two after the link comes up), the
+# kernel can't route from the link-local address that RoCE's GID 0 stands for, and
+# moving a QP to RTR with that GID fails ("Failed to modify QP to RTR"): measured on
+# rxe, the first pingpong failed in 1 run of 3 to 4 when it started before DAD ended.
+settle() { # DEVICE [SECONDS]
+  netdev=$(rdma link show 2>/dev/null | awk -v d="$1" '$2 ~ "^" d "/" { for (i = 1; i < NF; i++) if ($i == "netdev") print $(i + 1) }')
+  [ -n "$netdev" ] || { echo "rdma-hotpaths: no netdev for $1 in 'rdma link show'" >&2; return 1; }
+  deadline=$(($(date +%s) + ${2:-30}))
+  while ip -6 addr show dev "$netdev" | grep -q tentative; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "rdma-hotpaths: $netdev still has tentative addresses after ${2:-30} s" >&2
+      ip -6 addr show dev "$netdev" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+# A server that passed ends by itself once its client is done; one whose client
+# failed (an unsupported transport) may wait for it forever: ended after 10 s, or at
+# once with `now`.
+stop() { # TEST [now]
+  pid=$(cat "$logs/server-$1.pid" 2>/dev/null) || die "no server of $1 was started"
+  waits="1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20"
+  [ "${2:-}" = now ] && waits=""
+  for _ in $waits; do
+    [ -e "$logs/server-$1.rc" ] && break
+    sleep 0.5
+  done
+  if [ ! -e "$logs/server-$1.rc" ]; then
+    kill "$pid" 2>/dev/null
+    for _ in 1 2 3 4 5 6 7 8 9 10; do [ -e "$logs/server-$1.rc" ] && break; sleep 0.5; done
+    echo "killed" >"$logs/server-$1.rc"
+    return 1
+  fi
+  [ "$(cat "$logs/server-$1.rc")" = 0 ]
+}
+
+client() { # DRIVER DEVICE PEER TEST
+  want=$(expectation "$1" "$4")
+  limit=$client_timeout
+  # A transport the device lacks fails at once or hangs (siw's SRQ pingpong): 20 s.
+  [ "$want" = unsupported ] && limit=20
+  mkdir -p "$logs"
+  start=$(now)
+  # shellcheck disable=SC2046
+  timeout "$limit" $(command_of "$4" "$2" "$3") >"$logs/client-$4.log" 2>&1
+  rc=$?
+  echo "$rc $(since "$start")" >"$logs/client-$4.rc"
+  return $rc
+}
+
+devinfo() { # DEVICE
+  mkdir -p "$logs"
+  start=$(now)
+  ibv_devinfo -d "$1" >"$logs/devinfo.log" 2>&1 && grep -q PORT_ACTIVE "$logs/devinfo.log"
+  rc=$?
+  echo "$rc $(since "$start")" >"$logs/devinfo.rc"
+  cat "$logs/devinfo.log"
+  return $rc
+}
 
 # perftest's result row (the line after the `#bytes` header) as JSON figures.
 figures_of() { # TEST LOG
@@ -78,116 +194,96 @@ figures_of() { # TEST LOG
     }' "$2"
 }
 
+# The figures that are zero (or not numbers): a pass carries its evidence.
+zero_figures() { # FIGURES_JSON
+  printf '%s\n' "$1" | tr -d '{}' | tr ',' '\n' |
+    awk -F: '{ k = $1; gsub(/"/, "", k); v = $2 } !(v ~ /^[0-9.]+$/ && v + 0 > 0) { printf "%s%s", sep, k; sep = " " }'
+}
+
 json_str() { # a log excerpt as a JSON string
   printf '%s' "$1" | awk 'BEGIN { ORS = "" } { gsub(/\\/, "\\\\"); gsub(/"/, "\\\""); gsub(/\t/, " "); gsub(/[\001-\037]/, ""); if (NR > 1) print "\\n"; print }'
 }
 
-# One test's server, started again whenever it ends (a server serves one client, and
-# a client's failed attempt ends it too) until $server_timeout or the stop file.
-serve_one() { # TEST DEVICE
-  deadline=$(($(date +%s) + server_timeout))
-  n=0
-  : >"$logs/server-$1.log"
-  while [ ! -e "$logs/stop" ] && [ "$(date +%s)" -lt "$deadline" ]; do
-    n=$((n + 1))
-    [ "$n" = 1 ] || echo "-- server run $n" >>"$logs/server-$1.log"
-    # shellcheck disable=SC2046
-    timeout "$server_timeout" $(command_of "$1" "$2" "") >>"$logs/server-$1.log" 2>&1 &
-    echo $! >"$logs/server-$1.pid"
-    wait $!
-    sleep 1
-  done
-}
-
-serve() { # DRIVER DEVICE
-  mkdir -p "$logs"
-  rm -f "$logs/stop"
-  # Every server at once, each on its own port.
-  for t in $TESTS; do
-    serve_one "$t" "$2" &
-    echo $! >"$logs/loop-$t.pid"
-  done
-  wait
-}
-
-# Ends the servers still waiting (for the next client, or for one that won't come:
-# an unsupported transport), which hold the device open, and their restart loops.
-# By pid (busybox has no pkill); again until no loop is left, since a loop may be
-# starting a server as the stop file appears.
-stop_servers() {
-  touch "$logs/stop"
-  for _ in 1 2 3 4 5 6 7 8 9 10; do
-    alive=0
-    for t in $TESTS; do
-      kill "$(cat "$logs/server-$t.pid" 2>/dev/null)" 2>/dev/null
-      kill -0 "$(cat "$logs/loop-$t.pid" 2>/dev/null)" 2>/dev/null && alive=1
-    done
-    [ "$alive" = 0 ] && return 0
-    sleep 1
-  done
-  echo "rdma-hotpaths: servers still running after 10 s" >&2
-  return 1
-}
-
-run() { # DRIVER DEVICE PEER RESULT
-  driver=$1 dev=$2 peer=$3 result=$4
-  mkdir -p "$logs"
+# The report, from what `devinfo`, `client` and `stop` left in $logs.
+result() { # DRIVER DEVICE PEER RESULT
+  driver=$1 dev=$2 peer=$3 out=$4
   failed=0
   entries=""
   add() { entries="$entries${entries:+,}$1"; }
 
-  # The device and its port.
-  start=$(now)
-  if ibv_devinfo -d "$dev" >"$logs/devinfo.log" 2>&1 && grep -q PORT_ACTIVE "$logs/devinfo.log"; then
-    s=pass
-  else
-    s=fail failed=1
-  fi
-  cat "$logs/devinfo.log"
-  add "{\"test\":\"ibv_devinfo\",\"status\":\"$s\",\"expected\":\"pass\",\"seconds\":$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')}"
+  read -r rc secs <"$logs/devinfo.rc" 2>/dev/null || { rc=missing secs=0; }
+  s=pass
+  [ "$rc" = 0 ] || s=fail failed=1
+  add "{\"test\":\"ibv_devinfo\",\"status\":\"$s\",\"expected\":\"pass\",\"seconds\":$secs}"
 
   for t in $TESTS; do
     want=$(expectation "$driver" "$t")
-    start=$(now)
-    attempt=0
-    # A server still starting refuses the connection: up to three tries for a test
-    # that should pass; an expected-unsupported one gets one.
-    tries=3 limit=$client_timeout
-    # A transport the device lacks fails at once or hangs (siw's SRQ pingpong): 20 s.
-    [ "$want" = unsupported ] && tries=1 limit=20
-    : >"$logs/client-$t.log"
-    while :; do
-      attempt=$((attempt + 1))
-      [ "$attempt" = 1 ] || echo "-- attempt $attempt" >>"$logs/client-$t.log"
-      # shellcheck disable=SC2046
-      timeout "$limit" $(command_of "$t" "$dev" "$peer") >>"$logs/client-$t.log" 2>&1
-      rc=$?
-      [ "$rc" = 0 ] || [ "$attempt" -ge "$tries" ] || { sleep 2; continue; }
-      break
-    done
-    secs=$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')
+    reason=""
+    if ! read -r rc secs <"$logs/client-$t.rc" 2>/dev/null; then
+      rc=-1 secs=0
+    fi
+    [ "$rc" = -1 ] && reason="the client never ran: $(head -n 1 "$logs/client-$t.log" 2>/dev/null)"
+    srv=$(cat "$logs/server-$t.rc" 2>/dev/null || echo missing)
     case "$rc:$want" in
       0:pass) s=pass ;;
-      0:unsupported) s=fail failed=1 ;; # passed where expected.txt says it can't: stale
+      0:unsupported) s=fail reason="passed where expected.txt says unsupported: a stale expectation" ;;
       *:unsupported) s=unsupported ;;
-      *) s=fail failed=1 ;;
+      *) s=fail reason=${reason:-"the client exited $rc"} ;;
     esac
-    echo "== $t on $dev: $s (exit $rc, expected $want, ${secs} s, attempt $attempt)"
-    sed 's/^/   /' "$logs/client-$t.log"
-    figs=""
-    case $t in ib_*) [ "$rc" = 0 ] && figs=$(figures_of "$t" "$logs/client-$t.log") ;; esac
-    if [ "$rc" = 0 ] && [ -z "$figs" ] && [ "${t#ib_}" != "$t" ]; then
-      echo "   no result row in $t's output"
-      s=fail failed=1
+    if [ "$s" = pass ] && [ "$srv" != 0 ]; then
+      s=fail reason="the client passed but its server ended with $srv"
     fi
-    entry="{\"test\":\"$t\",\"status\":\"$s\",\"expected\":\"$want\",\"exit_code\":$rc,\"attempts\":$attempt,\"seconds\":$secs"
+    figs=""
+    case $t in
+      ib_*)
+        if [ "$s" = pass ]; then
+          figs=$(figures_of "$t" "$logs/client-$t.log")
+          if [ -z "$figs" ]; then
+            s=fail reason="no result row in $t's output"
+          else
+            zeros=$(zero_figures "$figs")
+            [ -z "$zeros" ] || s=fail reason="zero or missing figures: $zeros"
+          fi
+        fi ;;
+    esac
+    [ "$s" = fail ] && failed=1
+    echo "== $t on $dev: $s (client exit $rc, server $srv, expected $want, ${secs} s)${reason:+: $reason}"
+    sed 's/^/   /' "$logs/client-$t.log" 2>/dev/null
+    if [ "$s" = fail ]; then
+      echo "   -- server:"
+      sed 's/^/   /' "$logs/server-$t.log" 2>/dev/null
+    fi
+    entry="{\"test\":\"$t\",\"status\":\"$s\",\"expected\":\"$want\",\"exit_code\":$rc,\"server_exit\":\"$srv\",\"seconds\":$secs"
     [ -n "$figs" ] && entry="$entry,\"figures\":$figs"
-    [ "$s" = pass ] || entry="$entry,\"output\":\"$(json_str "$(tail -n 5 "$logs/client-$t.log")")\""
+    [ -n "$reason" ] && entry="$entry,\"reason\":\"$(json_str "$reason")\""
+    [ "$s" = pass ] || entry="$entry,\"output\":\"$(json_str "$(tail -n 5 "$logs/client-$t.log" 2>/dev/null)")\""
     add "$entry}"
   done
 
-  printf '{"driver":"%s","device":"%s","peer":"%s","tests":[%s]}\n' "$driver" "$dev" "$peer" "$entries" >"$result"
+  printf '{"driver":"%s","device":"%s","peer":"%s","tests":[%s]}\n' "$driver" "$dev" "$peer" "$entries" >"$out"
   return $failed
+}
+
+local_run() { # DRIVER DEVICE ADDR RESULT
+  driver=$1 dev=$2 addr=$3
+  rm -rf "$logs"
+  mkdir -p "$logs"
+  settle "$dev"
+  devinfo "$dev"
+  for t in $TESTS; do
+    server "$driver" "$dev" "$t" &
+    if ! ready "$t" 2>"$logs/client-$t.log"; then
+      # The client can't run: recorded as its failure, with why.
+      echo "-1 0" >"$logs/client-$t.rc"
+      stop "$t" now
+    elif client "$driver" "$dev" "$addr" "$t"; then
+      stop "$t"
+    else
+      stop "$t" now
+    fi
+    wait
+  done
+  result "$@"
 }
 
 negative() { # DEVICE CONFIGDIR
@@ -209,22 +305,15 @@ negative() { # DEVICE CONFIGDIR
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case $cmd in
-  serve) [ $# = 2 ] || die "usage: serve DRIVER DEVICE"; serve "$@" ;;
-  run) [ $# = 4 ] || die "usage: run DRIVER DEVICE PEER RESULT"; run "$@" ;;
-  local)
-    [ $# = 4 ] || die "usage: local DRIVER DEVICE ADDR RESULT"
-    serve "$1" "$2" &
-    server=$!
-    sleep 1
-    run "$@"
-    rc=$?
-    if [ "$rc" != 0 ]; then
-      for f in "$logs"/server-*.log; do echo "== $(basename "$f" .log)"; sed 's/^/   /' "$f"; done
-    fi
-    kill "$server" 2>/dev/null
-    stop_servers || rc=1
-    wait 2>/dev/null
-    exit $rc ;;
+  tests) echo "$TESTS" ;;
+  server) [ $# = 3 ] || die "usage: server DRIVER DEVICE TEST"; server "$@" ;;
+  ready) [ $# -ge 1 ] || die "usage: ready TEST [SECONDS]"; ready "$@" ;;
+  settle) [ $# -ge 1 ] || die "usage: settle DEVICE [SECONDS]"; settle "$@" ;;
+  stop) [ $# -ge 1 ] || die "usage: stop TEST [now]"; stop "$@" ;;
+  client) [ $# = 4 ] || die "usage: client DRIVER DEVICE PEER TEST"; client "$@" ;;
+  devinfo) [ $# = 1 ] || die "usage: devinfo DEVICE"; devinfo "$@" ;;
+  result) [ $# = 4 ] || die "usage: result DRIVER DEVICE PEER RESULT"; result "$@" ;;
+  local) [ $# = 4 ] || die "usage: local DRIVER DEVICE ADDR RESULT"; local_run "$@" ;;
   negative) [ $# = 2 ] || die "usage: negative DEVICE CONFIGDIR"; negative "$@" ;;
-  *) die "usage: $0 serve|run|local|negative …" ;;
+  *) die "usage: $0 tests|server|ready|settle|stop|client|devinfo|result|local|negative …" ;;
 esac

@@ -157,6 +157,20 @@ let
 
     # The platform's own checks.
     tests = self.callPackage ./tests { };
+
+    # The default stack in one output (what the README's main command builds): the
+    # release's userspace (core, every provider, the full build, perftest, the config
+    # dir) under userspace/, and every matrix kernel's modules under kernels/<kernel>/.
+    stack = self.runCommand "rdma-nix-stack" { } (''
+      mkdir -p $out/userspace $out/kernels
+    '' + lib.concatMapStringsSep "\n" (p: "ln -s ${p} $out/userspace/${p.name}")
+      ([ self.rdma-core self.rdma-core-full self.perftest self.verbs-config-dir ]
+        ++ builtins.attrValues self.rdmaProviders)
+    + "\n" + lib.concatMapStringsSep "\n" (k: ''
+      mkdir -p $out/kernels/${k}
+      ln -s ${self.kernelPackages.${k}.rdma-siw} $out/kernels/${k}/rdma-siw
+      ln -s ${self.kernelPackages.${k}.rdma-rxe} $out/kernels/${k}/rdma-rxe
+    '') (builtins.attrNames (import ../generated/kernels.nix)));
   };
   # The default release's packages at the top level, as the overlay has them.
   self = base // base.rdmaPackages.${base.rdmaCoreReleases.default};

@@ -20,6 +20,9 @@ stdenv.mkDerivation (finalAttrs: {
     hash = "sha256-VOhrEx8LBoYri5zWknOXNylUY8/vRnvdpfWqPa6MWwU=";
   };
 
+  # A failed CPU-frequency calibration made every figure 0.00 with exit status 0.
+  patches = [ ./cpu-mhz-no-zero.patch ];
+
   nativeBuildInputs = [ pkg-config ];
   buildInputs = [
     pciutils

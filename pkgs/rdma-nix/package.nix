@@ -13,6 +13,8 @@ rustPlatform.buildRustPackage {
       ../../src
       ../../tests
       ../../stack.toml
+      # src/emit/kernel_modules.rs compiles the recorded kABI imports in.
+      ../../pkgs/kabi
     ];
   };
 

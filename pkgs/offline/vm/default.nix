@@ -19,6 +19,8 @@
 , accel ? "tcg"
 , kernelParams ? [ ]
 , expectFailure ? false
+  # Keep the result whatever it is (for measuring how often a check fails).
+, recordOnly ? false
   # Merged into result.json (what the check was: kernel name, device, …).
 , resultAttrs ? { }
 , passthru ? { }
@@ -76,7 +78,8 @@ stdenv.mkDerivation {
       --qemu-rc $qemu_rc --elapsed $elapsed --timeout $timeout \
       --kernel ${kernel.modDirVersion} --name ${lib.escapeShellArg name} \
       --extra "$resultAttrsJSON" \
-      --out $out/result.json ${lib.optionalString expectFailure "--expect-failure"}
+      --out $out/result.json ${lib.optionalString expectFailure "--expect-failure"} \
+      ${lib.optionalString recordOnly "--record-only"}
   '';
   passthru = { inherit initrd kernel; } // passthru;
   meta.description = "VM check ${name} on kernel ${kernel.modDirVersion}";
