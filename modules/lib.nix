@@ -177,7 +177,7 @@ rdmaLib
         sed -i 's|${core}/lib/systemd/systemd-modules-load|${systemd}/lib/systemd/systemd-modules-load|' \
           $out/lib/systemd/system/rdma-load-modules@.service
         # No FHS path is left (store paths and the given systemd aside): NixOS has none.
-        if sed -E -e 's|${systemd}/[^ "]*||g' -e 's|/nix/store/[^/ "]+||g' \
+        if sed -E -e 's|${systemd}/[^ "]*||g' -e 's|/nix/store/[^ "]*||g' \
              $out/lib/udev/rules.d/*.rules $out/lib/systemd/system/* \
              | grep -nE '(^|[^A-Za-z0-9_.-])/(usr|bin|sbin|lib|lib64)/'; then
           echo "rdma-nix: FHS paths (above) left in rdma-core's units or rules" >&2
