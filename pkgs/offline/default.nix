@@ -131,6 +131,10 @@ let
     # ibv_devices over rxe0 and siw0 with a config dir of only those two providers.
     verbsDevicesCheck = kernelName: self.callPackage ../../checks/offline/verbs-devices.nix { } kernelName;
 
+    # perftest's RDMA CM race made deterministic (checks/offline/perftest-cm-race.nix):
+    # `perftestCmRace { race = true; }` reproduces it with unpatched perftest.
+    perftestCmRace = self.callPackage ../../checks/offline/perftest-cm-race.nix { };
+
     # The hot paths (checks/payload) on a kernel of the matrix and a soft device:
     # `hotpathsCheck "debian-6.1.0-50" "siw"`; `hotpathsCheckWith { kernelName; driver;
     # expected = ./other-expectations.txt; }`.

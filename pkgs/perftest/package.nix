@@ -20,8 +20,12 @@ stdenv.mkDerivation (finalAttrs: {
     hash = "sha256-VOhrEx8LBoYri5zWknOXNylUY8/vRnvdpfWqPa6MWwU=";
   };
 
-  # A failed CPU-frequency calibration made every figure 0.00 with exit status 0.
-  patches = [ ./cpu-mhz-no-zero.patch ];
+  # A failed CPU-frequency calibration made every figure 0.00 with exit status 0;
+  patches = [
+    ./cpu-mhz-no-zero.patch
+    # The server listens before the handshake that lets the client connect (-R).
+    ./rdma-cm-listen-before-handshake.patch
+  ];
 
   nativeBuildInputs = [ pkg-config ];
   buildInputs = [
