@@ -192,4 +192,23 @@ rdmaLib
           esac
         done
       '';
+
+  # Whether a systemd.network [Match] Name= value (a string of space-separated names
+  # or shell globs, or a list of them) matches an interface name.
+  matchesInterfaceName =
+    names: netdev:
+    let
+      list =
+        if names == null then [ ]
+        else if builtins.isList names then names
+        else builtins.filter (x: builtins.isString x && x != "") (builtins.split " +" names);
+      # Shell glob to regex: `*` and `?`; other regex characters escaped.
+      toRegex = g:
+        builtins.replaceStrings [ "." "+" "(" ")" "[" "]" "{" "}" "^" "$" "|" "\\" "*" "?" ]
+          [ "\\." "\\+" "\\(" "\\)" "\\[" "\\]" "\\{" "\\}" "\\^" "\\$" "\\|" "\\\\" ".*" "." ] g;
+    in
+    builtins.any (g: builtins.match (toRegex g) netdev != null) list;
+
+  # hardware.rdma.memlockLimit (KiB or "unlimited") as systemd's DefaultLimitMEMLOCK.
+  systemdMemlock = limit: if limit == "unlimited" then "infinity" else "${toString limit}K";
 }

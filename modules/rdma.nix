@@ -60,6 +60,17 @@ let
 
   drivers = lib.optional cfg.softRoce.enable "rxe" ++ lib.optional cfg.siw.enable "siw";
   devices = rdmaNixLib.softDevices "rxe" cfg.softRoce.interfaces ++ rdmaNixLib.softDevices "siw" cfg.siw.interfaces;
+
+  # Whether something configures the interface: networking.interfaces, a
+  # systemd-networkd network whose [Match] Name= lists it (names or globs), or
+  # NetworkManager, which manages every interface it isn't told to leave alone.
+  configured =
+    netdev:
+    config.networking.interfaces ? ${netdev}
+    || builtins.any (n: rdmaNixLib.matchesInterfaceName (n.matchConfig.Name or null) netdev) (
+      builtins.attrValues (config.systemd.network.networks or { })
+    )
+    || (config.networking.networkmanager.enable or false);
   rdmaTool = "${pkgs.iproute2}/bin/rdma";
 
   softDeviceOptions = driver: what: {
@@ -82,7 +93,9 @@ let
         `${if driver == "softRoce" then "rxe" else "siw"}_<interface>`. Each gets a unit
         `rdma-link-<device>.service` that runs `rdma link add` once the interface
         exists, leaves an existing device alone, and removes the device when stopped.
-        Every interface must be declared in {option}`networking.interfaces`.
+        Every interface must be configured: declared in {option}`networking.interfaces`,
+        matched by a {option}`systemd.network.networks` entry's `matchConfig.Name`, or
+        left to NetworkManager ({option}`networking.networkmanager.enable`).
       '';
     };
   };
@@ -186,6 +199,18 @@ in
       '';
     };
 
+    memlockForServices = mkOption {
+      type = types.bool;
+      default = true;
+      example = false;
+      description = ''
+        Whether to apply {option}`hardware.rdma.memlockLimit` to every systemd service
+        too (systemd's `DefaultLimitMEMLOCK`): the PAM limit reaches logins only, and
+        services (Slurm jobs, MPI launchers, daemons using UCX or NCCL) otherwise keep
+        systemd's default (64 KiB before systemd 253, 8 MiB since).
+      '';
+    };
+
     openFirewall = mkOption {
       type = types.bool;
       default = false;
@@ -213,8 +238,8 @@ in
         inherit message;
       }) providerErrors
       ++ map (dev: {
-        assertion = config.networking.interfaces ? ${dev.netdev};
-        message = "hardware.rdma: ${dev.type} device ${dev.name} is on interface '${dev.netdev}', which is not in networking.interfaces.";
+        assertion = configured dev.netdev;
+        message = "hardware.rdma: ${dev.type} device ${dev.name} is on interface '${dev.netdev}', which nothing configures: declare it in networking.interfaces, match it in a systemd.network.networks entry (matchConfig.Name), or enable NetworkManager.";
       }) devices;
 
     environment.systemPackages = [ cfg.package ] ++ lib.optional cfg.perftest.enable (pkgs.callPackage ../pkgs/perftest/package.nix { rdma-core = cfg.package; });
@@ -228,6 +253,11 @@ in
     boot.extraModprobeConfig = rdmaNixLib.modprobeConfig drivers;
 
     networking.firewall.allowedUDPPorts = lib.optional (cfg.openFirewall && cfg.softRoce.enable) 4791;
+
+    # systemd's limit for every service: a number of KiB, or "infinity" for unlimited.
+    systemd.settings.Manager = lib.mkIf cfg.memlockForServices {
+      DefaultLimitMEMLOCK = rdmaNixLib.systemdMemlock cfg.memlockLimit;
+    };
 
     users.groups.rdma = { };
     security.pam.loginLimits = [

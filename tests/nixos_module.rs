@@ -280,8 +280,13 @@ fn no_fhs_path_is_left_when_rdma_cores_configure_finds_no_systemctl() {
 /// `config` of modules/rdma.nix for `settings`, evaluated against the offline
 /// packages (tests/fixtures/module-eval.nix), then `select` applied.
 fn module_eval(settings: &str, select: &str) -> serde_json::Value {
+    module_eval_on("{ networking.interfaces.eth0 = { }; }", settings, select)
+}
+
+/// The same, with the node's network configured by `network` (NixOS options).
+fn module_eval_on(network: &str, settings: &str, select: &str) -> serde_json::Value {
     eval_json(&format!(
-        "let o = import ./pkgs/offline {{ }}; c = import ./tests/fixtures/module-eval.nix {{ settings = {settings}; }}; in {select}"
+        "let o = import ./pkgs/offline {{ }}; c = import ./tests/fixtures/module-eval.nix {{ settings = {settings}; network = {network}; }}; in {select}"
     ))
 }
 
@@ -393,10 +398,77 @@ fn the_module_asserts_on_unknown_providers_foreign_pabi_and_unconfigured_interfa
         .starts_with("hardware.rdma.providerOverrides.rxe: rdma-provider-rxe-56.1 has PABI 34"));
     assert_eq!(
         msgs[2],
-        "hardware.rdma: rxe device rxe_eth9 is on interface 'eth9', which is not in networking.interfaces."
+        "hardware.rdma: rxe device rxe_eth9 is on interface 'eth9', which nothing configures: declare it in networking.interfaces, match it in a systemd.network.networks entry (matchConfig.Name), or enable NetworkManager."
     );
     // Disabled, it configures nothing.
     let off = module_eval("{ }", "c");
     assert_eq!(off["cfg"]["enable"], false);
     assert!(off.as_object().unwrap().keys().all(|k| k == "cfg"), "{off}");
+}
+
+/// A soft device's interface may be configured by systemd-networkd (matched by name or
+/// glob) or left to NetworkManager, not only by networking.interfaces.
+#[test]
+fn interfaces_configured_by_networkd_or_networkmanager_are_accepted() {
+    if !require("nix-instantiate") {
+        return;
+    }
+    let failing = "map (a: a.message) (builtins.filter (a: !a.assertion) c.assertions)";
+    let settings = r#"{ enable = true; providers = [ "rxe" "siw" ];
+                        softRoce.interfaces = [ "eth1" ]; siw.interfaces = [ "enp0s4" ]; }"#;
+    let cases = [
+        (
+            r#"{ systemd.network.networks."10-rdma".matchConfig.Name = "eth1 enp0s*"; }"#,
+            0,
+        ),
+        (
+            r#"{ systemd.network.networks.a.matchConfig.Name = [ "eth1" ];
+                 systemd.network.networks.b.matchConfig.Name = "enp0s?"; }"#,
+            0,
+        ),
+        (r#"{ networking.networkmanager.enable = true; }"#, 0),
+        (
+            r#"{ networking.interfaces.eth1 = { };
+                 systemd.network.networks.x.matchConfig.Name = "enp1s*"; }"#,
+            1,
+        ),
+        (
+            r#"{ systemd.network.networks.x.matchConfig.Name = "eth10"; }"#,
+            2,
+        ),
+    ];
+    for (network, unconfigured) in cases {
+        let v = module_eval_on(network, settings, failing);
+        let msgs = v.as_array().unwrap();
+        assert_eq!(msgs.len(), unconfigured, "{network}: {msgs:#?}");
+        for m in msgs {
+            assert!(
+                m.as_str().unwrap().contains("which nothing configures"),
+                "{m}"
+            );
+        }
+    }
+}
+
+/// The memlock limit reaches services too (systemd's DefaultLimitMEMLOCK), unless
+/// turned off; `unlimited` is systemd's `infinity`, a number is KiB.
+#[test]
+fn the_memlock_limit_applies_to_services_too() {
+    if !require("nix-instantiate") {
+        return;
+    }
+    let get = |settings: &str| {
+        module_eval(
+            settings,
+            "{ manager = c.systemd.settings.Manager or null; pam = map (l: l.value) c.security.pam.loginLimits; }",
+        )
+    };
+    let v = get(r#"{ enable = true; providers = [ "rxe" ]; }"#);
+    assert_eq!(v["manager"]["DefaultLimitMEMLOCK"], "infinity", "{v}");
+    assert_eq!(v["pam"][0], "unlimited");
+    let v = get(r#"{ enable = true; providers = [ "rxe" ]; memlockLimit = 1048576; }"#);
+    assert_eq!(v["manager"]["DefaultLimitMEMLOCK"], "1048576K", "{v}");
+    assert_eq!(v["pam"][0], 1048576);
+    let v = get(r#"{ enable = true; providers = [ "rxe" ]; memlockForServices = false; }"#);
+    assert_eq!(v["manager"], serde_json::json!({}), "{v}");
 }
