@@ -92,6 +92,11 @@ runVM {
   testScript = ''
     export PATH=/bin:/sbin:/usr/bin:${rdma-core}/bin:${perftest}/bin
     for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /sys/class/net/eth0 ] && break; sleep 1; done
+    # The interface's addresses stay as set here: IPv4 below and the IPv6 link-local
+    # one. QEMU's user network advertises an IPv6 prefix, and an address configured
+    # from it mid-test changes the RoCE GID table: the first pingpong's move to RTR
+    # failed ("Failed to modify QP to RTR") when that address came during it.
+    echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_ra
     ip link set eth0 up
     ip addr add 10.0.2.15/24 dev eth0
     ${rdmaNixLib.linkUpScript { rdma = "/usr/bin/rdma"; inherit dev; }}
@@ -108,6 +113,10 @@ runVM {
     if [ "$rc" != 0 ] && [ -r /sys/kernel/tracing/trace ]; then
       echo "== connection manager trace (last 150 events)"
       grep -v '^#' /sys/kernel/tracing/trace | tail -n 150
+    fi
+    if [ "$rc" != 0 ]; then
+      echo "== addresses, routes and the kernel log (last 60 lines)"
+      ip addr; ip -6 route; dmesg | tail -n 60
     fi
     negative=pass
     sh /payload/rdma-hotpaths.sh negative ${dev.name} /negative/libibverbs.d || negative=fail
