@@ -30,6 +30,8 @@
   repeat ? null,
   # Keep the result, pass or fail, instead of failing the build.
   recordOnly ? false,
+  # More files in the VM, path in the VM → source (diagnostics).
+  extraFiles ? { },
 }:
 let
   kp = kernelPackages.${kernelName};
@@ -81,7 +83,8 @@ runVM {
       "negative/libibverbs.d/${driver}.driver" = "${writeText "negative-${driver}.driver" (rdmaNixLib.driverLine driver foreign)}";
       "payload/rdma-hotpaths.sh" = "${payload}/rdma-hotpaths.sh";
       "payload/expected.txt" = "${expected}";
-    };
+    }
+    // extraFiles;
   passthru.checkName = "${kernelName}-${driver}";
   resultAttrs = {
     kernel_name = kernelName;
