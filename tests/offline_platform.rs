@@ -13,8 +13,40 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The project's files as git sees them (tracked, and untracked but not ignored), as
+/// they are in the working tree, copied into a fresh directory: the flake is built
+/// from it as `path:`, not through Nix's git fetcher. That fetcher runs git after
+/// going back to the mount namespace Nix saved with setns(), which leaves a chroot
+/// (a `fresh-machine` root): git then can't find the tree.
+fn flake_tree() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("flake-tree");
+    let _ = fs::remove_dir_all(&dir);
+    let files = stdout_ok(
+        Command::new("git")
+            .args([
+                "ls-files",
+                "-z",
+                "--cached",
+                "--others",
+                "--exclude-standard",
+            ])
+            .current_dir(repo()),
+    );
+    for f in files.split('\0').filter(|f| !f.is_empty()) {
+        let from = repo().join(f);
+        if !from.exists() {
+            continue; // deleted in the working tree
+        }
+        let to = dir.join(f);
+        fs::create_dir_all(to.parent().unwrap()).unwrap();
+        fs::copy(&from, &to).unwrap();
+    }
+    dir
+}
+
 fn nix_build_flake(attr: &str) -> PathBuf {
     let link = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("result-{attr}"));
+    let tree = flake_tree();
     stdout_ok(
         Command::new("nix")
             .args([
@@ -27,8 +59,8 @@ fn nix_build_flake(attr: &str) -> PathBuf {
             .args(["build", "-L", "-o"])
             .arg(&link)
             .arg(format!(
-                "{}#legacyPackages.x86_64-linux.offline.{attr}",
-                repo().display()
+                "path:{}#legacyPackages.x86_64-linux.offline.{attr}",
+                tree.display()
             )),
     );
     fs::canonicalize(&link).unwrap()
