@@ -118,7 +118,8 @@ server() { # DRIVER DEVICE TEST
   echo $? >"$logs/server-$3.rc"
 }
 
-# The device's netdev is ready for traffic: no IPv6 address still tentative. Until
+# The device's netdev is ready for traffic: its IPv6 link-local address is there and
+# none is still tentative. Until
 # duplicate address detection ends (a second or two after the link comes up), the
 # kernel can't route from the link-local address that RoCE's GID 0 stands for, and
 # moving a QP to RTR with that GID can fail ("Failed to modify QP to RTR"). Measured
@@ -129,7 +130,9 @@ settle() { # DEVICE [SECONDS]
   netdev=$(rdma link show 2>/dev/null | awk -v d="$1" '$2 ~ "^" d "/" { for (i = 1; i < NF; i++) if ($i == "netdev") print $(i + 1) }')
   [ -n "$netdev" ] || { echo "rdma-hotpaths: no netdev for $1 in 'rdma link show'" >&2; return 1; }
   deadline=$(($(date +%s) + ${2:-30}))
-  while ip -6 addr show dev "$netdev" | grep -q tentative; do
+  # The link-local address appears only once the carrier is up, after `rdma link
+  # add`: no address yet is not settled either.
+  while ip -6 addr show dev "$netdev" | grep -q tentative || ! ip -6 addr show dev "$netdev" | grep -q 'scope link'; do
     if [ "$(date +%s)" -ge "$deadline" ]; then
       echo "rdma-hotpaths: $netdev still has tentative addresses after ${2:-30} s" >&2
       ip -6 addr show dev "$netdev" >&2
