@@ -7,15 +7,12 @@
 {
   lib,
   runVM,
-  runCommand,
   writeText,
-  kernelPackages,
+  softDevice,
   rdmaNixLib,
   rdma-core,
-  rdmaProviders,
   perftest,
   rdmaPackages,
-  rdmaCoreReleases,
 }:
 
 {
@@ -34,19 +31,8 @@
   extraFiles ? { },
 }:
 let
-  kp = kernelPackages.${kernelName};
-  kernel = kp.kernel;
-  module = rdmaNixLib.softDrivers.${driver}.module;
-  # Ours where the kernel lacks the driver (Debian: siw), the kernel's own otherwise.
-  ours = rdmaNixLib.driversMissingFrom kernel [ driver ];
-  modulePkgs = rdmaNixLib.modulePackages kp ours;
-
-  provider = rdmaProviders.${driver};
-  config = rdmaNixLib.mkVerbsConfigDir {
-    inherit runCommand;
-    core = rdma-core;
-    providers = [ provider ];
-  };
+  sd = softDevice { inherit kernelName driver; };
+  inherit (sd) kernel provider dev;
 
   # The negative case: the same provider from another rdma-core release (another
   # PABI), in a config dir written by hand (mkVerbsConfigDir refuses to).
@@ -55,26 +41,18 @@ let
   # Attribute names can't carry a dependency: the same path inside the VM.
   samePath = p: lib.nameValuePair (builtins.unsafeDiscardStringContext p) p;
 
-  dev = lib.head (rdmaNixLib.softDevices driver [ "eth0" ]);
   tools = [ "/usr/bin/rdma" ]
     ++ map (t: "${rdma-core}/bin/${t}") [ "ibv_devinfo" "ibv_devices" "ibv_rc_pingpong" "ibv_uc_pingpong" "ibv_ud_pingpong" "ibv_srq_pingpong" "rping" ]
     ++ map (t: "${perftest}/bin/${t}") [ "ib_send_bw" "ib_write_bw" "ib_read_lat" ];
 in
-runVM {
+runVM (sd.vmModules // {
   name = "hotpaths-${driver}-${kernelName}";
   inherit kernel;
   timeout = 600;
   inherit recordOnly;
-  modules = [
-    "virtio_pci"
-    "virtio_net"
-    "rdma_ucm"
-  ] ++ lib.optional (ours == [ ]) module;
-  extraModules = lib.listToAttrs (map (p: lib.nameValuePair p.moduleName (rdmaNixLib.moduleFile kernel p)) modulePkgs);
-  softDeps = rdmaNixLib.softDepsOf [ driver ];
   binaries = tools;
   files =
-    lib.mapAttrs' (f: text: lib.nameValuePair "etc/libibverbs.d/${f}" "${config}/etc/libibverbs.d/${f}") (rdmaNixLib.driverFiles config.resolved)
+    sd.configFiles
     // lib.listToAttrs [
       (samePath (rdmaNixLib.pluginPath provider))
       (samePath (rdmaNixLib.pluginPath foreign))
@@ -129,4 +107,4 @@ runVM {
     sed -e "s/}\$/,\"negative_pabi\":\"$negative\",\"negative_pabi_release\":\"${otherRelease}\",\"link_removed\":\"$removed\"}/" /tmp/hotpaths.json > /tmp/result.json
     [ "$rc" = 0 ] && [ "$negative" = pass ] && [ "$removed" = pass ]
   '';
-}
+})

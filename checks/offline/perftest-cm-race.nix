@@ -11,10 +11,8 @@
   lib,
   runVM,
   runCommand,
-  kernelPackages,
+  softDevice,
   rdmaNixLib,
-  rdma-core,
-  rdmaProviders,
   perftest,
 }:
 
@@ -24,17 +22,8 @@
   race ? false,
 }:
 let
-  kp = kernelPackages.${kernelName};
-  kernel = kp.kernel;
-  ours = rdmaNixLib.driversMissingFrom kernel [ driver ];
-  modulePkgs = rdmaNixLib.modulePackages kp ours;
-  provider = rdmaProviders.${driver};
-  config = rdmaNixLib.mkVerbsConfigDir {
-    inherit runCommand;
-    core = rdma-core;
-    providers = [ provider ];
-  };
-  dev = lib.head (rdmaNixLib.softDevices driver [ "eth0" ]);
+  sd = softDevice { inherit kernelName driver; };
+  inherit (sd) kernel provider dev;
   bench =
     if race then
       perftest.overrideAttrs (o: {
@@ -48,24 +37,17 @@ let
   '';
   cmd = "${bench}/bin/ib_read_lat -d ${dev.name} -R -F -p 18522 -n 100 -s 64";
 in
-runVM {
+runVM (sd.vmModules // {
   name = "perftest-cm-race-${if race then "unpatched" else "patched"}-${driver}-${kernelName}";
   inherit kernel;
   timeout = 300;
-  modules = [
-    "virtio_pci"
-    "virtio_net"
-    "rdma_ucm"
-  ] ++ lib.optional (ours == [ ]) rdmaNixLib.softDrivers.${driver}.module;
-  extraModules = lib.listToAttrs (map (p: lib.nameValuePair p.moduleName (rdmaNixLib.moduleFile kernel p)) modulePkgs);
-  softDeps = rdmaNixLib.softDepsOf [ driver ];
   binaries = [
     "/usr/bin/rdma"
     "${bench}/bin/ib_read_lat"
     "${shim}/lib/delay-rdma-listen.so"
   ];
   files =
-    lib.mapAttrs' (f: _: lib.nameValuePair "etc/libibverbs.d/${f}" "${config}/etc/libibverbs.d/${f}") (rdmaNixLib.driverFiles config.resolved)
+    sd.configFiles
     // {
       ${builtins.unsafeDiscardStringContext (rdmaNixLib.pluginPath provider)} = rdmaNixLib.pluginPath provider;
       "payload/rdma-hotpaths.sh" = "${../payload}/rdma-hotpaths.sh";
@@ -103,4 +85,4 @@ runVM {
       [ "$client" = 0 ] && [ "$srv" = 0 ] && grep -q '#bytes' /tmp/client.log
     ''}
   '';
-}
+})

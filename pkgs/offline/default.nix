@@ -131,6 +131,9 @@ let
     # ibv_devices over rxe0 and siw0 with a config dir of only those two providers.
     verbsDevicesCheck = kernelName: self.callPackage ../../checks/offline/verbs-devices.nix { } kernelName;
 
+    # One soft device's kernel, modules, provider and config dir for a VM check.
+    softDevice = self.callPackage ../../checks/offline/soft-device.nix { };
+
     # perftest's RDMA CM race made deterministic (checks/offline/perftest-cm-race.nix):
     # `perftestCmRace { race = true; }` reproduces it with unpatched perftest.
     perftestCmRace = self.callPackage ../../checks/offline/perftest-cm-race.nix { };

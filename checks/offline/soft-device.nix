@@ -1,0 +1,43 @@
+# What an offline VM check needs for one soft device (rxe or siw) on eth0 of one
+# matrix kernel, as the NixOS module computes it (modules/lib.nix): the kernel, its
+# modules (ours where the kernel lacks the driver, the kernel's own otherwise) with
+# soft dependencies, the provider, a config dir of it alone and the files that put
+# it in the VM. Shared by hotpaths.nix and perftest-cm-race.nix.
+{
+  lib,
+  runCommand,
+  kernelPackages,
+  rdmaNixLib,
+  rdma-core,
+  rdmaProviders,
+}:
+
+{ kernelName, driver }:
+let
+  kp = kernelPackages.${kernelName};
+  kernel = kp.kernel;
+  ours = rdmaNixLib.driversMissingFrom kernel [ driver ];
+  modulePkgs = rdmaNixLib.modulePackages kp ours;
+  provider = rdmaProviders.${driver};
+  config = rdmaNixLib.mkVerbsConfigDir {
+    inherit runCommand;
+    core = rdma-core;
+    providers = [ provider ];
+  };
+in
+{
+  inherit kernel provider config;
+  dev = lib.head (rdmaNixLib.softDevices driver [ "eth0" ]);
+  # runVM's module arguments.
+  vmModules = {
+    modules = [
+      "virtio_pci"
+      "virtio_net"
+      "rdma_ucm"
+    ] ++ lib.optional (ours == [ ]) rdmaNixLib.softDrivers.${driver}.module;
+    extraModules = lib.listToAttrs (map (p: lib.nameValuePair p.moduleName (rdmaNixLib.moduleFile kernel p)) modulePkgs);
+    softDeps = rdmaNixLib.softDepsOf [ driver ];
+  };
+  # The config dir at /etc/libibverbs.d in the VM.
+  configFiles = lib.mapAttrs' (f: _: lib.nameValuePair "etc/libibverbs.d/${f}" "${config}/etc/libibverbs.d/${f}") (rdmaNixLib.driverFiles config.resolved);
+}
