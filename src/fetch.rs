@@ -269,6 +269,74 @@ fn tempdir(label: &str) -> Result<PathBuf, FetchError> {
     Ok(base)
 }
 
+/// Store name of an unpacked source tree: `source`, as `fetchzip` and
+/// `fetchFromGitHub` name theirs, so the path is the one nixpkgs' fetchers give for
+/// the same tree and hash.
+pub const TREE_NAME: &str = "source";
+
+/// The store path of a source tarball's pinned tree (`nix-store --add-fixed
+/// --recursive sha256`, and the output of a `fetchzip` with that hash).
+pub fn tree_store_path(p: &DebianPackage) -> Option<StorePath> {
+    let hash = p.tree_hash()?;
+    Some(
+        fixed_output_path(FileIngestion::Recursive, &hash, TREE_NAME, &BTreeSet::new())
+            .expect("a valid store name"),
+    )
+}
+
+/// Make a source tarball's pinned tree valid in the store: unpack the (already fetched)
+/// tarball in Rust, top directory stripped, check its NAR hash against the pin, add it.
+pub fn fetch_tree(p: &DebianPackage) -> Result<Option<Fetched>, FetchError> {
+    let (Some(expected), Some(pin)) = (tree_store_path(p), p.tree_hash()) else {
+        return Ok(None);
+    };
+    let label = format!("{} tree", p.name);
+    if is_valid_in_store(&expected) {
+        return Ok(Some(Fetched {
+            package: label,
+            store_path: expected.to_string(),
+            outcome: Outcome::Present,
+        }));
+    }
+    let tarball = PathBuf::from(expected_store_path(p).to_string());
+    let tree = crate::archive::tree::SourceTree::from_tarball(
+        &tarball,
+        crate::archive::DEFAULT_MAX_UNPACKED,
+    )
+    .map_err(|e| FetchError::Download {
+        package: p.name.clone(),
+        message: e.to_string(),
+    })?;
+    let (actual, _) = tree.nar_hash().map_err(|e| FetchError::Io {
+        file: tarball.clone(),
+        message: format!("hashing the unpacked tree: {e}"),
+    })?;
+    if actual != pin {
+        return Err(FetchError::Mismatch {
+            package: label,
+            file: tarball,
+            expected: pin.to_sri(),
+            actual: actual.to_sri(),
+        });
+    }
+    let work = tempdir(&format!("{}-tree", p.name))?;
+    let result = (|| {
+        let dir = work.join(TREE_NAME);
+        tree.write_to(&dir).map_err(|e| FetchError::Io {
+            file: dir.clone(),
+            message: e.to_string(),
+        })?;
+        let got = add_fixed(&dir, FileIngestion::Recursive, &expected)?;
+        Ok(Some(Fetched {
+            package: label,
+            store_path: got,
+            outcome: Outcome::Added,
+        }))
+    })();
+    let _ = fs::remove_dir_all(&work);
+    result
+}
+
 /// The store path of an extracted kernel source (`nix-store --add-fixed --recursive`).
 pub fn kernel_source_store_path(ks: &KernelSource) -> StorePath {
     fixed_output_path(

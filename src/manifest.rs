@@ -96,6 +96,15 @@ pub struct DebianPackage {
     pub path: String,
     /// sha256 of the file, base16.
     pub sha256: String,
+    /// For a source tarball: the NAR hash (SRI sha256) of the tree it unpacks to, top
+    /// directory stripped. That tree is what packages build from (`fetchzip`), so any
+    /// tarball of the same tree matches the pin, whatever its bytes.
+    #[serde(default)]
+    pub tree: Option<String>,
+    /// URLs of other tarballs of the same tree, listed before Debian's pool in the
+    /// generated `urls` (upstream first, for nixpkgs users).
+    #[serde(default)]
+    pub upstream: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -149,6 +158,20 @@ impl DebianPackage {
     /// The pinned hash.
     pub fn hash(&self) -> NixHash {
         NixHash::parse(&self.sha256, Some(HashAlgo::Sha256)).expect("validated at load")
+    }
+
+    /// The pinned tree, for a source tarball pinned with `tree`.
+    pub fn tree_hash(&self) -> Option<NixHash> {
+        self.tree
+            .as_deref()
+            .map(|t| NixHash::parse(t, Some(HashAlgo::Sha256)).expect("validated at load"))
+    }
+
+    /// Where the tree can be fetched: `upstream` first, then Debian's pool.
+    pub fn tree_urls(&self) -> Vec<String> {
+        let mut urls = self.upstream.clone();
+        urls.push(format!("mirror://debian/{}", self.path));
+        urls
     }
 
     /// The file name in the pool (`busybox-static_1.35.0-4+deb12u1+b1_amd64.deb`).
@@ -226,6 +249,32 @@ impl Manifest {
                 .map_err(|e| bad(format!("package {}: {e}", p.name)))?;
             store_path::validate_name(&p.store_name())
                 .map_err(|e| bad(format!("package {}: {e}", p.name)))?;
+            if let Some(t) = &p.tree {
+                if p.is_deb() {
+                    return Err(bad(format!(
+                        "package {}: `tree` pins a source tarball's tree, not a .deb",
+                        p.name
+                    )));
+                }
+                NixHash::parse(t, Some(HashAlgo::Sha256))
+                    .map_err(|e| bad(format!("package {}: tree: {e}", p.name)))?;
+            } else if !p.upstream.is_empty() {
+                return Err(bad(format!(
+                    "package {}: `upstream` URLs need a `tree` pin (a tarball's bytes differ between hosts)",
+                    p.name
+                )));
+            }
+            for u in &p.upstream {
+                if !(u.starts_with("https://") || u.starts_with("http://"))
+                    || u.chars()
+                        .any(|c| c.is_whitespace() || c == '"' || c == '\\')
+                {
+                    return Err(bad(format!(
+                        "package {}: upstream {u:?} is not an http(s) URL",
+                        p.name
+                    )));
+                }
+            }
         }
         let mut kernels = BTreeSet::new();
         for k in &m.kernels {

@@ -251,3 +251,29 @@ fn fetch_refuses_a_file_with_the_wrong_hash() {
     );
     assert!(!Path::new(&path.to_string()).exists());
 }
+
+#[test]
+fn offline_builds_are_not_advertised_as_hydra_jobs() {
+    if !require("nix") {
+        return;
+    }
+    // The offline builders run the host's /bin/bash and /usr: a sandboxed Nix (Hydra)
+    // can't build them, so hydraJobs holds nixpkgs' kernels only. Attribute names are
+    // evaluated without fetching nixpkgs.
+    let tree = flake_tree();
+    let names = stdout_ok(
+        Command::new("nix")
+            .args([
+                "--extra-experimental-features",
+                "nix-command flakes",
+                "--option",
+                "substituters",
+                "",
+                "eval",
+                "--json",
+            ])
+            .arg(format!("path:{}#hydraJobs", tree.display()))
+            .args(["--apply", "builtins.attrNames"]),
+    );
+    assert_eq!(names, r#"["nixpkgs"]"#);
+}

@@ -36,6 +36,7 @@ let
 
     stdenv = import ./stdenv { inherit lib system hostPath; };
     fetchurl = import ./fetchurl.nix { inherit lib system hostPath; };
+    fetchzip = import ./fetchzip.nix { inherit lib system hostPath; };
 
     runCommand = name: env: buildCommand:
       self.stdenv.mkDerivation ({ inherit name buildCommand; } // env);

@@ -3,7 +3,7 @@
 {
   lib,
   stdenv,
-  fetchurl,
+  fetchzip,
   pkg-config,
   pciutils,
   rdma-core,
@@ -13,11 +13,13 @@ stdenv.mkDerivation (finalAttrs: {
   pname = "perftest";
   version = "25.01.0+0.80";
 
-  # Debian's copy of the upstream release tarball (linux-rdma/perftest 25.01.0-0.80).
-  src = fetchurl {
-    name = "perftest_25.01.0+0.80.orig.tar.gz";
-    url = "mirror://debian/pool/main/p/perftest/perftest_25.01.0+0.80.orig.tar.gz";
-    hash = "sha256-VOhrEx8LBoYri5zWknOXNylUY8/vRnvdpfWqPa6MWwU=";
+  # The tree of upstream's release tarball (linux-rdma/perftest 25.01.0-0.80, with its
+  # generated configure), pinned by NAR hash; Debian's copy serves it. The pin is
+  # stack.toml's `tree` of perftest-25.01.0-orig (checked by tests/rdma_core.rs).
+  src = fetchzip {
+    name = "source";
+    urls = [ "mirror://debian/pool/main/p/perftest/perftest_25.01.0+0.80.orig.tar.gz" ];
+    hash = "sha256-y8i18GE2hUiHvxZcKYqS05jSH1JoHAydV4xo5iKwSNQ=";
   };
 
   # A failed CPU-frequency calibration made every figure 0.00 with exit status 0;

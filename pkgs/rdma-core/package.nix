@@ -12,7 +12,7 @@
 {
   lib,
   stdenv,
-  fetchurl,
+  fetchzip,
   cmake,
   ninja,
   pkg-config,
@@ -32,8 +32,8 @@ stdenv.mkDerivation (finalAttrs: {
   pname = if monolithic then "rdma-core-full" else "rdma-core";
   inherit (release) version;
 
-  src = fetchurl release.src;
-  sourceRoot = release.sourceRoot;
+  # The unpacked tree, pinned by its NAR hash; upstream's URLs first, then Debian's.
+  src = fetchzip release.src;
 
   outputs = [
     "out"

@@ -24,7 +24,6 @@ in
 stdenv.mkDerivation (finalAttrs: {
   pname = "rdma-provider-${name}";
   inherit (rdma-core) version src;
-  sourceRoot = release.sourceRoot;
 
   outputs = [
     "out"

@@ -3,6 +3,7 @@
 
 pub mod ar;
 pub mod deb;
+pub mod tree;
 
 use std::io::{self, Read};
 

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 
-use crate::fetch::{fetch_kernel_source, fetch_package, Outcome};
+use crate::fetch::{fetch_kernel_source, fetch_package, fetch_tree, Outcome};
 use crate::manifest::Manifest;
 
 #[derive(clap::Args)]
@@ -47,6 +47,21 @@ pub fn run(a: Args) -> Result<ExitCode> {
             }
         );
         done.push(f);
+    }
+    // Source trees (the pin packages build from), unpacked from their tarballs.
+    let trees: Vec<_> = wanted.iter().filter(|p| p.tree.is_some()).collect();
+    for (i, p) in trees.iter().enumerate() {
+        eprint!("[{}/{}] {} tree … ", i + 1, trees.len(), p.name);
+        if let Some(f) = fetch_tree(p).inspect_err(|_| eprintln!("failed"))? {
+            eprintln!(
+                "{}",
+                match f.outcome {
+                    Outcome::Present => "in the store",
+                    Outcome::Added => "unpacked, verified, added",
+                }
+            );
+            done.push(f);
+        }
     }
     // Kernel source subtrees, extracted from their (now fetched) packages.
     let sources: Vec<_> = m

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
+use crate::archive::{tree::SourceTree, DEFAULT_MAX_UNPACKED};
 use crate::nix::store_path::{fixed_output_path, validate_name};
 use crate::nix::{nar, FileIngestion, HashAlgo, NixHash};
 
@@ -17,6 +18,10 @@ pub struct Args {
     /// instead of its NAR serialisation.
     #[arg(long)]
     flat: bool,
+    /// Hash the tree a .tar.gz/.tar.xz unpacks to, its top directory stripped (the
+    /// output hash of a `fetchzip` of it; the store name defaults to `source`).
+    #[arg(long, conflicts_with = "flat")]
+    unpack: bool,
     /// Store path name (default: the file's base name).
     #[arg(long)]
     name: Option<String>,
@@ -56,6 +61,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     }
     let name = match &a.name {
         Some(n) => n.clone(),
+        None if a.unpack => crate::fetch::TREE_NAME.to_string(),
         None => path
             .file_name()
             .and_then(|n| n.to_str())
@@ -69,7 +75,16 @@ pub fn run(a: Args) -> Result<ExitCode> {
         )
     })?;
 
-    let (nar_hash, nar_size) = nar::hash_path(path)?;
+    if a.unpack && !meta.is_file() {
+        bail!("{}: --unpack needs a tarball", path.display());
+    }
+    let (nar_hash, nar_size) = if a.unpack {
+        let tree = SourceTree::from_tarball(path, DEFAULT_MAX_UNPACKED)?;
+        tree.nar_hash()
+            .with_context(|| format!("{}: hashing the unpacked tree", path.display()))?
+    } else {
+        nar::hash_path(path)?
+    };
     let (method, hash) = if a.flat {
         let mut f =
             fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
@@ -92,7 +107,11 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let store_path = fixed_output_path(method, &hash, &name, &BTreeSet::new())?;
     let report = Report {
         path: path.clone(),
-        method: if a.flat { "flat" } else { "nar" },
+        method: match (a.flat, a.unpack) {
+            (true, _) => "flat",
+            (_, true) => "unpacked tree",
+            _ => "nar",
+        },
         hash: hash.to_sri(),
         base16: hash.to_base16(),
         nixbase32: hash.to_nixbase32(),

@@ -1,6 +1,7 @@
-//! The files generated for each pinned rdma-core release: the source pin (URL and
-//! hash of the exact bytes scanned) and what the scan found, as Nix data the
-//! hand-written package files in pkgs/rdma-core/ consume.
+//! The files generated for each pinned rdma-core release: the source pin (the NAR
+//! hash of the unpacked tree scanned, with upstream's URLs before Debian's) and what
+//! the scan found, as Nix data the hand-written package files in pkgs/rdma-core/
+//! consume.
 
 use std::path::PathBuf;
 
@@ -26,6 +27,18 @@ pub enum RdmaCoreEmitError {
         path: PathBuf,
         pinned: String,
         found: String,
+    },
+    #[error("{path}: the unpacked tree's NAR hash is {scanned}, but the manifest's `tree` pin is {pinned}")]
+    TreeMismatch {
+        path: PathBuf,
+        scanned: String,
+        pinned: String,
+    },
+    #[error("stack.toml: package {package} (the source of rdma-core {version}) has no `tree` pin; add `tree = \"{scanned}\"` (the NAR hash of its unpacked tree)")]
+    NoTreePin {
+        package: String,
+        version: String,
+        scanned: String,
     },
     #[error("{path}: scanned sha256 {scanned} differs from the pin {pinned}")]
     HashMismatch {
@@ -60,7 +73,19 @@ pub fn scan_pinned(m: &Manifest, r: &RdmaCoreRelease) -> Result<Release, RdmaCor
             pinned: pin.hash().to_sri(),
         });
     }
-    Ok(rel)
+    match pin.tree_hash() {
+        None => Err(RdmaCoreEmitError::NoTreePin {
+            package: pin.name.clone(),
+            version: r.version.clone(),
+            scanned: rel.tree.nar_hash,
+        }),
+        Some(t) if t.to_sri() != rel.tree.nar_hash => Err(RdmaCoreEmitError::TreeMismatch {
+            path,
+            scanned: rel.tree.nar_hash,
+            pinned: t.to_sri(),
+        }),
+        Some(_) => Ok(rel),
+    }
 }
 
 fn strs<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Value {
@@ -118,12 +143,11 @@ pub fn release_file(m: &Manifest, r: &RdmaCoreRelease, rel: &Release) -> Generat
         (
             "src",
             Value::attrs([
-                ("name", Value::str(pin.store_name())),
-                ("url", Value::str(format!("mirror://debian/{}", pin.path))),
-                ("hash", Value::str(&rel.sha256)),
+                ("name", Value::str(crate::fetch::TREE_NAME)),
+                ("urls", strs(pin.tree_urls())),
+                ("hash", Value::str(&rel.tree.nar_hash)),
             ]),
         ),
-        ("sourceRoot", Value::str(&rel.top_dir)),
         (
             "coreLibraries",
             Value::attrs(rel.core_libraries.iter().map(|l| {

@@ -47,18 +47,29 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> NarError + '_ {
 }
 
 /// Writes NAR tokens to any sink.
-struct NarWriter<W: Write> {
+pub(crate) struct NarWriter<W: Write> {
     out: W,
 }
 
 impl<W: Write> NarWriter<W> {
-    fn str(&mut self, s: &[u8]) -> io::Result<()> {
+    pub(crate) fn new(out: W) -> Self {
+        NarWriter { out }
+    }
+
+    /// Bytes as they are (a file's contents after its length).
+    pub(crate) fn raw(&mut self, b: &[u8]) -> io::Result<()> {
+        self.out.write_all(b)
+    }
+
+    /// A string token: length, bytes, padding.
+    pub(crate) fn str(&mut self, s: &[u8]) -> io::Result<()> {
         self.out.write_all(&(s.len() as u64).to_le_bytes())?;
         self.out.write_all(s)?;
         self.pad(s.len() as u64)
     }
 
-    fn pad(&mut self, len: u64) -> io::Result<()> {
+    /// Zero padding after `len` bytes, up to a multiple of 8.
+    pub(crate) fn pad(&mut self, len: u64) -> io::Result<()> {
         let pad = (8 - (len % 8) as usize) % 8;
         self.out.write_all(&[0u8; 8][..pad])
     }

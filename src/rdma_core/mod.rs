@@ -19,11 +19,21 @@ pub struct Release {
     pub top_dir: String,
     /// SRI sha256 of the exact tarball bytes scanned.
     pub sha256: String,
+    /// The unpacked tree, top directory stripped: the pin any tarball of the same
+    /// tree (upstream's, Debian's, an archive snapshot) matches.
+    pub tree: TreePin,
     pub core_libraries: Vec<Library>,
     pub tools: Vec<Tool>,
     pub providers: Vec<Provider>,
     /// What the scanner found but could not classify; never silently dropped.
     pub unclassified: Vec<Unclassified>,
+}
+
+/// A source tree's NAR hash (SRI sha256) and NAR size.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreePin {
+    pub nar_hash: String,
+    pub nar_size: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -13,9 +13,10 @@ use thiserror::Error;
 use super::cmake::{self, Command};
 use super::{
     is_plain_file_name, is_provider_name, kernel_modules_of, ExtraFile, Library, Provider,
-    PublicLibrary, Release, Tool, Unclassified,
+    PublicLibrary, Release, Tool, TreePin, Unclassified,
 };
-use crate::archive::{deb::safe_relative, Limited, DEFAULT_MAX_UNPACKED};
+use crate::archive::tree::{SourceTree, TreeError};
+use crate::archive::DEFAULT_MAX_UNPACKED;
 use crate::nix::{HashAlgo, NixHash};
 
 /// Largest CMake file the scanner keeps in memory.
@@ -23,6 +24,8 @@ const MAX_CMAKE_FILE: u64 = 1 << 20;
 
 #[derive(Debug, Error)]
 pub enum ScanError {
+    #[error(transparent)]
+    Tree(#[from] TreeError),
     #[error("{file}: {message}")]
     Archive { file: PathBuf, message: String },
     #[error("{file}: {entry}: {message}")]
@@ -58,146 +61,85 @@ impl<R: Read> Read for HashingReader<R> {
 /// Scan a tarball from any reader; `file` names it in errors; at most `max_unpacked`
 /// bytes are decompressed.
 pub fn scan_reader(r: impl Read, file: &Path, max_unpacked: u64) -> Result<Release, ScanError> {
+    scan_reader_with_tree(r, file, max_unpacked).map(|(rel, _)| rel)
+}
+
+/// Scan a tarball on disk and keep its unpacked tree (`rdma-nix fetch` stores it).
+pub fn scan_file_with_tree(path: &Path) -> Result<(Release, SourceTree), ScanError> {
+    let f = File::open(path).map_err(|e| ScanError::Archive {
+        file: path.to_path_buf(),
+        message: format!("cannot open: {e}"),
+    })?;
+    scan_reader_with_tree(f, path, DEFAULT_MAX_UNPACKED)
+}
+
+/// The scan and the tree it read: the tar stream is read once, hashing the file's
+/// bytes (the Debian pin) and the unpacked tree (the source pin) on the way.
+pub fn scan_reader_with_tree(
+    r: impl Read,
+    file: &Path,
+    max_unpacked: u64,
+) -> Result<(Release, SourceTree), ScanError> {
     let archive_err = |message: String| ScanError::Archive {
         file: file.to_path_buf(),
         message,
     };
-    let mut hashing = BufReader::with_capacity(
-        1 << 16,
-        HashingReader {
-            inner: r,
-            hasher: Sha256::new(),
-        },
-    );
-    let magic = hashing
-        .fill_buf()
-        .map_err(|e| archive_err(format!("cannot read: {e}")))?
-        .to_vec();
-    let files = {
-        let decoder: Box<dyn Read + '_> = if magic.starts_with(&[0x1f, 0x8b]) {
-            Box::new(flate2::read::GzDecoder::new(&mut hashing))
-        } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-            Box::new(xz2::read::XzDecoder::new(&mut hashing))
-        } else {
-            return Err(archive_err(
-                "not a gzip or xz compressed tarball (unknown magic bytes)".into(),
-            ));
-        };
-        collect(Limited::new(decoder, max_unpacked), file)?
+    let mut hashing = HashingReader {
+        inner: r,
+        hasher: Sha256::new(),
     };
+    let tree = SourceTree::from_compressed(&mut hashing, file, max_unpacked)?;
     // Hash every byte of the file, including any trailing padding after the tar end.
     io::copy(&mut hashing, &mut io::sink())
         .map_err(|e| archive_err(format!("read error after the tar stream: {e}")))?;
-    let digest = hashing.into_inner().hasher.finalize();
+    let digest = hashing.hasher.finalize();
     let sha256 = NixHash::new(HashAlgo::Sha256, digest.to_vec()).to_sri();
-    interpret(files, file, sha256)
+    let (nar, nar_size) = tree
+        .nar_hash()
+        .map_err(|e| archive_err(format!("hashing the unpacked tree: {e}")))?;
+    let files = collect(&tree, file)?;
+    let mut rel = interpret(files, file, sha256)?;
+    rel.tree = TreePin {
+        nar_hash: nar.to_sri(),
+        nar_size,
+    };
+    Ok((rel, tree))
 }
 
-/// What the tar stream holds that the scanner needs.
+/// What the tree holds that the scanner needs.
 struct Files {
     top_dir: String,
     /// CMake files by path below the top directory.
     cmake: BTreeMap<String, String>,
-    /// Directories under `providers/` that hold anything.
+    /// Directories under `providers/`.
     provider_dirs: BTreeSet<String>,
 }
 
-fn collect(r: impl Read, file: &Path) -> Result<Files, ScanError> {
-    let archive_err = |message: String| ScanError::Archive {
-        file: file.to_path_buf(),
-        message,
-    };
-    let mut ar = tar::Archive::new(r);
-    let mut top: Option<String> = None;
+fn collect(tree: &SourceTree, file: &Path) -> Result<Files, ScanError> {
     let mut cmake = BTreeMap::new();
-    let mut provider_dirs = BTreeSet::new();
-    let entries = ar
-        .entries()
-        .map_err(|e| archive_err(format!("corrupt tar stream: {e}")))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| archive_err(format!("corrupt tar stream: {e}")))?;
-        let kind = entry.header().entry_type();
-        if matches!(
-            kind,
-            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
-        ) {
-            continue;
-        }
-        let raw = entry
-            .path()
-            .map_err(|e| archive_err(format!("entry with an unreadable name: {e}")))?
-            .into_owned();
-        let shown = raw.display().to_string();
-        let entry_err = |message: &str| ScanError::Source {
-            file: file.to_path_buf(),
-            entry: shown.clone(),
-            message: message.to_string(),
-        };
-        let Some(rel) = safe_relative(&raw) else {
-            return Err(entry_err(
-                "absolute path or `..` component: refusing a hostile tarball",
-            ));
-        };
-        let Some(rel) = rel.to_str().map(str::to_string) else {
-            return Err(entry_err("file name is not UTF-8"));
-        };
-        if rel.is_empty() {
-            continue;
-        }
-        match kind {
-            tar::EntryType::Regular
-            | tar::EntryType::Continuous
-            | tar::EntryType::Directory
-            | tar::EntryType::Symlink
-            | tar::EntryType::Link => {}
-            _ => {
-                return Err(entry_err(
-                    "device, fifo or unknown entry type in a source tarball",
-                ))
-            }
-        }
-        let (first, below) = match rel.split_once('/') {
-            Some((a, b)) => (a.to_string(), b.to_string()),
-            None => (rel.clone(), String::new()),
-        };
-        match &top {
-            None => top = Some(first),
-            Some(t) if *t == first => {}
-            Some(t) => {
-                return Err(entry_err(&format!(
-                    "outside the top-level directory {t:?}: a source tarball has exactly one"
-                )))
-            }
-        }
-        if below.is_empty() {
-            continue;
-        }
-        if let Some(rest) = below.strip_prefix("providers/") {
-            if let Some((dir, _)) = rest.split_once('/') {
-                provider_dirs.insert(dir.to_string());
-            } else if kind == tar::EntryType::Directory {
-                provider_dirs.insert(rest.trim_end_matches('/').to_string());
-            }
-        }
-        let is_cmake = below == "CMakeLists.txt" || below.ends_with("/CMakeLists.txt");
-        if is_cmake && kind.is_file() {
-            if entry.size() > MAX_CMAKE_FILE {
-                return Err(entry_err("CMake file larger than 1 MiB"));
-            }
-            let mut text = String::new();
-            entry
-                .read_to_string(&mut text)
-                .map_err(|e| entry_err(&format!("cannot read: {e}")))?;
-            if cmake.insert(below.clone(), text).is_some() {
-                return Err(entry_err("listed twice in the tarball"));
-            }
+    for path in tree.files() {
+        if path == "CMakeLists.txt" || path.ends_with("/CMakeLists.txt") {
+            let entry_err = |message: String| ScanError::Source {
+                file: file.to_path_buf(),
+                entry: format!("{}/{path}", tree.top_dir),
+                message,
+            };
+            let bytes = tree
+                .read_file(&path, MAX_CMAKE_FILE)
+                .map_err(|_| entry_err("CMake file larger than 1 MiB".into()))?
+                .expect("listed as a file");
+            let text = String::from_utf8(bytes).map_err(|_| entry_err("not UTF-8 text".into()))?;
+            cmake.insert(path, text);
         }
     }
-    let top_dir = top.ok_or_else(|| archive_err("empty tarball".into()))?;
     Ok(Files {
-        top_dir,
+        top_dir: tree.top_dir.clone(),
         cmake,
-        provider_dirs,
+        provider_dirs: tree
+            .subdirectories("providers")
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
     })
 }
 
@@ -411,6 +353,7 @@ fn interpret(files: Files, file: &Path, sha256: String) -> Result<Release, ScanE
         pabi,
         top_dir: files.top_dir,
         sha256,
+        tree: TreePin::default(),
         core_libraries,
         tools,
         providers,

@@ -3,11 +3,13 @@
   version = "56.1";
   pabi = 34;
   src = {
-    name = "rdma-core_56.1.orig.tar.gz";
-    url = "mirror://debian/pool/main/r/rdma-core/rdma-core_56.1.orig.tar.gz";
-    hash = "sha256-Y85/K6pyQsLbx2N12slXxCAYfdJ/jF4UjvwHlx7lIqg=";
+    name = "source";
+    urls = [
+      "https://github.com/linux-rdma/rdma-core/releases/download/v56.1/rdma-core-56.1.tar.gz"
+      "mirror://debian/pool/main/r/rdma-core/rdma-core_56.1.orig.tar.gz"
+    ];
+    hash = "sha256-yqeU8+S3/jiQPjilBC699e7cqe6AgP1MSYfGPona2IE=";
   };
-  sourceRoot = "rdma-core-56.1";
   coreLibraries = {
     libibmad = {
       soversion = "5";

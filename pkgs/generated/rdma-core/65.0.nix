@@ -3,11 +3,13 @@
   version = "65.0";
   pabi = 65;
   src = {
-    name = "rdma-core_65.0.orig.tar.gz";
-    url = "mirror://debian/pool/main/r/rdma-core/rdma-core_65.0.orig.tar.gz";
-    hash = "sha256-9ro9iyxKozTFyIPBrQdy3jOQERI8/0+x2zKuekQ/t8o=";
+    name = "source";
+    urls = [
+      "https://github.com/linux-rdma/rdma-core/archive/v65.0.tar.gz"
+      "mirror://debian/pool/main/r/rdma-core/rdma-core_65.0.orig.tar.gz"
+    ];
+    hash = "sha256-cAaWVE6/JU8ezjx+XrxNI6Su6VKxb2Jxl29sxU/yepI=";
   };
-  sourceRoot = "linux-rdma-rdma-core-58e4080";
   coreLibraries = {
     libibmad = {
       soversion = "5";

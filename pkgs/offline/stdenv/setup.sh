@@ -68,7 +68,8 @@ runHook() {
 unpackFile() {
   local f=$1
   if [ -d "$f" ]; then
-    cp -r --no-preserve=mode,ownership "$f" "./$(basename "$f" | sed 's/^[a-z0-9]\{32\}-//')"
+    # Modes are kept (a source tree's scripts stay executable); u+w is added below.
+    cp -r --preserve=mode --no-preserve=ownership "$f" "./$(basename "$f" | sed 's/^[a-z0-9]\{32\}-//')"
   else
     case "$f" in
       *.deb) mkdir -p deb && dpkg-deb -x "$f" deb ;;
