@@ -173,7 +173,8 @@ fn tree_hash_is_what_nix_hash_gives_the_unpacked_tree() {
         );
         let mut b = tar::Builder::new(gz);
         let long = format!("top/{}/f", "n".repeat(120));
-        let files: Vec<(&str, tar::EntryType, u32, &[u8], Option<&str>)> = vec![
+        type Edge<'a> = (&'a str, tar::EntryType, u32, &'a [u8], Option<&'a str>);
+        let files: Vec<Edge> = vec![
             ("top/a-b", tar::EntryType::Regular, 0o644, b"dash\n", None),
             (
                 "top/a/x.sh",
