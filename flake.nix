@@ -28,6 +28,14 @@
           inherit (default) rdma-core-full perftest;
         };
 
+      # For those who prefer a rebuild to hardware.rdma.replaceNixpkgsRdmaCore (which
+      # rewrites a NixOS system's closure without one): nixpkgs' rdma-core becomes
+      # rdma-nix's rdma-core-full (every provider, patches of the package set included,
+      # its own config dir), so ucx, openmpi, libfabric, … are rebuilt against it.
+      overlays.rdma-core = final: prev: {
+        rdma-core = (self.overlays.default final prev).rdma-core-full;
+      };
+
       # Attribute names computed without nixpkgs, so that evaluating another output
       # (the offline platform) never fetches it.
       packages.${system} =

@@ -28,14 +28,18 @@ let
   rdmaPackagesFor =
     release: pkgs.callPackage ../pkgs/rdma-packages.nix { release = releases.releases.${release}; };
 
-  # The providers of the configured core's release, built from that core.
-  coreProviders = builtins.mapAttrs (
+  # rdma-core-full: every provider compiled in, its config dir in its own store path.
+  monolithicCore = (cfg.package.configDir or "/etc/libibverbs.d") == null;
+
+  # The providers of the configured core's release, built from that core (none for
+  # rdma-core-full, which the assertion below refuses).
+  coreProviders = lib.optionalAttrs (!monolithicCore) (builtins.mapAttrs (
     name: data:
     pkgs.callPackage ../pkgs/rdma-core/provider.nix {
       rdma-core = cfg.package;
       inherit name data;
     }
-  ) (cfg.package.release or { providers = { }; }).providers;
+  ) (cfg.package.release or { providers = { }; }).providers);
 
   selection = {
     core = cfg.package;
@@ -49,6 +53,15 @@ let
     inherit (pkgs) runCommand;
     inherit (selection) core overrides;
     providers = rdmaNixLib.selectProviders { inherit (selection) providers wanted; };
+  };
+
+  # nixpkgs' rdma-core as its consumers see it at run time, made of our core and the
+  # composed providers (system.replaceDependencies swaps one for the other).
+  runtimeView = rdmaNixLib.mkRuntimeView {
+    inherit (pkgs) runCommand;
+    inherit (selection) core overrides;
+    providers = rdmaNixLib.selectProviders { inherit (selection) providers wanted; };
+    name = pkgs.rdma-core.name;
   };
 
   integration = rdmaNixLib.systemIntegration {
@@ -211,6 +224,25 @@ in
       '';
     };
 
+    replaceNixpkgsRdmaCore = mkOption {
+      type = types.bool;
+      default = false;
+      example = true;
+      description = ''
+        Whether every package of the system that links nixpkgs' `rdma-core` (ucx,
+        openmpi, libfabric, …) should load {option}`hardware.rdma.package` and the
+        composed providers (with {option}`hardware.rdma.providerOverrides`) without
+        being rebuilt: `system.replaceDependencies` rewrites each reference to
+        `pkgs.rdma-core` in the system's closure into one to a runtime view of this core
+        and these providers, under the same name. nixpkgs' limits apply: only the
+        system's closure is rewritten (not nix-shell, user profiles or the initrd),
+        evaluation builds the closure's reference graph first (import from derivation),
+        and each package that links rdma-core is copied on every change. The core must
+        not be older than nixpkgs' (its programs may need newer symbol versions). To
+        rebuild them against rdma-nix instead, apply the flake's `overlays.rdma-core`.
+      '';
+    };
+
     openFirewall = mkOption {
       type = types.bool;
       default = false;
@@ -232,7 +264,15 @@ in
           assertion = cfg.package ? release && cfg.package ? pabi;
           message = "hardware.rdma.package: ${cfg.package.name or "?"} is not an rdma-nix core (no passthru.release/pabi); use rdma-nix's rdma-core or an override of it.";
         }
+        {
+          assertion = !monolithicCore;
+          message = "hardware.rdma.package: ${cfg.package.name or "?"} is rdma-core-full, which has every provider compiled in and reads its own config dir, so hardware.rdma.providers and providerOverrides could not apply. Use the split core, rdmaPackages.\"${cfg.package.version or "<release>"}\".rdma-core (the default of hardware.rdma.package), and choose providers with hardware.rdma.providers; rdma-core-full is for programs outside NixOS systems (nix build, nix-shell).";
+        }
       ]
+      ++ lib.optional cfg.replaceNixpkgsRdmaCore {
+        assertion = lib.versionAtLeast (cfg.package.version or "0") (pkgs.rdma-core.version or "0");
+        message = "hardware.rdma.replaceNixpkgsRdmaCore: the core is rdma-core ${cfg.package.version or "?"}, older than nixpkgs' rdma-core ${pkgs.rdma-core.version or "?"}, whose consumers may need symbols it lacks. Choose a newer hardware.rdma.release, or rebuild them against rdma-nix with the flake's overlays.rdma-core.";
+      }
       ++ map (message: {
         assertion = false;
         inherit message;
@@ -251,6 +291,11 @@ in
     boot.extraModulePackages = rdmaNixLib.modulePackages config.boot.kernelPackages cfg.kernelModules.outOfTree;
     boot.kernelModules = rdmaNixLib.moduleNames drivers;
     boot.extraModprobeConfig = rdmaNixLib.modprobeConfig drivers;
+
+    system.replaceDependencies.replacements = lib.optional cfg.replaceNixpkgsRdmaCore {
+      oldDependency = pkgs.rdma-core;
+      newDependency = runtimeView;
+    };
 
     networking.firewall.allowedUDPPorts = lib.optional (cfg.openFirewall && cfg.softRoce.enable) 4791;
 

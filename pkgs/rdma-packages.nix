@@ -35,11 +35,14 @@ lib.mapAttrs' (name: p: lib.nameValuePair "rdma-provider-${name}" p) providers
   rdmaProviders = providers;
 
   # Core and every provider in one package, its config dir in its own store path:
-  # a drop-in for nixpkgs' rdma-core.
-  rdma-core-full = callPackage ./rdma-core/package.nix {
-    inherit release;
-    configDir = null;
-  };
+  # a drop-in for nixpkgs' rdma-core. Every patch of the set applies (the providers'
+  # are patches to the same tree).
+  rdma-core-full = withPatches (corePatches ++ lib.concatLists (builtins.attrValues providerPatches)) (
+    callPackage ./rdma-core/package.nix {
+      inherit release;
+      configDir = null;
+    }
+  );
 
   # etc/libibverbs.d with every provider of the release.
   verbs-config-dir = rdmaLib.mkVerbsConfigDir {

@@ -472,3 +472,78 @@ fn the_memlock_limit_applies_to_services_too() {
     let v = get(r#"{ enable = true; providers = [ "rxe" ]; memlockForServices = false; }"#);
     assert_eq!(v["manager"], serde_json::json!({}), "{v}");
 }
+
+/// rdma-core-full has every provider compiled in and reads its own config dir: the
+/// module refuses it with a message naming the split core to use instead.
+#[test]
+fn the_module_refuses_rdma_core_full_naming_the_fix() {
+    if !require("nix-instantiate") {
+        return;
+    }
+    let v = module_eval(
+        r#"{ enable = true; package = o.rdma-core-full; providers = [ "rxe" ]; }"#,
+        "map (a: a.message) (builtins.filter (a: !a.assertion) c.assertions)",
+    );
+    let msgs: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    assert!(
+        msgs.iter().any(|m| m.starts_with(
+            "hardware.rdma.package: rdma-core-full-65.0 is rdma-core-full, which has every provider compiled in"
+        ) && m.contains(r#"rdmaPackages."65.0".rdma-core"#)),
+        "{msgs:#?}"
+    );
+    // The split core passes.
+    let ok = module_eval(
+        r#"{ enable = true; providers = [ "rxe" ]; }"#,
+        "map (a: a.message) (builtins.filter (a: !a.assertion) c.assertions)",
+    );
+    assert_eq!(ok, serde_json::json!([]));
+}
+
+/// `replaceNixpkgsRdmaCore` hands system.replaceDependencies nixpkgs' rdma-core and a
+/// runtime view of our core and the composed providers under the same name (so the
+/// same store path length); an older core than nixpkgs' is refused.
+#[test]
+fn replacing_nixpkgs_rdma_core_without_a_rebuild() {
+    if !require("nix-instantiate") {
+        return;
+    }
+    let v = module_eval(
+        r#"{ enable = true; providers = [ "rxe" "siw" ]; replaceNixpkgsRdmaCore = true; }"#,
+        r#"let r = c.system.replaceDependencies.replacements; in {
+             n = builtins.length r;
+             old = (builtins.head r).oldDependency.name;
+             new = (builtins.head r).newDependency.name;
+             pkgsCore = o.rdma-core.name;
+             drivers = builtins.attrNames (builtins.head r).newDependency.resolved;
+             core = (builtins.head r).newDependency.core.name;
+             failing = map (a: a.message) (builtins.filter (a: !a.assertion) c.assertions);
+           }"#,
+    );
+    assert_eq!(v["n"], 1);
+    assert_eq!(v["old"], v["pkgsCore"]);
+    assert_eq!(v["new"], v["old"], "same name, same store path length");
+    assert_eq!(v["drivers"], serde_json::json!(["rxe", "siw"]));
+    assert_eq!(v["core"], "rdma-core-65.0");
+    assert_eq!(v["failing"], serde_json::json!([]));
+    // Off by default: no replacement.
+    let off = module_eval(
+        r#"{ enable = true; providers = [ "rxe" ]; }"#,
+        "c.system.replaceDependencies.replacements",
+    );
+    assert_eq!(off, serde_json::json!([]));
+    // A core older than the one it replaces is refused.
+    let old = module_eval(
+        r#"{ enable = true; providers = [ "rxe" ]; replaceNixpkgsRdmaCore = true;
+             release = "56.1"; package = o.rdmaPackages."56.1".rdma-core; }"#,
+        "map (a: a.message) (builtins.filter (a: !a.assertion) c.assertions)",
+    );
+    assert_eq!(
+        old,
+        serde_json::json!(["hardware.rdma.replaceNixpkgsRdmaCore: the core is rdma-core 56.1, older than nixpkgs' rdma-core 65.0, whose consumers may need symbols it lacks. Choose a newer hardware.rdma.release, or rebuild them against rdma-nix with the flake's overlays.rdma-core."])
+    );
+}

@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use common::{nix_build_offline, offline_vm_check, pinned, rdma_nix, require, run, stdout_ok};
 use rdma_nix::rdma_core::{scan_file, Release};
@@ -459,4 +460,121 @@ fn ibv_devices_over_rxe_and_siw_loads_every_configured_driver() {
     assert!(log.contains("rxe0") && log.contains("siw0"), "{log}");
     assert!(!log.contains("couldn't load driver"), "{log}");
     assert_eq!(r["status"], "pass");
+}
+
+/// rdma-core-full has nixpkgs' outputs (out, dev, scripts; man when pandoc and rst2man
+/// are there, which the offline platform lacks): its perl scripts and modules are in
+/// `scripts`, run with the modules' directory on perl's path, and nothing in `out`
+/// runs perl.
+#[test]
+fn rdma_core_full_keeps_perl_in_its_scripts_output() {
+    if !require("nix-build") || pinned("rdma-core-65.0-orig").is_none() {
+        return;
+    }
+    let outputs: serde_json::Value = serde_json::from_str(&stdout_ok(
+        Command::new("nix-instantiate")
+            .args([
+                "--eval",
+                "--json",
+                "pkgs/offline",
+                "-A",
+                "rdma-core-full.outputs",
+            ])
+            .current_dir(REPO),
+    ))
+    .unwrap();
+    assert_eq!(outputs, serde_json::json!(["out", "dev", "scripts"]));
+    let mut cmd = nix_build_offline();
+    cmd.args([
+        "pkgs/offline",
+        "-A",
+        "rdma-core-full",
+        "-A",
+        "rdma-core-full.scripts",
+    ])
+    .current_dir(REPO);
+    let outs = stdout_ok(&mut cmd);
+    let outs: Vec<&str> = outs.lines().collect();
+    let (out, scripts) = (outs[0], outs[1]);
+    for dir in ["bin", "sbin"] {
+        for e in fs::read_dir(format!("{out}/{dir}")).into_iter().flatten() {
+            let p = e.unwrap().path();
+            let head: Vec<u8> = fs::read(&p).unwrap().into_iter().take(64).collect();
+            let first = String::from_utf8_lossy(&head);
+            let first = first.lines().next().unwrap_or("");
+            assert!(
+                !(first.starts_with("#!") && first.contains("perl")),
+                "{}: {first}",
+                p.display()
+            );
+        }
+    }
+    assert!(!Path::new(&format!("{out}/share/perl5")).exists());
+    assert!(Path::new(&format!("{scripts}/share/perl5/IBswcountlimits.pm")).is_file());
+    for s in [
+        "check_lft_balance.pl",
+        "ibidsverify.pl",
+        "ibfindnodesusing.pl",
+    ] {
+        let text = fs::read_to_string(format!("{scripts}/sbin/{s}")).unwrap();
+        assert_eq!(
+            text.lines().next().unwrap(),
+            format!("#!/usr/bin/perl -I {scripts}/share/perl5"),
+            "{s}"
+        );
+    }
+    // The module the scripts use loads from there.
+    stdout_ok(Command::new("perl").args([
+        "-I",
+        &format!("{scripts}/share/perl5"),
+        "-c",
+        &format!("{scripts}/sbin/ibidsverify.pl"),
+    ]));
+}
+
+/// A consumer with only a provider's dev output in its inputs (`buildInputs =
+/// [ rdma-provider-mlx5 ]`) compiles against its headers and links through pkg-config:
+/// libmlx5.pc's `Requires.private: libibverbs` resolves because the provider's dev
+/// output propagates the core's.
+#[test]
+fn a_provider_dev_output_is_enough_for_its_consumers() {
+    if !require("nix-build") || pinned("rdma-core-65.0-orig").is_none() {
+        return;
+    }
+    let mut cmd = nix_build_offline();
+    cmd.args([
+        "pkgs/offline",
+        "-A",
+        "rdma-provider-mlx5.tests.dev-consumer",
+        "-A",
+        "rdma-provider-mlx5.dev",
+        "-A",
+        "rdma-core.dev",
+        "-A",
+        "rdma-core",
+    ])
+    .current_dir(REPO);
+    let outs = stdout_ok(&mut cmd);
+    let outs: Vec<&str> = outs.lines().collect();
+    let (consumer, mlx5_dev, core_dev, core) = (outs[0], outs[1], outs[2], outs[3]);
+    let propagated =
+        fs::read_to_string(format!("{mlx5_dev}/nix-support/propagated-build-inputs")).unwrap();
+    assert!(
+        propagated.split_whitespace().any(|p| p == core_dev),
+        "{propagated}"
+    );
+    let core_prop =
+        fs::read_to_string(format!("{core_dev}/nix-support/propagated-build-inputs")).unwrap();
+    assert!(
+        core_prop.split_whitespace().any(|p| p == core),
+        "{core_prop}"
+    );
+    let flags = fs::read_to_string(format!("{consumer}/pkg-config-flags")).unwrap();
+    assert!(flags.contains("-lmlx5"), "{flags}");
+    let ldd = fs::read_to_string(format!("{consumer}/ldd")).unwrap();
+    assert!(ldd.contains("libmlx5.so.1 => /nix/store/"), "{ldd}");
+    assert!(
+        ldd.contains(&format!("libibverbs.so.1 => {core}/lib/")),
+        "{ldd}"
+    );
 }

@@ -6,6 +6,7 @@
 mod common;
 
 use std::path::Path;
+use std::process::Command;
 use std::time::Instant;
 
 use common::{nix_build_offline, pinned, rdma_nix, require, run, stdout_ok};
@@ -168,4 +169,49 @@ fn perftests_rdma_cm_race_is_reproduced_unpatched_and_gone_with_the_patch() {
             }
         }
     }
+}
+
+/// A program linked against another rdma-core store path (rdma-core-full, whose
+/// libibverbs reads its own config dir, as nixpkgs' rdma-core does), rewritten the way
+/// system.replaceDependencies rewrites a NixOS system, loads our provider through the
+/// composed /etc/libibverbs.d; the original loads its own core's.
+#[test]
+fn a_foreign_cores_consumer_rewritten_without_a_rebuild_loads_our_provider() {
+    if !ready() {
+        return;
+    }
+    let expr = "let o = import ./pkgs/offline { }; in o.replaceDependenciesCheck { driver = \"rxe\"; kernelName = \"debian-6.1.0-50\"; }";
+    let out = run(nix_build_offline()
+        .args(["-E", expr])
+        .current_dir(env!("CARGO_MANIFEST_DIR")));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let out = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let r: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(&out).join("result.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(r["status"], "pass", "{r:#}");
+    let t = &r["test"];
+    assert_eq!(t["original_plugin"], r["foreign_plugin"], "{r:#}");
+    assert_eq!(t["rewritten_plugin"], r["our_plugin"], "{r:#}");
+    assert_ne!(r["foreign_plugin"], r["our_plugin"]);
+    assert_eq!(t["original_output"], "opened rxe_eth0");
+    assert_eq!(t["rewritten_output"], "opened rxe_eth0");
+    // The rewritten program refers to the view, not to the foreign core any more.
+    let refs = stdout_ok(Command::new("nix-store").args([
+        "-q",
+        "--references",
+        r["replaced"].as_str().unwrap(),
+    ]));
+    assert!(
+        refs.lines().any(|l| l == r["view"].as_str().unwrap()),
+        "{refs}"
+    );
+    assert!(
+        !refs
+            .lines()
+            .any(|l| l == r["foreign_core"].as_str().unwrap()),
+        "{refs}"
+    );
 }

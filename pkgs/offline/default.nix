@@ -139,6 +139,11 @@ let
     # `perftestCmRace { race = true; }` reproduces it with unpatched perftest.
     perftestCmRace = self.callPackage ../../checks/offline/perftest-cm-race.nix { };
 
+    # nixpkgs' replaceDirectDependencies (what system.replaceDependencies applies), and
+    # the check that a foreign rdma-core's consumer rewritten by it loads our providers.
+    replaceDirectDependencies = self.callPackage ./replace-direct-dependencies.nix { };
+    replaceDependenciesCheck = self.callPackage ../../checks/offline/replace-dependencies.nix { };
+
     # The hot paths (checks/payload) on a kernel of the matrix and a soft device:
     # `hotpathsCheck "debian-6.1.0-50" "siw"`; `hotpathsCheckWith { kernelName; driver;
     # expected = ./other-expectations.txt; }`.

@@ -11,6 +11,7 @@ rec {
   optionalString = cond: s: if cond then s else "";
   optionalAttrs = cond: as: if cond then as else { };
   concatStrings = b.concatStringsSep "";
+  concatLists = b.concatLists;
   concatMapStringsSep = sep: f: xs: b.concatStringsSep sep (map f xs);
   mapAttrs = b.mapAttrs;
   mapAttrs' = f: as: b.listToAttrs (map (n: f n as.${n}) (b.attrNames as));
@@ -28,6 +29,7 @@ rec {
   makeBinPath = makeSearchPath "bin";
   makeLibraryPath = makeSearchPath "lib";
   assertMsg = pred: msg: pred || b.throw msg;
+  hasPrefix = pref: str: b.substring 0 (b.stringLength pref) str == pref;
   removePrefix = prefix: s:
     let n = b.stringLength prefix; in
     if b.substring 0 n s == prefix then b.substring n (b.stringLength s - n) s else s;

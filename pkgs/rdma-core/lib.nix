@@ -55,6 +55,50 @@ rec {
   # `{ "<name>.driver" = text; }` for a resolved set: what /etc/libibverbs.d holds.
   driverFiles = resolved: lib.mapAttrs' (n: p: lib.nameValuePair "${n}.driver" (driverLine n p)) resolved;
 
+  # Another rdma-core's `out`, as programs linked against it see it at run time, made
+  # of this core and these providers: lib/ holds the core's libraries and the
+  # providers' public libraries (libmlx5.so.1, libefa.so.1, …), bin/ and sbin/ the
+  # core's tools, all symlinks. libibverbs is the core's, so it reads the core's
+  # config dir (/etc/libibverbs.d, composed by the NixOS module). `name` is the
+  # replaced package's name, so that both store paths have the same length: what
+  # nixpkgs' replaceDependencies (system.replaceDependencies) needs to rewrite every
+  # reference to the other rdma-core into one to this view.
+  mkRuntimeView =
+    {
+      runCommand,
+      core,
+      providers,
+      overrides ? { },
+      name,
+    }:
+    let
+      resolved = resolveProviders { inherit core providers overrides; };
+    in
+    runCommand name
+      {
+        passthru = {
+          inherit core resolved;
+          inherit (core) pabi version;
+        };
+      }
+      ''
+        mkdir -p $out/lib
+        for d in bin sbin; do
+          if [ -d ${core}/$d ]; then ln -s ${core}/$d $out/$d; fi
+        done
+        for f in ${core}/lib/*.so*; do ln -s "$f" $out/lib/; done
+        for p in ${lib.concatStringsSep " " (builtins.attrValues resolved)}; do
+          for f in "$p"/lib/*.so.*; do
+            [ -e "$f" ] || continue
+            if [ -e "$out/lib/$(basename "$f")" ]; then
+              echo "mkRuntimeView: $(basename "$f") of $p is already provided" >&2
+              exit 1
+            fi
+            ln -s "$f" $out/lib/
+          done
+        done
+      '';
+
   # A derivation holding etc/libibverbs.d/ for a core and a list of providers.
   mkVerbsConfigDir =
     {

@@ -20,6 +20,11 @@
   perl,
   libnl,
   udev,
+  # Man pages need pandoc and rst2man (nixpkgs has both; the offline platform
+  # neither), as nixpkgs' rdma-core builds them.
+  pandoc ? null,
+  docutils ? null,
+  withManPages ? pandoc != null && docutils != null,
   release,
   configDir ? "/etc/libibverbs.d",
 }:
@@ -35,10 +40,14 @@ stdenv.mkDerivation (finalAttrs: {
   # The unpacked tree, pinned by its NAR hash; upstream's URLs first, then Debian's.
   src = fetchzip release.src;
 
+  # nixpkgs' outputs: the perl scripts and modules in `scripts` keep perl out of
+  # `out`'s closure; `man` when man pages are built. The split core adds `providers`.
   outputs = [
     "out"
     "dev"
+    "scripts"
   ]
+  ++ lib.optionals withManPages [ "man" ]
   ++ lib.optionals (!monolithic) [ "providers" ];
 
   nativeBuildInputs = [
@@ -46,6 +55,10 @@ stdenv.mkDerivation (finalAttrs: {
     ninja
     pkg-config
     python3
+  ]
+  ++ lib.optionals withManPages [
+    docutils
+    pandoc
   ];
 
   buildInputs = [
@@ -54,8 +67,7 @@ stdenv.mkDerivation (finalAttrs: {
     udev
   ];
 
-  cmakeFlags = [
-    "-DNO_MAN_PAGES=1"
+  cmakeFlags = lib.optionals (!withManPages) [ "-DNO_MAN_PAGES=1" ] ++ [
     "-DNO_PYVERBS=1"
     "-DENABLE_STATIC=0"
     "-DCMAKE_INSTALL_RUNDIR=/run"
@@ -66,7 +78,7 @@ stdenv.mkDerivation (finalAttrs: {
     "-DCMAKE_INSTALL_UDEV_RULESDIR=${placeholder "out"}/lib/udev/rules.d"
     "-DCMAKE_INSTALL_SYSTEMD_SERVICEDIR=${placeholder "out"}/lib/systemd/system"
     "-DCMAKE_INSTALL_SYSTEMD_BINDIR=${placeholder "out"}/lib/systemd"
-    "-DCMAKE_INSTALL_PERLDIR=${placeholder "out"}/share/perl5"
+    "-DCMAKE_INSTALL_PERLDIR=${placeholder "scripts"}/share/perl5"
   ];
 
   # libibverbs reads its config dir at a path fixed at compile time.
@@ -93,6 +105,24 @@ stdenv.mkDerivation (finalAttrs: {
     done
     find "$out" "$dev" -depth -type d -empty -delete
     mkdir -p "$out" "$dev"
+  '';
+
+  # The perl scripts go to `scripts` (with their modules' directory on perl's path), so
+  # nothing in `out` runs perl; a reference to perl left in `out` fails the build.
+  postFixup = ''
+    for f in "$out"/bin/* "$out"/sbin/*; do
+      [ -f "$f" ] && head -c 64 "$f" | head -n 1 | grep -q '^#!.*perl' || continue
+      rel=''${f#"$out"/}
+      mkdir -p "$scripts/$(dirname "$rel")"
+      mv "$f" "$scripts/$rel"
+      sed -i "1s|^\\(#!.*perl\\)\$|\\1 -I $scripts/share/perl5|" "$scripts/$rel"
+      echo "moved $rel to the scripts output"
+    done
+  '' + lib.optionalString (lib.hasPrefix builtins.storeDir (toString perl)) ''
+    if grep -rlF ${perl} "$out"; then
+      echo "perl is referenced from the out output (above)" >&2
+      exit 1
+    fi
   '';
 
   passthru = {

@@ -10,6 +10,7 @@
 {
   lib,
   stdenv,
+  pkg-config,
   rdma-core,
   name,
   data,
@@ -40,6 +41,9 @@ stdenv.mkDerivation (finalAttrs: {
 
   # The core's build inputs and flags: the same tree, configured the same way.
   inherit (rdma-core) nativeBuildInputs buildInputs;
+  # The public library's .pc file requires libibverbs (`Requires.private`), and its
+  # headers include <infiniband/verbs.h>: a consumer of the dev output gets the core's.
+  propagatedBuildInputs = [ rdma-core ];
 
   cmakeFlags = rdma-core.cmakeFlags ++ [
     # The plugin and public library find libibverbs in the core.
@@ -81,6 +85,12 @@ stdenv.mkDerivation (finalAttrs: {
     inherit (data) kernelModules publicLibrary needsCoherentDma;
     driverNames = [ name ];
     core = rdma-core;
+    tests = lib.optionalAttrs (shared && data.publicLibrary.pkgConfig != null) {
+      dev-consumer = import ./provider-dev-test.nix {
+        inherit stdenv pkg-config;
+        provider = finalAttrs.finalPackage;
+      };
+    };
   };
 
   meta = {

@@ -29,7 +29,11 @@ fn print_text(r: &Release) {
         "rdma-core {} (PABI {}), top directory {}/",
         r.version, r.pabi, r.top_dir
     );
-    println!("sha256 {}", r.sha256);
+    println!("sha256 {} (the tarball's bytes)", r.sha256);
+    println!(
+        "tree   {} (NAR of the unpacked tree, {} bytes: the pin any tarball of it matches)",
+        r.tree.nar_hash, r.tree.nar_size
+    );
     println!("core libraries:");
     for l in &r.core_libraries {
         println!(

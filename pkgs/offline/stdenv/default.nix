@@ -24,8 +24,15 @@ let
     in
     finalPackage;
 
-  build = rattrs: attrs:
+  # nixpkgs' chooseDevOutputs: a dependency with a `dev` output is taken by that output
+  # (which propagates the rest), unless another output was named (`x.out`, `x.lib`).
+  chooseDev = x:
+    if b.isAttrs x && x ? dev && (x.outputName or "out") == b.head (x.outputs or [ "out" ]) then x.dev else x;
+  depAttrs = [ "nativeBuildInputs" "buildInputs" "propagatedBuildInputs" "propagatedNativeBuildInputs" ];
+
+  build = rattrs: attrs0:
     let
+      attrs = attrs0 // b.mapAttrs (_: map chooseDev) (b.intersectAttrs (lib.genAttrs depAttrs (_: null)) attrs0);
       outputs = attrs.outputs or [ "out" ];
       passthru = attrs.passthru or { };
       meta = {

@@ -22,9 +22,14 @@ export LDFLAGS="${LDFLAGS:-} -Wl,-rpath,${!outputLib}/lib"
 
 # Inputs from the store: put their bin/, include/, lib/ and pkg-config files in reach
 # of the host toolchain (gcc reads CPATH and LIBRARY_PATH; cmake CMAKE_PREFIX_PATH).
+# What an input propagates (nix-support/propagated-build-inputs) is added too, as
+# nixpkgs' stdenv does; each path once.
+declare -A addedInputs=()
 addInput() {
   local p=$1
   case "$p" in /nix/store/*) ;; *) return 0 ;; esac
+  [ -z "${addedInputs[$p]:-}" ] || return 0
+  addedInputs[$p]=1
   [ -d "$p/bin" ] && PATH="$p/bin:$PATH"
   [ -d "$p/include" ] && export CPATH="$p/include${CPATH:+:$CPATH}"
   if [ -d "$p/lib" ]; then
@@ -35,8 +40,12 @@ addInput() {
     [ -d "$d" ] && export PKG_CONFIG_PATH="$d${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
   done
   export CMAKE_PREFIX_PATH="$p${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
+  if [ -f "$p/nix-support/propagated-build-inputs" ]; then
+    local q
+    for q in $(cat "$p/nix-support/propagated-build-inputs"); do addInput "$q"; done
+  fi
 }
-for p in ${nativeBuildInputs:-} ${buildInputs:-} ${propagatedBuildInputs:-}; do addInput "$p"; done
+for p in ${nativeBuildInputs:-} ${buildInputs:-} ${propagatedNativeBuildInputs:-} ${propagatedBuildInputs:-}; do addInput "$p"; done
 export PATH
 
 # nixpkgs' substituteInPlace, for the flags the package files use:
@@ -68,8 +77,9 @@ runHook() {
 unpackFile() {
   local f=$1
   if [ -d "$f" ]; then
-    # Modes are kept (a source tree's scripts stay executable); u+w is added below.
-    cp -r --preserve=mode --no-preserve=ownership "$f" "./$(basename "$f" | sed 's/^[a-z0-9]\{32\}-//')"
+    # Modes and times are kept (a source tree's scripts stay executable, and make sees
+    # generated files, like configure, no older than their sources); u+w comes below.
+    cp -r --preserve=mode,timestamps --no-preserve=ownership "$f" "./$(basename "$f" | sed 's/^[a-z0-9]\{32\}-//')"
   else
     case "$f" in
       *.deb) mkdir -p deb && dpkg-deb -x "$f" deb ;;
@@ -148,6 +158,22 @@ defaultFixupPhase() {
     mv "$out/lib/pkgconfig" "${!outputDev}/lib/"
   fi
   for o in ${outputs:-out}; do mkdir -p "${!o}"; done
+  # As nixpkgs: the dev output propagates the propagated inputs and, by default, the
+  # outputs holding binaries and libraries (so a consumer of `dev` links).
+  local prop=(${propagatedNativeBuildInputs:-} ${propagatedBuildInputs:-})
+  if [ "$outputDev" != out ] && [ -z "${propagatedBuildOutputs+1}" ]; then
+    local o
+    for o in $(printf '%s\n' "$outputBin" "$outputLib" | sort -u); do
+      [ "$o" = "$outputDev" ] || prop+=("${!o}")
+    done
+  else
+    local o
+    for o in ${propagatedBuildOutputs:-}; do prop+=("${!o}"); done
+  fi
+  if [ ${#prop[@]} -gt 0 ]; then
+    mkdir -p "${!outputDev}/nix-support"
+    printf '%s ' "${prop[@]}" > "${!outputDev}/nix-support/propagated-build-inputs"
+  fi
 }
 
 runPhase() {

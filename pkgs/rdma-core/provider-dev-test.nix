@@ -1,0 +1,34 @@
+# A consumer of a provider's public library that has only the provider in its inputs
+# (its `dev` output, as stdenv picks it): the headers compile, `pkg-config` resolves
+# the .pc file's `Requires.private: libibverbs`, and the library links.
+{
+  stdenv,
+  pkg-config,
+  provider,
+}:
+
+let
+  lib' = provider.publicLibrary;
+  pc = builtins.replaceStrings [ ".pc" ] [ "" ] lib'.pkgConfig;
+in
+stdenv.mkDerivation {
+  name = "${provider.pname}-dev-consumer";
+  dontUnpack = true;
+  nativeBuildInputs = [ pkg-config ];
+  buildInputs = [ provider ];
+  buildPhase = ''
+    {
+      for h in ${toString lib'.headers}; do echo "#include <$h>"; done
+      echo 'int main(void) { return 0; }'
+    } > consumer.c
+    flags=$(pkg-config --cflags --libs ${pc})
+    echo "pkg-config ${pc}: $flags"
+    # shellcheck disable=SC2086
+    cc -o consumer consumer.c $LDFLAGS -Wl,--no-as-needed $flags
+  '';
+  installPhase = ''
+    mkdir -p $out
+    echo "$flags" > $out/pkg-config-flags
+    ldd ./consumer > $out/ldd
+  '';
+}
