@@ -44,18 +44,24 @@ fn flake_tree() -> PathBuf {
     dir
 }
 
+/// `nix` with flakes on and no substituters.
+fn nix_flakes() -> Command {
+    let mut c = Command::new("nix");
+    c.args([
+        "--extra-experimental-features",
+        "nix-command flakes",
+        "--option",
+        "substituters",
+        "",
+    ]);
+    c
+}
+
 fn nix_build_flake(attr: &str) -> PathBuf {
     let link = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("result-{attr}"));
     let tree = flake_tree();
     stdout_ok(
-        Command::new("nix")
-            .args([
-                "--extra-experimental-features",
-                "nix-command flakes",
-                "--option",
-                "substituters",
-                "",
-            ])
+        nix_flakes()
             .args(["build", "-L", "-o"])
             .arg(&link)
             .arg(format!(
@@ -262,16 +268,8 @@ fn offline_builds_are_not_advertised_as_hydra_jobs() {
     // evaluated without fetching nixpkgs.
     let tree = flake_tree();
     let names = stdout_ok(
-        Command::new("nix")
-            .args([
-                "--extra-experimental-features",
-                "nix-command flakes",
-                "--option",
-                "substituters",
-                "",
-                "eval",
-                "--json",
-            ])
+        nix_flakes()
+            .args(["eval", "--json"])
             .arg(format!("path:{}#hydraJobs", tree.display()))
             .args(["--apply", "builtins.attrNames"]),
     );

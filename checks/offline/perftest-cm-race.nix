@@ -59,15 +59,7 @@ runVM (sd.vmModules // {
   };
   testScript = ''
     export PATH=/bin:/sbin:/usr/bin
-    for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /sys/class/net/eth0 ] && break; sleep 1; done
-    # The interface's addresses stay as set here: IPv4 below and the IPv6 link-local
-    # one. QEMU's user network advertises an IPv6 prefix; an address configured from
-    # it mid-test would add RoCE GIDs while tests run. (Suspected, not shown, of the
-    # first pingpong's "Failed to modify QP to RTR" on 6.1: that still happens.)
-    echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_ra
-    ip link set eth0 up
-    ip addr add 10.0.2.15/24 dev eth0
-    ${rdmaNixLib.linkUpScript { rdma = "/usr/bin/rdma"; inherit dev; }}
+    ${sd.upScript}
     sh /payload/rdma-hotpaths.sh settle ${dev.name} || exit 1
     LD_PRELOAD=${shim}/lib/delay-rdma-listen.so ${cmd} > /tmp/server.log 2>&1 &
     server=$!

@@ -89,11 +89,7 @@ runVM (sd.vmModules // {
   passthru = { inherit consumer replaced view; };
   testScript = ''
     export PATH=/bin:/sbin:/usr/bin
-    for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /sys/class/net/eth0 ] && break; sleep 1; done
-    echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_ra
-    ip link set eth0 up
-    ip addr add 10.0.2.15/24 dev eth0
-    ${rdmaNixLib.linkUpScript { rdma = "/usr/bin/rdma"; inherit dev; }}
+    ${sd.upScript}
     sh /payload/rdma-hotpaths.sh settle ${dev.name} || exit 1
     # The plugin each copy loads: glibc names every file it opens.
     plugin() { LD_DEBUG=files "$1" 2>&1 >/tmp/out.txt | sed -n 's|.*file=\(/nix/store/[^ ]*/lib/libibverbs/[^ ]*\.so\) .*|\1|p' | head -n 1; }

@@ -19,6 +19,7 @@ let
   ours = rdmaNixLib.driversMissingFrom kernel [ driver ];
   modulePkgs = rdmaNixLib.modulePackages kp ours;
   provider = rdmaProviders.${driver};
+  dev = lib.head (rdmaNixLib.softDevices driver [ "eth0" ]);
   config = rdmaNixLib.mkVerbsConfigDir {
     inherit runCommand;
     core = rdma-core;
@@ -26,8 +27,18 @@ let
   };
 in
 {
-  inherit kernel provider config;
-  dev = lib.head (rdmaNixLib.softDevices driver [ "eth0" ]);
+  inherit kernel provider config dev;
+  # For the VM's test script: eth0 up with its addresses fixed (the IPv4 one set here
+  # and the IPv6 link-local one; router advertisements from QEMU's network are
+  # refused, so no address, and no RoCE GID, appears mid-test) and the soft device
+  # added on it, as the module's rdma-link-<device>.service does.
+  upScript = ''
+    for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /sys/class/net/eth0 ] && break; sleep 1; done
+    echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_ra
+    ip link set eth0 up
+    ip addr add 10.0.2.15/24 dev eth0
+    ${rdmaNixLib.linkUpScript { rdma = "/usr/bin/rdma"; inherit dev; }}
+  '';
   # runVM's module arguments.
   vmModules = {
     modules = [
