@@ -2,6 +2,7 @@
 
 pub mod archive;
 pub mod cli;
+pub mod debian;
 pub mod emit;
 pub mod fetch;
 pub mod kernel;

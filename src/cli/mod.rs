@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod debian;
 mod drv;
 mod fetch;
 mod generate;
@@ -51,6 +52,10 @@ enum Command {
     /// vermagic flags and the CRC of every imported symbol (`__versions`) against the
     /// kernel's Module.symvers; names the first symbols that differ.
     Kabi(kabi::Args),
+    /// Debian's archive as data: resolve a build root's package closure from a
+    /// suite's package index.
+    #[command(subcommand)]
+    Debian(debian::Command),
     /// The VM checks' results as a kernel × device × test table (Markdown, HTML
     /// with bandwidth and latency charts); exits 1 when a check didn't pass.
     Matrix(matrix::Args),
@@ -69,6 +74,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Kernel(c) => kernel::run(c),
         Command::Scan(a) => scan::run(a),
         Command::Kabi(a) => kabi::run(a),
+        Command::Debian(c) => debian::run(c),
         Command::Matrix(a) => matrix::run(a),
     }
 }

@@ -1,0 +1,145 @@
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Command as Process, ExitCode, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+use crate::debian::index::{parse_relations, Index};
+use crate::debian::resolve::resolve;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// The closure of packages under Pre-Depends and Depends in a suite's package
+    /// index: what a build root of those packages holds, as pins (name, version,
+    /// pool path, sha256). Choices among alternatives and virtual packages are listed.
+    Resolve(ResolveArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ResolveArgs {
+    /// Packages (with an optional constraint: 'gcc-12 (>= 12.2)').
+    #[arg(required = true)]
+    packages: Vec<String>,
+    /// A Packages index (plain, .gz or .xz); repeat for a suite and its updates.
+    #[arg(long = "index", value_name = "FILE")]
+    indexes: Vec<PathBuf>,
+    /// Read the package lists of the machine's apt (`apt-get indextargets`).
+    #[arg(long)]
+    apt: bool,
+    /// Architecture (packages of it and of `all`).
+    #[arg(long, default_value = "amd64")]
+    arch: String,
+    /// Add every Essential package (what dpkg assumes present in a root).
+    #[arg(long)]
+    essential: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn open_index(path: &std::path::Path) -> Result<Box<dyn BufRead>> {
+    let f =
+        std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let mut r = BufReader::new(f);
+    let magic = r
+        .fill_buf()
+        .with_context(|| format!("{}: cannot read", path.display()))?
+        .to_vec();
+    let inner: Box<dyn Read> = if magic.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::GzDecoder::new(r))
+    } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Box::new(xz2::read::XzDecoder::new(r))
+    } else if magic.starts_with(&[0x04, 0x22, 0x4d, 0x18]) {
+        bail!("{}: lz4-compressed (apt's own lists): use --apt, or decompress it with `/usr/lib/apt/apt-helper cat-file`", path.display());
+    } else {
+        Box::new(r)
+    };
+    Ok(Box::new(BufReader::with_capacity(1 << 16, inner)))
+}
+
+/// The machine's apt lists for `arch`, decompressed by apt's own helper.
+fn apt_lists(arch: &str) -> Result<Vec<String>> {
+    let out = Process::new("apt-get")
+        .args([
+            "indextargets",
+            "--format",
+            "$(FILENAME)",
+            "Identifier: Packages",
+        ])
+        .arg(format!("Architecture: {arch}"))
+        .output()
+        .context("cannot run apt-get")?;
+    let files: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    if files.is_empty() {
+        bail!("apt has no package lists for {arch} (run `apt-get update`)");
+    }
+    Ok(files)
+}
+
+pub fn run(c: Command) -> Result<ExitCode> {
+    let Command::Resolve(a) = c;
+    if a.indexes.is_empty() && !a.apt {
+        bail!("no package index: pass --index FILE or --apt");
+    }
+    let mut index = Index::default();
+    for path in &a.indexes {
+        let n = index
+            .add(open_index(path)?, &path.display().to_string(), &a.arch)
+            .map_err(anyhow::Error::from)?;
+        eprintln!("rdma-nix: {}: {n} packages", path.display());
+    }
+    if a.apt {
+        for file in apt_lists(&a.arch)? {
+            let mut child = Process::new("/usr/lib/apt/apt-helper")
+                .args(["cat-file", &file])
+                .stdout(Stdio::piped())
+                .spawn()
+                .context("cannot run apt-helper")?;
+            let stdout = child.stdout.take().expect("piped");
+            let n = index
+                .add(BufReader::with_capacity(1 << 16, stdout), &file, &a.arch)
+                .map_err(anyhow::Error::from)?;
+            let st = child.wait()?;
+            if !st.success() {
+                bail!("{file}: apt-helper cat-file failed ({st})");
+            }
+            eprintln!("rdma-nix: {file}: {n} packages");
+        }
+    }
+    let mut roots = Vec::new();
+    for p in &a.packages {
+        let mut r = parse_relations(p).map_err(|e| anyhow::anyhow!("package argument {e}"))?;
+        if r.len() != 1 || r[0].len() != 1 {
+            bail!("package argument {p:?}: one package per argument");
+        }
+        roots.push(r.remove(0).remove(0));
+    }
+    let closure = resolve(&index, &roots, a.essential)?;
+    if a.json {
+        crate::cli::print_json(&closure)?;
+    } else {
+        for p in &closure.packages {
+            println!("{} {} {}", p.name, p.version, p.path);
+        }
+        for c in &closure.choices {
+            println!(
+                "# {} needs {}: chose {} of {}",
+                c.needed_by,
+                c.relation,
+                c.chosen,
+                c.candidates.join(", ")
+            );
+        }
+        let size: u64 = closure.packages.iter().map(|p| p.size).sum();
+        eprintln!(
+            "rdma-nix: {} packages, {:.1} MiB of .deb files",
+            closure.packages.len(),
+            size as f64 / (1 << 20) as f64
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
