@@ -15,11 +15,9 @@ pub enum Command {
     Resolve(ResolveArgs),
 }
 
+/// Where a suite's package index comes from.
 #[derive(clap::Args)]
-pub struct ResolveArgs {
-    /// Packages (with an optional constraint: 'gcc-12 (>= 12.2)').
-    #[arg(required = true)]
-    packages: Vec<String>,
+pub struct IndexArgs {
     /// A Packages index (plain, .gz or .xz); repeat for a suite and its updates.
     #[arg(long = "index", value_name = "FILE")]
     indexes: Vec<PathBuf>,
@@ -29,6 +27,15 @@ pub struct ResolveArgs {
     /// Architecture (packages of it and of `all`).
     #[arg(long, default_value = "amd64")]
     arch: String,
+}
+
+#[derive(clap::Args)]
+pub struct ResolveArgs {
+    /// Packages (with an optional constraint: 'gcc-12 (>= 12.2)').
+    #[arg(required = true)]
+    packages: Vec<String>,
+    #[command(flatten)]
+    index: IndexArgs,
     /// Add every Essential package (what dpkg assumes present in a root).
     #[arg(long)]
     essential: bool,
@@ -80,36 +87,44 @@ fn apt_lists(arch: &str) -> Result<Vec<String>> {
     Ok(files)
 }
 
+impl IndexArgs {
+    /// Read every index given (progress on stderr).
+    pub fn load(&self) -> Result<Index> {
+        if self.indexes.is_empty() && !self.apt {
+            bail!("no package index: pass --index FILE or --apt");
+        }
+        let mut index = Index::default();
+        for path in &self.indexes {
+            let n = index
+                .add(open_index(path)?, &path.display().to_string(), &self.arch)
+                .map_err(anyhow::Error::from)?;
+            eprintln!("rdma-nix: {}: {n} packages", path.display());
+        }
+        if self.apt {
+            for file in apt_lists(&self.arch)? {
+                let mut child = Process::new("/usr/lib/apt/apt-helper")
+                    .args(["cat-file", &file])
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .context("cannot run apt-helper")?;
+                let stdout = child.stdout.take().expect("piped");
+                let n = index
+                    .add(BufReader::with_capacity(1 << 16, stdout), &file, &self.arch)
+                    .map_err(anyhow::Error::from)?;
+                let st = child.wait()?;
+                if !st.success() {
+                    bail!("{file}: apt-helper cat-file failed ({st})");
+                }
+                eprintln!("rdma-nix: {file}: {n} packages");
+            }
+        }
+        Ok(index)
+    }
+}
+
 pub fn run(c: Command) -> Result<ExitCode> {
     let Command::Resolve(a) = c;
-    if a.indexes.is_empty() && !a.apt {
-        bail!("no package index: pass --index FILE or --apt");
-    }
-    let mut index = Index::default();
-    for path in &a.indexes {
-        let n = index
-            .add(open_index(path)?, &path.display().to_string(), &a.arch)
-            .map_err(anyhow::Error::from)?;
-        eprintln!("rdma-nix: {}: {n} packages", path.display());
-    }
-    if a.apt {
-        for file in apt_lists(&a.arch)? {
-            let mut child = Process::new("/usr/lib/apt/apt-helper")
-                .args(["cat-file", &file])
-                .stdout(Stdio::piped())
-                .spawn()
-                .context("cannot run apt-helper")?;
-            let stdout = child.stdout.take().expect("piped");
-            let n = index
-                .add(BufReader::with_capacity(1 << 16, stdout), &file, &a.arch)
-                .map_err(anyhow::Error::from)?;
-            let st = child.wait()?;
-            if !st.success() {
-                bail!("{file}: apt-helper cat-file failed ({st})");
-            }
-            eprintln!("rdma-nix: {file}: {n} packages");
-        }
-    }
+    let index = a.index.load()?;
     let mut roots = Vec::new();
     for p in &a.packages {
         let mut r = parse_relations(p).map_err(|e| anyhow::anyhow!("package argument {e}"))?;

@@ -13,6 +13,7 @@ mod hash;
 mod kabi;
 mod kernel;
 mod matrix;
+mod root;
 mod scan;
 
 #[derive(Parser)]
@@ -56,6 +57,9 @@ enum Command {
     /// suite's package index.
     #[command(subcommand)]
     Debian(debian::Command),
+    /// Build roots of the hermetic platform: roots/NAME.toml resolved into pins.
+    #[command(subcommand)]
+    Root(root::Command),
     /// The VM checks' results as a kernel × device × test table (Markdown, HTML
     /// with bandwidth and latency charts); exits 1 when a check didn't pass.
     Matrix(matrix::Args),
@@ -75,6 +79,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Scan(a) => scan::run(a),
         Command::Kabi(a) => kabi::run(a),
         Command::Debian(c) => debian::run(c),
+        Command::Root(c) => root::run(c),
         Command::Matrix(a) => matrix::run(a),
     }
 }

@@ -5,6 +5,7 @@
 pub mod kernel_modules;
 pub mod nix_expr;
 pub mod rdma_core;
+pub mod roots;
 pub mod stack;
 
 use std::fs;
@@ -43,10 +44,15 @@ pub struct GeneratedFile {
 impl GeneratedFile {
     /// A Nix file with the standard header.
     pub fn nix(path: impl Into<PathBuf>, source: &str, body: &str) -> Self {
+        Self::nix_by(path, "rdma-nix generate", source, body)
+    }
+
+    /// A Nix file with the standard header, written by another subcommand.
+    pub fn nix_by(path: impl Into<PathBuf>, command: &str, source: &str, body: &str) -> Self {
         GeneratedFile {
             path: path.into(),
             contents: format!(
-                "# {MARKER} by `rdma-nix generate` from {source}. Do not edit: regenerate.\n{body}"
+                "# {MARKER} by `{command}` from {source}. Do not edit: regenerate.\n{body}"
             ),
         }
     }
