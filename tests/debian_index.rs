@@ -34,14 +34,9 @@ fn apt_plan(roots: &[&str]) -> BTreeSet<String> {
         .collect()
 }
 
-fn ours(roots: &[&str]) -> (BTreeSet<String>, serde_json::Value) {
-    let json: serde_json::Value = serde_json::from_str(&stdout_ok(
-        rdma_nix()
-            .args(["debian", "resolve", "--apt", "--json"])
-            .args(roots),
-    ))
-    .unwrap();
-    let set = json["packages"]
+/// "name version" of each package of a `debian resolve --json` closure, in order.
+fn name_versions(json: &serde_json::Value) -> Vec<String> {
+    json["packages"]
         .as_array()
         .unwrap()
         .iter()
@@ -52,7 +47,17 @@ fn ours(roots: &[&str]) -> (BTreeSet<String>, serde_json::Value) {
                 p["version"].as_str().unwrap()
             )
         })
-        .collect();
+        .collect()
+}
+
+fn ours(roots: &[&str]) -> (BTreeSet<String>, serde_json::Value) {
+    let json: serde_json::Value = serde_json::from_str(&stdout_ok(
+        rdma_nix()
+            .args(["debian", "resolve", "--apt", "--json"])
+            .args(roots),
+    ))
+    .unwrap();
+    let set = name_versions(&json).into_iter().collect();
     (set, json)
 }
 
@@ -159,18 +164,7 @@ fn versions_virtual_packages_alternatives_and_cycles() {
             .arg("app"),
     ))
     .unwrap();
-    let names: Vec<String> = json["packages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            format!(
-                "{} {}",
-                p["name"].as_str().unwrap(),
-                p["version"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let names = name_versions(&json);
     // The newest libfoo that satisfies >= 2; mawk (priority required) for the virtual
     // awk; libbar for the missing first alternative; the cycle back to app is fine.
     assert_eq!(names, ["app 1.0-1", "libbar 3", "libfoo 2.1-1", "mawk 1.3"]);
