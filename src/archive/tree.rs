@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use super::{deb::safe_relative, Limited};
+use super::{deb::safe_relative, Compression, Limited};
 use crate::nix::nar::{HashingCounter, NarWriter, MAGIC};
 use crate::nix::{HashAlgo, NixHash};
 
@@ -112,15 +112,9 @@ impl SourceTree {
             .fill_buf()
             .map_err(|e| archive_err(format!("cannot read: {e}")))?
             .to_vec();
-        let decoder: Box<dyn Read + '_> = if magic.starts_with(&[0x1f, 0x8b]) {
-            Box::new(flate2::read::GzDecoder::new(r))
-        } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-            Box::new(xz2::read::XzDecoder::new(r))
-        } else {
-            return Err(archive_err(
-                "not a gzip or xz compressed tarball (unknown magic bytes)".into(),
-            ));
-        };
+        let decoder = Compression::sniff(&magic).decoder(r).ok_or_else(|| {
+            archive_err("not a gzip or xz compressed tarball (unknown magic bytes)".into())
+        })?;
         Self::from_tar(Limited::new(decoder, max_unpacked), file)
     }
 
@@ -371,6 +365,26 @@ impl SourceTree {
         )
     }
 
+    /// Hand a file's contents (`len` bytes at `offset` in the spool) to `out`, in
+    /// 64 KiB pieces.
+    fn copy_contents(
+        &self,
+        offset: u64,
+        len: u64,
+        mut out: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mut buf = vec![0u8; (1 << 16).min(len as usize)];
+        let (mut pos, mut left) = (offset, len);
+        while left > 0 {
+            let n = (buf.len() as u64).min(left) as usize;
+            self.spool.read_exact_at(&mut buf[..n], pos)?;
+            out(&buf[..n])?;
+            pos += n as u64;
+            left -= n as u64;
+        }
+        Ok(())
+    }
+
     /// Serialise the tree as a NAR (what `nix-store --dump` gives for it once unpacked).
     pub fn write_nar(&self, out: impl Write) -> io::Result<()> {
         let mut w = NarWriter::new(out);
@@ -409,16 +423,7 @@ impl SourceTree {
                     }
                     w.str(b"contents")?;
                     w.raw(&len.to_le_bytes())?;
-                    let mut left = *len;
-                    let mut pos = *offset;
-                    let mut buf = vec![0u8; (1 << 16).min(*len as usize)];
-                    while left > 0 {
-                        let n = (buf.len() as u64).min(left) as usize;
-                        self.spool.read_exact_at(&mut buf[..n], pos)?;
-                        w.raw(&buf[..n])?;
-                        pos += n as u64;
-                        left -= n as u64;
-                    }
+                    self.copy_contents(*offset, *len, |b| w.raw(b))?;
                     w.pad(*len)?;
                     w.str(b")")?;
                 }
@@ -467,19 +472,9 @@ impl SourceTree {
                     }
                     Node::File { exec, offset, len } => {
                         let mut f = BufWriter::new(File::create(&p).map_err(|e| (p.clone(), e))?);
-                        let mut left = *len;
-                        let mut pos = *offset;
-                        let mut buf = vec![0u8; (1 << 16).min(*len as usize)];
-                        while left > 0 {
-                            let n = (buf.len() as u64).min(left) as usize;
-                            tree.spool
-                                .read_exact_at(&mut buf[..n], pos)
-                                .map_err(|e| (p.clone(), e))?;
-                            f.write_all(&buf[..n]).map_err(|e| (p.clone(), e))?;
-                            pos += n as u64;
-                            left -= n as u64;
-                        }
-                        f.flush().map_err(|e| (p.clone(), e))?;
+                        tree.copy_contents(*offset, *len, |b| f.write_all(b))
+                            .and_then(|()| f.flush())
+                            .map_err(|e| (p.clone(), e))?;
                         let mode = if *exec { 0o755 } else { 0o644 };
                         fs::set_permissions(&p, fs::Permissions::from_mode(mode))
                             .map_err(|e| (p.clone(), e))?;

@@ -4,6 +4,7 @@ use std::process::{Command as Process, ExitCode, Stdio};
 
 use anyhow::{bail, Context, Result};
 
+use crate::archive::Compression;
 use crate::debian::index::{parse_relations, Index};
 use crate::debian::resolve::resolve;
 
@@ -52,14 +53,10 @@ fn open_index(path: &std::path::Path) -> Result<Box<dyn BufRead>> {
         .fill_buf()
         .with_context(|| format!("{}: cannot read", path.display()))?
         .to_vec();
-    let inner: Box<dyn Read> = if magic.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::read::GzDecoder::new(r))
-    } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        Box::new(xz2::read::XzDecoder::new(r))
-    } else if magic.starts_with(&[0x04, 0x22, 0x4d, 0x18]) {
-        bail!("{}: lz4-compressed (apt's own lists): use --apt, or decompress it with `/usr/lib/apt/apt-helper cat-file`", path.display());
-    } else {
-        Box::new(r)
+    let inner: Box<dyn Read> = match Compression::sniff(&magic) {
+        Compression::Lz4 => bail!("{}: lz4-compressed (apt's own lists): use --apt, or decompress it with `/usr/lib/apt/apt-helper cat-file`", path.display()),
+        Compression::Other => Box::new(r),
+        c => c.decoder(r).expect("gzip and xz have decoders"),
     };
     Ok(Box::new(BufReader::with_capacity(1 << 16, inner)))
 }

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::emit::{self, stack, Status};
+use crate::emit::{self, stack};
 use crate::manifest::Manifest;
 
 #[derive(clap::Args)]
@@ -59,12 +59,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     for (path, status) in emit::write_all(&a.out, &files)? {
-        let word = match status {
-            Status::Unchanged => "unchanged",
-            Status::Created => "created",
-            Status::Updated => "updated",
-        };
-        eprintln!("{word:>9} {}", path.display());
+        eprintln!("{:>9} {}", status.word(), path.display());
     }
     Ok(ExitCode::SUCCESS)
 }

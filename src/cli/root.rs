@@ -5,8 +5,8 @@ use anyhow::{bail, Result};
 
 use super::debian::IndexArgs;
 use crate::debian::index::parse_relations;
+use crate::emit;
 use crate::emit::roots::{resolve_root, root_file, RootSpec};
-use crate::emit::{self, Status};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -52,12 +52,7 @@ fn refresh(
     let idx = index.load()?;
     let closure = resolve_root(repo, name, spec, &idx)?;
     for (path, status) in emit::write_all(repo, &[root_file(name, spec, &closure)])? {
-        let word = match status {
-            Status::Unchanged => "unchanged",
-            Status::Created => "created",
-            Status::Updated => "updated",
-        };
-        eprintln!("{word:>9} {}", path.display());
+        eprintln!("{:>9} {}", status.word(), path.display());
     }
     // The spec is ours to rewrite but hand-editable (no marker): written after the
     // pins, whole, by rename.

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::Serialize;
 
 use super::index::{satisfies, Index, Package, Rel};
+use super::version::Version;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
@@ -122,6 +123,16 @@ pub fn resolve(index: &Index, roots: &[Rel], essential: bool) -> Result<Closure,
     })
 }
 
+/// Does a `Provides:` entry (with the version it provides, if any) meet `r`? A
+/// versioned relation needs a versioned provision.
+fn provision_meets(r: &Rel, provided: &Option<Version>) -> bool {
+    match (&r.constraint, provided) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some((op, want)), Some(v)) => op.holds(v, want),
+    }
+}
+
 /// Is `r` met by what is selected (the package itself, or a provider)?
 fn satisfied(index: &Index, selected: &BTreeMap<String, &Package>, r: &Rel) -> bool {
     if let Some(p) = selected.get(&r.name) {
@@ -132,11 +143,7 @@ fn satisfied(index: &Index, selected: &BTreeMap<String, &Package>, r: &Rel) -> b
     index.providers.get(&r.name).is_some_and(|provs| {
         provs.iter().any(|(name, version, provided)| {
             selected.get(name).is_some_and(|p| &p.version == version)
-                && match (&r.constraint, provided) {
-                    (None, _) => true,
-                    (Some(_), None) => false,
-                    (Some((op, want)), Some(v)) => op.holds(v, want),
-                }
+                && provision_meets(r, provided)
         })
     })
 }
@@ -169,11 +176,7 @@ fn choose<'a>(
             .get(&r.name)
             .into_iter()
             .flatten()
-            .filter(|(_, _, provided)| match (&r.constraint, provided) {
-                (None, _) => true,
-                (Some(_), None) => false,
-                (Some((op, want)), Some(v)) => op.holds(v, want),
-            })
+            .filter(|(_, _, provided)| provision_meets(r, provided))
             .filter_map(|(name, version, _)| {
                 index
                     .packages

@@ -72,6 +72,17 @@ pub enum Status {
     Updated,
 }
 
+impl Status {
+    /// How `rdma-nix generate` reports it.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Status::Unchanged => "unchanged",
+            Status::Created => "created",
+            Status::Updated => "updated",
+        }
+    }
+}
+
 /// Holds an exclusive lock on `<root>/.rdma-nix-generate.lock` while alive.
 pub struct OutputLock {
     _file: fs::File,
