@@ -10,7 +10,7 @@ use std::process::Command;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::manifest::{DebianPackage, KernelSource};
+use crate::manifest::{Bootstrap, DebianPackage, KernelSource};
 use crate::nix::store_path::fixed_output_path;
 use crate::nix::{FileIngestion, HashAlgo, NixHash, StorePath};
 
@@ -215,6 +215,20 @@ fn mirror_download(p: &DebianPackage, dir: &Path) -> Result<PathBuf, FetchError>
 /// Make one pinned package valid in the store: reuse it if present, else take it from
 /// `from` (a directory of pool files) or download it, verify it, and add it.
 pub fn fetch_package(p: &DebianPackage, from: Option<&Path>) -> Result<Fetched, FetchError> {
+    fetch_package_with(p, from, false)
+}
+
+/// As [`fetch_package`], for a package of any suite (a build root's): downloaded by
+/// its pool path from apt's mirrors, whatever suites the machine's apt lists.
+pub fn fetch_pool_package(p: &DebianPackage, from: Option<&Path>) -> Result<Fetched, FetchError> {
+    fetch_package_with(p, from, true)
+}
+
+fn fetch_package_with(
+    p: &DebianPackage,
+    from: Option<&Path>,
+    by_pool_path: bool,
+) -> Result<Fetched, FetchError> {
     let expected = expected_store_path(p);
     if is_valid_in_store(&expected) {
         return Ok(Fetched {
@@ -236,7 +250,7 @@ pub fn fetch_package(p: &DebianPackage, from: Option<&Path>) -> Result<Fetched, 
                 }
                 f
             }
-            None if p.is_deb() => apt_download(p, &work)?,
+            None if p.is_deb() && !by_pool_path => apt_download(p, &work)?,
             None => mirror_download(p, &work)?,
         };
         verify(p, &file)?;
@@ -392,6 +406,90 @@ pub fn fetch_kernel_source(
         let got = add_fixed(&tree, FileIngestion::Recursive, &expected)?;
         Ok(Fetched {
             package: ks.name.clone(),
+            store_path: got,
+            outcome: Outcome::Added,
+        })
+    })();
+    let _ = fs::remove_dir_all(&work);
+    result
+}
+
+/// The store path of the bootstrap file (`nix-store --add-fixed --recursive`).
+pub fn bootstrap_store_path(b: &Bootstrap) -> StorePath {
+    fixed_output_path(
+        FileIngestion::Recursive,
+        &b.nar_hash(),
+        &b.name,
+        &BTreeSet::new(),
+    )
+    .expect("store name validated with the manifest")
+}
+
+/// Make the bootstrap file valid in the store: take it out of its (already fetched)
+/// package in Rust, executable, at its path in the package (`$out/bin/busybox`: a
+/// multi-call binary needs its own name as argv[0]), check the NAR hash of that tree
+/// against the pin, add it.
+pub fn fetch_bootstrap(b: &Bootstrap, package: &DebianPackage) -> Result<Fetched, FetchError> {
+    let expected = bootstrap_store_path(b);
+    if is_valid_in_store(&expected) {
+        return Ok(Fetched {
+            package: b.name.clone(),
+            store_path: expected.to_string(),
+            outcome: Outcome::Present,
+        });
+    }
+    let deb = PathBuf::from(expected_store_path(package).to_string());
+    let work = tempdir(&b.name)?;
+    let result = (|| {
+        let dir = work.join(&b.name);
+        let want = crate::archive::deb::safe_relative(Path::new(&b.file))
+            .expect("validated with the manifest");
+        let target = dir.join(&want);
+        fs::create_dir_all(target.parent().expect("a file path")).map_err(|e| FetchError::Io {
+            file: target.clone(),
+            message: e.to_string(),
+        })?;
+        let mut found = false;
+        crate::archive::deb::for_each_entry(&deb, crate::archive::DEFAULT_MAX_UNPACKED, |e| {
+            if e.path != want || e.kind != tar::EntryType::Regular {
+                return Ok(true);
+            }
+            let mut out = fs::File::create(&target)?;
+            std::io::copy(e.reader, &mut out)?;
+            found = true;
+            Ok(false)
+        })
+        .map_err(|e| FetchError::Download {
+            package: b.name.clone(),
+            message: e.to_string(),
+        })?;
+        if !found {
+            return Err(FetchError::Download {
+                package: b.name.clone(),
+                message: format!("{}: no regular file {} in the package", deb.display(), b.file),
+            });
+        }
+        let io = |e: std::io::Error| FetchError::Io {
+            file: target.clone(),
+            message: e.to_string(),
+        };
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).map_err(io)?;
+        let (actual, _) = crate::nix::nar::hash_path(&dir).map_err(|e| FetchError::Io {
+            file: dir.clone(),
+            message: e.to_string(),
+        })?;
+        if actual != b.nar_hash() {
+            return Err(FetchError::Mismatch {
+                package: b.name.clone(),
+                file: dir,
+                expected: b.nar_hash().to_sri(),
+                actual: actual.to_sri(),
+            });
+        }
+        let got = add_fixed(&dir, FileIngestion::Recursive, &expected)?;
+        Ok(Fetched {
+            package: b.name.clone(),
             store_path: got,
             outcome: Outcome::Added,
         })

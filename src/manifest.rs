@@ -30,6 +30,31 @@ pub struct Manifest {
     pub kernel_sources: Vec<KernelSource>,
     #[serde(default, rename = "kabi_record")]
     pub kabi_records: Vec<KabiRecord>,
+    pub bootstrap: Option<Bootstrap>,
+}
+
+/// The one file every hermetic build starts from (the builder of the roots and of
+/// every derivation that enters one): a static executable taken out of a pinned
+/// package by `rdma-nix fetch` (in Rust) and added to the store, at its path in the
+/// package, as a fixed-output path pinned by its NAR hash.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bootstrap {
+    /// Store path name (`busybox`).
+    pub name: String,
+    /// The pinned `[[debian.package]]` holding it.
+    pub package: String,
+    /// Its path inside the package (`bin/busybox`).
+    pub file: String,
+    /// SRI sha256 of the NAR serialisation of a tree holding just that file, at its
+    /// path in the package.
+    pub hash: String,
+}
+
+impl Bootstrap {
+    pub fn nar_hash(&self) -> NixHash {
+        NixHash::parse(&self.hash, Some(HashAlgo::Sha256)).expect("validated at load")
+    }
 }
 
 /// A module built for one kernel of the matrix, recorded with `rdma-nix kabi --record`:
@@ -352,6 +377,25 @@ impl Manifest {
                     k.name
                 )));
             }
+        }
+        if let Some(b) = &m.bootstrap {
+            store_path::validate_name(&b.name).map_err(|e| bad(format!("bootstrap: {e}")))?;
+            if !names.contains(b.package.as_str()) {
+                return Err(bad(format!(
+                    "bootstrap: package {:?} is not pinned in [[debian.package]]",
+                    b.package
+                )));
+            }
+            if crate::archive::deb::safe_relative(Path::new(&b.file))
+                .is_none_or(|p| p.as_os_str().is_empty())
+            {
+                return Err(bad(format!(
+                    "bootstrap: file {:?} is not a plain relative path",
+                    b.file
+                )));
+            }
+            NixHash::parse(&b.hash, Some(HashAlgo::Sha256))
+                .map_err(|e| bad(format!("bootstrap: {e}")))?;
         }
         for r in &m.kabi_records {
             if !matches!(r.driver.as_str(), "siw" | "rxe") {

@@ -1,12 +1,17 @@
 # rdma-nix's offline platform: a small package set that gives the package files in
-# pkgs/ the argument names they expect (stdenv, fetchurl, cmake, kernels, …) from the
-# host system, for machines with Nix but without nixpkgs or a binary cache.
+# pkgs/ the argument names they expect (stdenv, fetchurl, cmake, kernels, …), for
+# machines with Nix but without nixpkgs or a binary cache.
 #
-# Impure by design: builds use the host's toolchain and libraries (/usr), with the
-# Nix sandbox off, as Debian's nix-bin ships it. Pinned inputs are fixed-output
-# derivations; `rdma-nix fetch` adds them to the store beforehand.
+# Hermetic: every input is in the store, pinned by hash. A bootstrap busybox (taken
+# out of a pinned package by `rdma-nix fetch`) unpacks build roots of pinned Debian
+# packages (./roots, one per suite: roots/*.toml) and runs every builder chrooted in
+# one, so nothing reads the host's /usr, with the Nix sandbox on or off.
 { system ? "x86_64-linux"
-, hostPath ? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+  # Where mirror://debian/ URLs are downloaded from when `rdma-nix fetch` did not add
+  # a pinned file beforehand (the repository names no mirror).
+, debianMirror ? ""
+  # A NAR of the bootstrap tree (bin/busybox), where `rdma-nix fetch` did not add it.
+, bootstrapUrl ? ""
   # Fixes to a release's packages (pkgs/rdma-packages.nix), by release:
   # { "65.0" = { corePatches; providerPatches.<name>; }; }.
 , rdmaPatches ? { }
@@ -18,13 +23,16 @@
 let
   lib = import ./lib.nix;
 
-  # A tool or library of the host system, standing where nixpkgs passes a package.
-  hostTool = name: {
+  # A tool or library of the build root, standing where nixpkgs passes a package: the
+  # root's /usr, which is the /usr every builder sees.
+  rootTool = name: {
     inherit name;
-    hostTool = name;
+    rootTool = name;
     outPath = "/usr";
-    meta.description = "${name} from the host system";
+    meta.description = "${name} from the build root";
   };
+
+  bootstrap = import ../generated/bootstrap.nix;
 
   callPackageWith = scope: fn: args:
     let f = if builtins.isFunction fn then fn else import fn; in
@@ -34,9 +42,33 @@ let
     inherit lib system;
     callPackage = callPackageWith self;
 
-    stdenv = import ./stdenv { inherit lib system hostPath; };
-    fetchurl = import ./fetchurl.nix { inherit lib system hostPath; };
-    fetchzip = import ./fetchzip.nix { inherit lib system hostPath; };
+    # The first store path: bin/busybox, pinned by the tree's NAR hash. `rdma-nix
+    # fetch` takes it out of its pinned package (pkgs/generated/bootstrap.nix).
+    # Without that, Nix downloads `bootstrapUrl`: a NAR of the same tree.
+    bootstrapBusybox = builtins.derivation {
+      inherit (bootstrap) name;
+      system = "builtin";
+      builder = "builtin:fetchurl";
+      url = if bootstrapUrl != "" then bootstrapUrl
+        else "rdma-nix-fetch:${bootstrap.package}/${bootstrap.file}";
+      unpack = true;
+      outputHashMode = "recursive";
+      outputHashAlgo = "sha256";
+      outputHash = bootstrap.hash;
+      preferLocalBuild = true;
+    };
+
+    fetchurl = import ./fetchurl.nix { inherit system debianMirror; inherit (self) bootstrapBusybox; };
+    fetchzip = import ./fetchzip.nix { inherit lib system debianMirror; inherit (self) bootstrapBusybox; };
+
+    # The build roots, by name (roots/<name>.toml; pins in pkgs/generated/roots/).
+    roots = lib.genAttrs
+      (map (f: lib.removeSuffix ".nix" f) (builtins.attrNames (builtins.readDir ../generated/roots)))
+      (import ./roots { inherit lib system; inherit (self) fetchurl bootstrapBusybox; });
+
+    # A stdenv whose builders run in a root; `stdenv` runs in bookworm's.
+    stdenvIn = root: import ./stdenv { inherit lib system root; inherit (self) bootstrapBusybox; };
+    stdenv = self.stdenvIn self.roots.bookworm;
 
     runCommand = name: env: buildCommand:
       self.stdenv.mkDerivation ({ inherit name buildCommand; } // env);
@@ -44,20 +76,20 @@ let
       cp "$textPath" "$out"
     '';
 
-    # Host tools and libraries under their nixpkgs names.
-    cmake = hostTool "cmake";
-    ninja = hostTool "ninja";
-    pkg-config = hostTool "pkg-config";
-    python3 = hostTool "python3";
-    perl = hostTool "perl";
-    libnl = hostTool "libnl";
-    udev = hostTool "udev";
-    pciutils = hostTool "pciutils";
-    kmod = hostTool "kmod";
-    pahole = hostTool "pahole";
-    qemu = hostTool "qemu";
-    systemd = hostTool "systemd";
-    iproute2 = hostTool "iproute2";
+    # The root's tools and libraries under their nixpkgs names.
+    cmake = rootTool "cmake";
+    ninja = rootTool "ninja";
+    pkg-config = rootTool "pkg-config";
+    python3 = rootTool "python3";
+    perl = rootTool "perl";
+    libnl = rootTool "libnl";
+    udev = rootTool "udev";
+    pciutils = rootTool "pciutils";
+    kmod = rootTool "kmod";
+    pahole = rootTool "pahole";
+    qemu = rootTool "qemu";
+    systemd = rootTool "systemd";
+    iproute2 = rootTool "iproute2";
 
     debianInputs = import ../generated/debian-inputs.nix;
 

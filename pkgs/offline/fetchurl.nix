@@ -1,23 +1,22 @@
 # fetchurl for the offline platform: a fixed-output derivation, so that a file added
 # beforehand with `rdma-nix fetch` (`nix-store --add-fixed sha256`) makes it valid
-# without any download. Otherwise `mirror://debian/…` is fetched through apt's own
-# downloader from the repositories in the machine's apt configuration, and Nix
-# checks the hash (a mismatch names both hashes).
-{ lib, system, hostPath }:
+# without any download. Otherwise ./fetch.sh downloads it (mirror://debian/… below
+# `debianMirror`) with the bootstrap busybox, and Nix checks the hash (a mismatch
+# names both hashes).
+{ system, bootstrapBusybox, debianMirror }:
 
 { url, hash, name ? baseNameOf url, passthru ? { }, meta ? { } }:
 
 let
   drv = builtins.derivation {
-    inherit name url system;
-    builder = "/bin/bash";
-    args = [ "-e" ./fetchurl.sh ];
-    PATH = hostPath;
+    inherit name system debianMirror;
+    urls = url;
+    builder = "${bootstrapBusybox}/bin/busybox";
+    args = [ "sh" "-e" ./fetch.sh ];
     outputHashMode = "flat";
     outputHashAlgo = "sha256";
     outputHash = hash;
-    # Host state (apt's configuration) decides where a mirror:// URL is fetched from.
     preferLocalBuild = true;
   };
 in
-drv // passthru // { inherit url passthru; meta = meta // { offline = "fetched by the offline platform (apt's downloader)"; }; }
+drv // passthru // { inherit url passthru; meta = meta // { offline = "pinned by hash; added by `rdma-nix fetch`"; }; }

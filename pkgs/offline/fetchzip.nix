@@ -2,19 +2,19 @@
 # tree a tarball unpacks to, its single top directory stripped, pinned by that tree's
 # NAR hash (as nixpkgs' fetchzip). `rdma-nix fetch` adds the tree beforehand
 # (`nix-store --add-fixed --recursive`), which makes it valid without any download;
-# otherwise the first of `urls` that downloads (mirror://debian/… through apt's
-# downloader) is unpacked, and Nix checks the tree's hash.
-{ lib, system, hostPath }:
+# otherwise ./fetch.sh downloads the first of `urls` that answers and unpacks it, and
+# Nix checks the tree's hash.
+{ lib, system, bootstrapBusybox, debianMirror }:
 
 { urls ? [ url ], url ? null, hash, name ? "source", passthru ? { }, meta ? { } }:
 
 let
   drv = builtins.derivation {
-    inherit name system;
+    inherit name system debianMirror;
     urls = lib.concatStringsSep " " urls;
-    builder = "/bin/bash";
-    args = [ "-e" ./fetchzip.sh ];
-    PATH = hostPath;
+    unpack = "1";
+    builder = "${bootstrapBusybox}/bin/busybox";
+    args = [ "sh" "-e" ./fetch.sh ];
     outputHashMode = "recursive";
     outputHashAlgo = "sha256";
     outputHash = hash;
@@ -23,5 +23,5 @@ let
 in
 drv // passthru // {
   inherit urls passthru;
-  meta = meta // { offline = "fetched by the offline platform (apt's downloader), unpacked"; };
+  meta = meta // { offline = "pinned by its tree's NAR hash; added by `rdma-nix fetch`"; };
 }

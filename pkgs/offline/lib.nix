@@ -33,6 +33,9 @@ rec {
   removePrefix = prefix: s:
     let n = b.stringLength prefix; in
     if b.substring 0 n s == prefix then b.substring n (b.stringLength s - n) s else s;
+  removeSuffix = suffix: s:
+    let n = b.stringLength suffix; l = b.stringLength s; in
+    if l >= n && b.substring (l - n) n s == suffix then b.substring 0 (l - n) s else s;
   versionAtLeast = v1: v2: b.compareVersions v1 v2 >= 0;
   versionOlder = v1: v2: b.compareVersions v2 v1 == 1;
 

@@ -3,7 +3,10 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 
-use crate::fetch::{fetch_kernel_source, fetch_package, fetch_tree, Outcome};
+use crate::emit::roots::{pinned_packages, root_names};
+use crate::fetch::{
+    fetch_bootstrap, fetch_kernel_source, fetch_package, fetch_pool_package, fetch_tree, Outcome,
+};
 use crate::manifest::Manifest;
 
 #[derive(clap::Args)]
@@ -17,6 +20,13 @@ pub struct Args {
     /// Take the .deb files from this directory (pool file names) instead of apt.
     #[arg(long, value_name = "DIR")]
     from: Option<PathBuf>,
+    /// The build roots whose pinned packages to fetch (roots/NAME.toml; default: all
+    /// of them, none with --only).
+    #[arg(long = "root", value_name = "NAME")]
+    roots: Vec<String>,
+    /// The repository root (where roots/ and pkgs/generated/roots/ are).
+    #[arg(long, default_value = ".")]
+    repo: PathBuf,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -87,6 +97,49 @@ pub fn run(a: Args) -> Result<ExitCode> {
             }
         );
         done.push(f);
+    }
+    // The bootstrap executable, taken out of its (now fetched) package.
+    if let Some(b) = m
+        .bootstrap
+        .as_ref()
+        .filter(|b| a.only.is_empty() || a.only.contains(&b.package))
+    {
+        eprint!("bootstrap {} (from {}) … ", b.name, b.package);
+        let pkg = m.package(&b.package).expect("validated with the manifest");
+        let f = fetch_bootstrap(b, pkg).inspect_err(|_| eprintln!("failed"))?;
+        eprintln!(
+            "{}",
+            match f.outcome {
+                Outcome::Present => "in the store",
+                Outcome::Added => "extracted, verified, added",
+            }
+        );
+        done.push(f);
+    }
+    // The build roots' packages, by pool path (any suite).
+    let roots = if !a.roots.is_empty() {
+        a.roots.clone()
+    } else if a.only.is_empty() && a.repo.join(crate::emit::roots::ROOTS_DIR).is_dir() {
+        root_names(&a.repo)?
+    } else {
+        Vec::new()
+    };
+    for root in &roots {
+        let pkgs = pinned_packages(&a.repo, root)?;
+        let (mut present, mut added) = (0, 0);
+        for (i, p) in pkgs.iter().enumerate() {
+            let f = fetch_pool_package(p, a.from.as_deref())
+                .inspect_err(|_| eprintln!("root {root}: {} {} failed", p.name, p.version))?;
+            match f.outcome {
+                Outcome::Present => present += 1,
+                Outcome::Added => {
+                    added += 1;
+                    eprintln!("[root {root} {}/{}] {} {} verified, added", i + 1, pkgs.len(), p.name, p.version);
+                }
+            }
+            done.push(f);
+        }
+        eprintln!("root {root}: {} packages, {present} in the store, {added} added", pkgs.len());
     }
     if a.json {
         crate::cli::print_json(&done)?;

@@ -13,6 +13,7 @@ use super::stack::GENERATED_DIR;
 use super::GeneratedFile;
 use crate::debian::index::{parse_relations, Index, Rel};
 use crate::debian::resolve::{resolve, Closure, ResolveError};
+use crate::manifest::DebianPackage;
 use crate::nix::{HashAlgo, NixHash};
 
 /// Where root definitions live, relative to the repository root.
@@ -173,4 +174,80 @@ pub fn root_file(name: &str, spec: &RootSpec, closure: &Closure) -> GeneratedFil
         ),
         &body.render(),
     )
+}
+
+/// A root's pins as `pkgs/generated/roots/<name>.nix` states them.
+#[derive(Debug, Deserialize)]
+struct PinnedRoot {
+    packages: std::collections::BTreeMap<String, PinnedPackage>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PinnedPackage {
+    version: String,
+    url: String,
+    hash: String,
+}
+
+/// The names of the roots in `roots/`, sorted.
+pub fn root_names(repo: &Path) -> Result<Vec<String>, RootError> {
+    let dir = repo.join(ROOTS_DIR);
+    let bad = |message: String| RootError::Invalid {
+        file: dir.clone(),
+        message,
+    };
+    let mut names = Vec::new();
+    for e in fs::read_dir(&dir).map_err(|e| bad(format!("cannot read: {e}")))? {
+        let e = e.map_err(|e| bad(e.to_string()))?;
+        let file = e.file_name().to_string_lossy().into_owned();
+        if let Some(name) = file.strip_suffix(".toml") {
+            names.push(name.to_string());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// The packages a root pins, read from its generated file by the real `nix`
+/// (`nix-instantiate --eval`), as pool packages `rdma-nix fetch` can fetch.
+pub fn pinned_packages(repo: &Path, name: &str) -> Result<Vec<DebianPackage>, RootError> {
+    let file = repo.join(GENERATED_DIR).join("roots").join(format!("{name}.nix"));
+    let bad = |message: String| RootError::Invalid {
+        file: file.clone(),
+        message,
+    };
+    if !file.is_file() {
+        return Err(bad(format!(
+            "no pins: run `rdma-nix root refresh {name}`"
+        )));
+    }
+    let out = std::process::Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json"])
+        .arg(&file)
+        .output()
+        .map_err(|e| bad(format!("cannot run nix-instantiate: {e}")))?;
+    if !out.status.success() {
+        return Err(bad(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+    }
+    let root: PinnedRoot =
+        serde_json::from_slice(&out.stdout).map_err(|e| bad(format!("unexpected shape: {e}")))?;
+    root.packages
+        .into_iter()
+        .map(|(pname, p)| {
+            let path = p
+                .url
+                .strip_prefix("mirror://debian/")
+                .ok_or_else(|| bad(format!("{pname}: url {} is not mirror://debian/", p.url)))?;
+            let hash = NixHash::parse(&p.hash, Some(HashAlgo::Sha256))
+                .map_err(|e| bad(format!("{pname}: {e}")))?;
+            Ok(DebianPackage {
+                name: pname,
+                version: p.version,
+                path: path.to_string(),
+                sha256: hash.to_base16(),
+                tree: None,
+                upstream: Vec::new(),
+            })
+        })
+        .collect()
 }

@@ -28,6 +28,24 @@ pub fn debian_inputs(m: &Manifest, source: &str) -> GeneratedFile {
     )
 }
 
+/// The bootstrap executable's pin (`null` when the manifest has none).
+pub fn bootstrap(m: &Manifest, source: &str) -> GeneratedFile {
+    let body = match &m.bootstrap {
+        None => Value::Null,
+        Some(b) => Value::attrs([
+            ("name", Value::str(&b.name)),
+            ("package", Value::str(&b.package)),
+            ("file", Value::str(&b.file)),
+            ("hash", Value::str(b.nar_hash().to_sri())),
+        ]),
+    };
+    GeneratedFile::nix(
+        format!("{GENERATED_DIR}/bootstrap.nix"),
+        source,
+        &body.render(),
+    )
+}
+
 pub fn kernels(m: &Manifest, source: &str) -> GeneratedFile {
     let body = Value::attrs(m.kernels.iter().map(|k| {
         (
@@ -66,7 +84,7 @@ pub fn kernels(m: &Manifest, source: &str) -> GeneratedFile {
 /// Everything `rdma-nix generate` writes for a manifest; scans the pinned rdma-core
 /// tarballs (which must be in the store).
 pub fn all(m: &Manifest, source: &str) -> Result<Vec<GeneratedFile>, RdmaCoreEmitError> {
-    let mut files = vec![debian_inputs(m, source), kernels(m, source)];
+    let mut files = vec![debian_inputs(m, source), bootstrap(m, source), kernels(m, source)];
     for r in &m.rdma_core {
         let rel = rdma_core::scan_pinned(m, r)?;
         files.push(rdma_core::release_file(m, r, &rel));

@@ -1,13 +1,11 @@
 # The offline platform's stdenv: nixpkgs' `stdenv.mkDerivation` interface (phases,
-# hooks, multiple outputs, finalAttrs, overrideAttrs, passthru, meta) over the host
-# system's toolchain. Impure by design: builds use /usr/bin's compiler, cmake, ninja
-# and libraries, with the Nix sandbox off (as Debian's nix-bin ships it).
-{ lib, system, hostPath }:
+# hooks, multiple outputs, finalAttrs, overrideAttrs, passthru, meta) over a build
+# root's toolchain (../roots): every builder runs chrooted in the root, so its
+# compiler, cmake, ninja and libraries are the pinned Debian packages of that root.
+{ lib, system, root, bootstrapBusybox }:
 
 let
   b = builtins;
-
-  impureNote = "Built by rdma-nix's offline platform with the host toolchain (impure; sandbox off).";
 
   # What the builder environment may hold: strings, and lists of strings.
   toEnv = v:
@@ -37,18 +35,18 @@ let
       passthru = attrs.passthru or { };
       meta = {
         platforms = lib.platforms.linux;
-        offline = impureNote;
+        offline = "Built by rdma-nix's offline platform inside the build root ${root.rootName} (Debian ${root.suite}).";
       } // (attrs.meta or { });
       drvAttrs = b.removeAttrs attrs [ "passthru" "meta" "finalPackage" ];
       env = b.mapAttrs (_: toEnv) (b.removeAttrs drvAttrs [ "env" ]) // (attrs.env or { });
       drv = b.derivation (env // {
         inherit system outputs;
         name = attrs.name or "${attrs.pname}-${attrs.version}";
-        builder = "/bin/bash";
-        args = [ "-e" ./setup.sh ];
-        PATH = hostPath;
+        builder = "${bootstrapBusybox}/bin/busybox";
+        args = [ "sh" "-e" ../roots/enter.sh "/bin/bash" "-e" ./setup.sh ];
+        inherit root;
         # nixpkgs' cmake setup hook, as a flag: cmake among the native inputs.
-        cmakeConfigure = toEnv (b.any (x: (x.hostTool or null) == "cmake") (attrs.nativeBuildInputs or [ ]));
+        cmakeConfigure = toEnv (b.any (x: (x.rootTool or null) == "cmake") (attrs.nativeBuildInputs or [ ]));
       });
       overrideAttrs = f0:
         let
@@ -69,7 +67,7 @@ let
     extensible (if b.isFunction fnOrAttrs then fnOrAttrs else (_: fnOrAttrs));
 in
 {
-  inherit mkDerivation system;
+  inherit mkDerivation system root;
   hostPlatform = { inherit system; isLinux = true; isx86_64 = true; isStatic = false; isi686 = false; };
   buildPlatform = { inherit system; };
   cc = { isGNU = true; };

@@ -1,5 +1,5 @@
-# Builder of the offline platform's stdenv.mkDerivation: nixpkgs' generic phases
-# over the host toolchain. Sourced by `bash -e`.
+# Builder of the offline platform's stdenv.mkDerivation: nixpkgs' generic phases over
+# the build root's toolchain (run chrooted in the root by ../roots/enter.sh).
 set -euo pipefail
 shopt -s nullglob
 
