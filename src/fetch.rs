@@ -125,42 +125,6 @@ pub fn verify(p: &DebianPackage, file: &Path) -> Result<(), FetchError> {
     Ok(())
 }
 
-/// Download `name=version` with `apt-get download` into `dir`; returns the file.
-fn apt_download(p: &DebianPackage, dir: &Path) -> Result<PathBuf, FetchError> {
-    let fail = |message: String| FetchError::Download {
-        package: p.name.clone(),
-        message,
-    };
-    let out = Command::new("apt-get")
-        .args(["download", "-q", &format!("{}={}", p.name, p.version)])
-        .current_dir(dir)
-        .output()
-        .map_err(|e| fail(format!("cannot run apt-get: {e}")))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let last = err
-            .lines()
-            .rfind(|l| !l.trim().is_empty())
-            .unwrap_or("no message");
-        return Err(fail(format!(
-            "apt-get download {}={} failed: {last} (is the version still in the archive the machine's apt uses? run `apt-get update`)",
-            p.name, p.version
-        )));
-    }
-    let debs: Vec<PathBuf> = fs::read_dir(dir)
-        .map_err(|e| fail(e.to_string()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "deb"))
-        .collect();
-    match debs.as_slice() {
-        [one] => Ok(one.clone()),
-        _ => Err(fail(format!(
-            "apt-get download left {} .deb files, expected one",
-            debs.len()
-        ))),
-    }
-}
-
 /// The archive roots the machine's apt uses (`apt-get indextargets`), deduplicated.
 fn apt_mirrors() -> Result<Vec<String>, String> {
     let out = Command::new("apt-get")
@@ -213,22 +177,9 @@ fn mirror_download(p: &DebianPackage, dir: &Path) -> Result<PathBuf, FetchError>
 }
 
 /// Make one pinned package valid in the store: reuse it if present, else take it from
-/// `from` (a directory of pool files) or download it, verify it, and add it.
+/// `from` (a directory of pool files) or download it by its pool path from apt's
+/// mirrors (any suite, whatever suites the machine's apt lists), verify it, and add it.
 pub fn fetch_package(p: &DebianPackage, from: Option<&Path>) -> Result<Fetched, FetchError> {
-    fetch_package_with(p, from, false)
-}
-
-/// As [`fetch_package`], for a package of any suite (a build root's): downloaded by
-/// its pool path from apt's mirrors, whatever suites the machine's apt lists.
-pub fn fetch_pool_package(p: &DebianPackage, from: Option<&Path>) -> Result<Fetched, FetchError> {
-    fetch_package_with(p, from, true)
-}
-
-fn fetch_package_with(
-    p: &DebianPackage,
-    from: Option<&Path>,
-    by_pool_path: bool,
-) -> Result<Fetched, FetchError> {
     let expected = expected_store_path(p);
     if is_valid_in_store(&expected) {
         return Ok(Fetched {
@@ -250,7 +201,6 @@ fn fetch_package_with(
                 }
                 f
             }
-            None if p.is_deb() && !by_pool_path => apt_download(p, &work)?,
             None => mirror_download(p, &work)?,
         };
         verify(p, &file)?;

@@ -136,7 +136,14 @@ pub struct DebianPackage {
 #[serde(deny_unknown_fields)]
 pub struct Kernel {
     pub name: String,
+    /// The build root (roots/NAME.toml) of the kernel's Debian suite: its modules are
+    /// built there, with that suite's compiler.
+    pub root: String,
     pub image: String,
+    /// More packages of the image, for kernels Debian splits (`linux-base-*`,
+    /// `linux-binary-*`, `linux-modules-*`): unpacked with it.
+    #[serde(default)]
+    pub image_parts: Vec<String>,
     pub headers: String,
     pub headers_common: String,
     pub kbuild: String,
@@ -174,8 +181,7 @@ fn is_pool_path(s: &str) -> bool {
 }
 
 impl DebianPackage {
-    /// A binary package, fetched with `apt-get download`; otherwise a source file,
-    /// fetched by its pool path from the machine's mirrors.
+    /// A binary package (`.deb`), not a source tarball.
     pub fn is_deb(&self) -> bool {
         self.path.ends_with(".deb")
     }
@@ -317,12 +323,25 @@ impl Manifest {
             if !kernels.insert(k.name.as_str()) {
                 return Err(bad(format!("kernel {:?} is listed twice", k.name)));
             }
-            for (role, pkg) in [
+            if !k
+                .root
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                || k.root.is_empty()
+            {
+                return Err(bad(format!(
+                    "kernel {}: root {:?} is not a root name (roots/NAME.toml)",
+                    k.name, k.root
+                )));
+            }
+            let roles = [
                 ("image", &k.image),
                 ("headers", &k.headers),
                 ("headers_common", &k.headers_common),
                 ("kbuild", &k.kbuild),
-            ] {
+            ];
+            let parts = k.image_parts.iter().map(|p| ("image_parts", p));
+            for (role, pkg) in roles.into_iter().chain(parts) {
                 if !names.contains(pkg.as_str()) {
                     return Err(bad(format!(
                         "kernel {}: {role} package {pkg:?} is not pinned in [[debian.package]]",

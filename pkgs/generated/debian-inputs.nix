@@ -56,34 +56,6 @@
     url = "mirror://debian/pool/main/l/linux/linux-headers-6.1.0-47-common_6.1.170-3_all.deb";
     hash = "sha256-hF5z3yYdOxPrWDEN0HPhJXkb8KX+7a5ie+sWcYuGaxI=";
   };
-  "linux-image-6.12.107+deb12-amd64" = {
-    pname = "linux-image-6.12.107+deb12-amd64";
-    version = "6.12.107-1~deb12u1";
-    name = "linux-image-6.12.107+deb12-amd64_6.12.107-1_deb12u1_amd64.deb";
-    url = "mirror://debian/pool/updates/main/l/linux-signed-6.12-amd64/linux-image-6.12.107+deb12-amd64_6.12.107-1~deb12u1_amd64.deb";
-    hash = "sha256-MhmNREOke33sTQVmMfnNVYVXISTOEpQI4JBx0c6ptn8=";
-  };
-  "linux-headers-6.12.107+deb12-amd64" = {
-    pname = "linux-headers-6.12.107+deb12-amd64";
-    version = "6.12.107-1~deb12u1";
-    name = "linux-headers-6.12.107+deb12-amd64_6.12.107-1_deb12u1_amd64.deb";
-    url = "mirror://debian/pool/updates/main/l/linux-6.12/linux-headers-6.12.107+deb12-amd64_6.12.107-1~deb12u1_amd64.deb";
-    hash = "sha256-NOETRHhtH7Dc4O+FDU1eIEkB2EXkOGYV8FrTV8r1X/Y=";
-  };
-  "linux-headers-6.12.107+deb12-common" = {
-    pname = "linux-headers-6.12.107+deb12-common";
-    version = "6.12.107-1~deb12u1";
-    name = "linux-headers-6.12.107+deb12-common_6.12.107-1_deb12u1_all.deb";
-    url = "mirror://debian/pool/updates/main/l/linux-6.12/linux-headers-6.12.107+deb12-common_6.12.107-1~deb12u1_all.deb";
-    hash = "sha256-amdfxXIVZxOX8rQgvEu7HZjvad9PfgVx0M0+rNB2h+0=";
-  };
-  "linux-kbuild-6.12.107+deb12" = {
-    pname = "linux-kbuild-6.12.107+deb12";
-    version = "6.12.107-1~deb12u1";
-    name = "linux-kbuild-6.12.107+deb12_6.12.107-1_deb12u1_amd64.deb";
-    url = "mirror://debian/pool/updates/main/l/linux-6.12/linux-kbuild-6.12.107+deb12_6.12.107-1~deb12u1_amd64.deb";
-    hash = "sha256-O3h9TepcUK/TbPZ3/knejF5x9gNSYySkO2Xt8AfUryA=";
-  };
   "linux-image-6.1.0-55-amd64" = {
     pname = "linux-image-6.1.0-55-amd64";
     version = "6.1.192-1";
@@ -133,12 +105,131 @@
     url = "mirror://debian/pool/updates/main/l/linux/linux-source-6.1_6.1.192-2_all.deb";
     hash = "sha256-rpX+Y9TFU/jQ5shssatWbziUpDdD6xmrWFzZfYLyZRQ=";
   };
+  "linux-image-5.10.0-32-amd64" = {
+    pname = "linux-image-5.10.0-32-amd64";
+    version = "5.10.223-1";
+    name = "linux-image-5.10.0-32-amd64_5.10.223-1_amd64.deb";
+    url = "mirror://debian/pool/main/l/linux-signed-amd64/linux-image-5.10.0-32-amd64_5.10.223-1_amd64.deb";
+    hash = "sha256-hqZ5LzoDqxWmQ/OFgwzaqSHxXj6ci/Y6pVqSQ8Yvx5c=";
+  };
+  "linux-headers-5.10.0-32-amd64" = {
+    pname = "linux-headers-5.10.0-32-amd64";
+    version = "5.10.223-1";
+    name = "linux-headers-5.10.0-32-amd64_5.10.223-1_amd64.deb";
+    url = "mirror://debian/pool/main/l/linux/linux-headers-5.10.0-32-amd64_5.10.223-1_amd64.deb";
+    hash = "sha256-pUpNe3EdRE/PurjWFbUo03vWawMBi5QGYubf6D3LHEY=";
+  };
+  "linux-headers-5.10.0-32-common" = {
+    pname = "linux-headers-5.10.0-32-common";
+    version = "5.10.223-1";
+    name = "linux-headers-5.10.0-32-common_5.10.223-1_all.deb";
+    url = "mirror://debian/pool/main/l/linux/linux-headers-5.10.0-32-common_5.10.223-1_all.deb";
+    hash = "sha256-ta4CE4Yb1HJg7gGT1OB02zXLeERPVOT1qvywO9n/Xtg=";
+  };
+  "linux-kbuild-5.10" = {
+    pname = "linux-kbuild-5.10";
+    version = "5.10.223-1";
+    name = "linux-kbuild-5.10_5.10.223-1_amd64.deb";
+    url = "mirror://debian/pool/main/l/linux/linux-kbuild-5.10_5.10.223-1_amd64.deb";
+    hash = "sha256-UrGWn+0UnwppwSexmQKXF3PJ3JzbEQhdhKJeNdatixw=";
+  };
+  "linux-source-5.10" = {
+    pname = "linux-source-5.10";
+    version = "5.10.223-1";
+    name = "linux-source-5.10_5.10.223-1_all.deb";
+    url = "mirror://debian/pool/main/l/linux/linux-source-5.10_5.10.223-1_all.deb";
+    hash = "sha256-9zPSfSOdZVmNltenL3GsUPSfI4AZKhs7TKL1rVFE3WM=";
+  };
+  "linux-image-6.12.117+deb13-amd64" = {
+    pname = "linux-image-6.12.117+deb13-amd64";
+    version = "6.12.117-1";
+    name = "linux-image-6.12.117+deb13-amd64_6.12.117-1_amd64.deb";
+    url = "mirror://debian/pool/main/l/linux-signed-amd64/linux-image-6.12.117+deb13-amd64_6.12.117-1_amd64.deb";
+    hash = "sha256-ynEtNnkBhPasElzisg6k4iAq5rt4F7feJo8fARXM2nM=";
+  };
+  "linux-headers-6.12.117+deb13-amd64" = {
+    pname = "linux-headers-6.12.117+deb13-amd64";
+    version = "6.12.117-1";
+    name = "linux-headers-6.12.117+deb13-amd64_6.12.117-1_amd64.deb";
+    url = "mirror://debian/pool/main/l/linux/linux-headers-6.12.117+deb13-amd64_6.12.117-1_amd64.deb";
+    hash = "sha256-5rijDWyDT62OW9g9e74xknntRfAdZjkm+IbjU+AEhxo=";
+  };
+  "linux-headers-6.12.117+deb13-common" = {
+    pname = "linux-headers-6.12.117+deb13-common";
+    version = "6.12.117-1";
+    name = "linux-headers-6.12.117+deb13-common_6.12.117-1_all.deb";
+    url = "mirror://debian/pool/main/l/linux/linux-headers-6.12.117+deb13-common_6.12.117-1_all.deb";
+    hash = "sha256-rBIDqHeKAeCcDvlNh6NgdnLA/D1TaVQMPxWAJpsndhE=";
+  };
+  "linux-kbuild-6.12.117+deb13" = {
+    pname = "linux-kbuild-6.12.117+deb13";
+    version = "6.12.117-1";
+    name = "linux-kbuild-6.12.117+deb13_6.12.117-1_amd64.deb";
+    url = "mirror://debian/pool/main/l/linux/linux-kbuild-6.12.117+deb13_6.12.117-1_amd64.deb";
+    hash = "sha256-ghrhBaXi0Exo3cGkRrizVUy05Fgb8AnEFl+UYSBH4+s=";
+  };
   "linux-source-6.12" = {
     pname = "linux-source-6.12";
-    version = "6.12.107-1~deb12u1";
-    name = "linux-source-6.12_6.12.107-1_deb12u1_all.deb";
-    url = "mirror://debian/pool/updates/main/l/linux-6.12/linux-source-6.12_6.12.107-1~deb12u1_all.deb";
-    hash = "sha256-SgV2v2MeeL/+oMHZBswzh/NnNsnmEC1zOBY9UlQpxf0=";
+    version = "6.12.117-1";
+    name = "linux-source-6.12_6.12.117-1_all.deb";
+    url = "mirror://debian/pool/main/l/linux/linux-source-6.12_6.12.117-1_all.deb";
+    hash = "sha256-kUEyUxXH8eymghE9GFqMd8goFKpuMvfhJ+YdYQZAODU=";
+  };
+  "linux-image-7.2.13+deb14-amd64" = {
+    pname = "linux-image-7.2.13+deb14-amd64";
+    version = "7.2.13-1";
+    name = "linux-image-7.2.13+deb14-amd64_7.2.13-1_amd64.deb";
+    url = "mirror://debian/pool/main/l/linux-signed-amd64/linux-image-7.2.13+deb14-amd64_7.2.13-1_amd64.deb";
+    hash = "sha256-KNw908FEYkbO0vnkv06TR1quOBXQPq7eviCxaMuUSxA=";
+  };
+  "linux-base-7.2.13+deb14-amd64" = {
+    pname = "linux-base-7.2.13+deb14-amd64";
+    version = "7.2.13-1";
+    name = "linux-base-7.2.13+deb14-amd64_7.2.13-1_amd64.deb";
+    url = "mirror://debian/pool/main/l/linux/linux-base-7.2.13+deb14-amd64_7.2.13-1_amd64.deb";
+    hash = "sha256-Ky08biJDWMYJdNC8h0YdqZqFcz6x/sA1tRZ1gsO+3is=";
+  };
+  "linux-binary-7.2.13+deb14-amd64" = {
+    pname = "linux-binary-7.2.13+deb14-amd64";
+    version = "7.2.13-1";
+    name = "linux-binary-7.2.13+deb14-amd64_7.2.13-1_amd64.deb";
+    url = "mirror://debian/pool/main/l/linux-signed-amd64/linux-binary-7.2.13+deb14-amd64_7.2.13-1_amd64.deb";
+    hash = "sha256-+4zQreTvgtnd4dzxg9S/QDPbG1SbCsyZc4Va2cxIxPU=";
+  };
+  "linux-modules-7.2.13+deb14-amd64" = {
+    pname = "linux-modules-7.2.13+deb14-amd64";
+    version = "7.2.13-1";
+    name = "linux-modules-7.2.13+deb14-amd64_7.2.13-1_amd64.deb";
+    url = "mirror://debian/pool/main/l/linux/linux-modules-7.2.13+deb14-amd64_7.2.13-1_amd64.deb";
+    hash = "sha256-o3o9IAkVxM9STpDIG7sqi2g9KSzQCHPonCOy7zKxvxE=";
+  };
+  "linux-headers-7.2.13+deb14-amd64" = {
+    pname = "linux-headers-7.2.13+deb14-amd64";
+    version = "7.2.13-1";
+    name = "linux-headers-7.2.13+deb14-amd64_7.2.13-1_amd64.deb";
+    url = "mirror://debian/pool/main/l/linux/linux-headers-7.2.13+deb14-amd64_7.2.13-1_amd64.deb";
+    hash = "sha256-ymKmjRj4cjXQwysaPhKfnLeFmsXmoMlVdAgfAvrthXM=";
+  };
+  "linux-headers-7.2.13+deb14-common" = {
+    pname = "linux-headers-7.2.13+deb14-common";
+    version = "7.2.13-1";
+    name = "linux-headers-7.2.13+deb14-common_7.2.13-1_all.deb";
+    url = "mirror://debian/pool/main/l/linux/linux-headers-7.2.13+deb14-common_7.2.13-1_all.deb";
+    hash = "sha256-UGfGjPgDs4X3Lm6lMM+7kib165G/t+JWtvy0+H/WJ5w=";
+  };
+  "linux-kbuild-7.2.13+deb14" = {
+    pname = "linux-kbuild-7.2.13+deb14";
+    version = "7.2.13-1";
+    name = "linux-kbuild-7.2.13+deb14_7.2.13-1_amd64.deb";
+    url = "mirror://debian/pool/main/l/linux/linux-kbuild-7.2.13+deb14_7.2.13-1_amd64.deb";
+    hash = "sha256-DOzrrBL4Y7MvCwpbSLO3YiQP9hRgPp2P1VD8CV3g5hA=";
+  };
+  "linux-source-7.2" = {
+    pname = "linux-source-7.2";
+    version = "7.2.13-1";
+    name = "linux-source-7.2_7.2.13-1_all.deb";
+    url = "mirror://debian/pool/main/l/linux/linux-source-7.2_7.2.13-1_all.deb";
+    hash = "sha256-MKjF/GP5Aopi5tez9/Q77mdCXbzioF/OuoP5uHySCD0=";
   };
   "rdma-core-65.0-orig" = {
     pname = "rdma-core-65.0-orig";

@@ -17,9 +17,17 @@
       reuse = "debian-6.1.0-55";
       reason = "reusable: all 135 imported symbols have the same CRC here";
     };
-    "debian-6.12.107" = {
+    "debian-5.10.0-32" = {
       reuse = null;
-      reason = "no recorded build loads here: debian-6.1.0-55: 74 of 135 imported symbols differ: __ip_select_ident, ip6_dst_check, ib_umem_release, skb_put, rdma_find_gid_by_port, …";
+      reason = "no recorded build loads here: debian-6.1.0-55: vermagic flags \"SMP preempt mod_unload modversions\" differ from the kernel's \"SMP mod_unload modversions\"";
+    };
+    "debian-6.12.117" = {
+      reuse = null;
+      reason = "no recorded build loads here: debian-6.1.0-55: 73 of 135 imported symbols differ: __ip_select_ident, ip6_dst_check, ib_umem_release, skb_put, rdma_find_gid_by_port, …";
+    };
+    "debian-7.2.13" = {
+      reuse = null;
+      reason = "no recorded build loads here: debian-6.1.0-55: vermagic flags \"SMP preempt mod_unload modversions\" differ from the kernel's \"SMP preempt mod_unload\"";
     };
   };
   siw = {
@@ -39,9 +47,17 @@
       reuse = "debian-6.1.0-55";
       reason = "reusable: all 143 imported symbols have the same CRC here";
     };
-    "debian-6.12.107" = {
+    "debian-5.10.0-32" = {
       reuse = null;
-      reason = "no recorded build loads here: debian-6.1.0-55: 68 of 143 imported symbols differ: tcp_read_sock, unpin_user_pages_dirty_lock, skb_copy_bits, tcp_sendmsg_locked, __mmap_lock_do_trace_acquire_returned, …";
+      reason = "no recorded build loads here: debian-6.1.0-55: vermagic flags \"SMP preempt mod_unload modversions\" differ from the kernel's \"SMP mod_unload modversions\"";
+    };
+    "debian-6.12.117" = {
+      reuse = null;
+      reason = "no recorded build loads here: debian-6.1.0-55: 67 of 143 imported symbols differ: tcp_read_sock, unpin_user_pages_dirty_lock, skb_copy_bits, tcp_sendmsg_locked, __mmap_lock_do_trace_acquire_returned, …";
+    };
+    "debian-7.2.13" = {
+      reuse = null;
+      reason = "no recorded build loads here: debian-6.1.0-55: vermagic flags \"SMP preempt mod_unload modversions\" differ from the kernel's \"SMP preempt mod_unload\"";
     };
   };
 }

@@ -8,7 +8,7 @@
 # rdmaInTree.
 { lib, stdenv, fetchurl, debianInputs, pahole }:
 
-{ name, image, headers, headersCommon, kbuild, rdmaInTree }:
+{ name, root, image, imageParts ? [ ], headers, headersCommon, kbuild, rdmaInTree }:
 
 let
   pin = pkg: fetchurl { inherit (debianInputs.${pkg}) url hash name; };
@@ -19,26 +19,40 @@ stdenv.mkDerivation (finalAttrs: {
   version = modDirVersion;
   outputs = [ "out" "modules" "dev" ];
 
-  srcs = [ (pin image) (pin headers) (pin headersCommon) (pin kbuild) ];
+  srcs = map pin ([ image ] ++ imageParts ++ [ headers headersCommon kbuild ]);
   sourceRoot = ".";
   dontConfigure = true;
   dontBuild = true;
 
   installPhase = ''
     rel=${modDirVersion}
-    test -f deb/boot/vmlinuz-$rel || { echo "no vmlinuz-$rel in ${image}" >&2; exit 1; }
+    # Older packages put the modules in /lib/modules and the image in /boot; newer
+    # ones everything in /usr/lib/modules/<release>/.
+    mods=deb/lib/modules/$rel
+    [ -d $mods ] || mods=deb/usr/lib/modules/$rel
+    [ -d $mods ] || { echo "no modules of $rel in ${image}" >&2; exit 1; }
+    boot() {
+      for f in deb/boot/$1-$rel $mods/$1; do
+        if [ -f $f ]; then echo $f; return; fi
+      done
+      echo "no $1 of $rel in the image packages" >&2; exit 1
+    }
     mkdir -p $out $modules/lib/modules $dev/lib/modules/$rel $dev/usr
-    cp deb/boot/vmlinuz-$rel $out/bzImage
-    cp deb/boot/System.map-$rel $out/System.map
-    cp deb/boot/config-$rel $out/config
+    cp $(boot vmlinuz) $out/bzImage
+    cp $(boot System.map) $out/System.map
+    cp $(boot config) $out/config
 
-    cp -a deb/lib/modules/$rel $modules/lib/modules/
-    rm -f $modules/lib/modules/$rel/{build,source}
+    cp -a $mods $modules/lib/modules/
+    rm -f $modules/lib/modules/$rel/{build,source,vmlinuz,System.map,config}
     depmod -b $modules $rel
 
     # Keep Debian's relative layout (headers' scripts -> ../../lib/linux-kbuild-*),
     # then point the absolute paths at the store.
-    cp -a deb/usr/src deb/usr/lib $dev/usr/
+    cp -a deb/usr/src $dev/usr/
+    mkdir -p $dev/usr/lib
+    for d in deb/usr/lib/*; do
+      [ "$d" = deb/usr/lib/modules ] || cp -a $d $dev/usr/lib/
+    done
     grep -rlF /usr/src/ $dev/usr/src/linux-headers-$rel --include=Makefile \
       | xargs -r sed -i "s|/usr/src/|$dev/usr/src/|g"
     for link in $(find $dev/usr -type l -lname '/*'); do
@@ -53,6 +67,9 @@ stdenv.mkDerivation (finalAttrs: {
   passthru = {
     inherit modDirVersion;
     kernelName = name;
+    # The build root (Debian suite) whose compiler built this kernel: its modules are
+    # built there too.
+    rootName = root;
     # The soft-RDMA drivers this kernel ships (stack.toml; the tests check its config).
     inherit rdmaInTree;
     configfile = "${finalAttrs.finalPackage}/config";

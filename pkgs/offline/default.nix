@@ -98,7 +98,7 @@ let
     # Kernels of the offline matrix, by name (pkgs/generated/kernels.nix).
     kernels = builtins.mapAttrs
       (name: k:
-        let kernel = self.callPackage ./debian-kernel.nix { }
+        let kernel = self.callPackage ./debian-kernel.nix { stdenv = self.stdenvIn self.roots.${k.root}; }
           ({ inherit name; } // builtins.removeAttrs k [ "moduleSource" ]); in
         if kernelOverrides ? ${name} then kernel.overrideAttrs (_: kernelOverrides.${name}) else kernel)
       (import ../generated/kernels.nix);
@@ -111,6 +111,8 @@ let
       let
         set = base // {
           inherit kernel;
+          # Modules are built with the kernel's own suite's compiler.
+          stdenv = base.stdenvIn base.roots.${kernel.rootName};
           kernelModuleMakeFlags = kernel.commonMakeFlags;
           callPackage = callPackageWith set;
         };

@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 
 use crate::emit::roots::{pinned_packages, root_names};
 use crate::fetch::{
-    fetch_bootstrap, fetch_kernel_source, fetch_package, fetch_pool_package, fetch_tree, Outcome,
+    fetch_bootstrap, fetch_kernel_source, fetch_package, fetch_tree, Outcome,
 };
 use crate::manifest::Manifest;
 
@@ -128,7 +128,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         let pkgs = pinned_packages(&a.repo, root)?;
         let (mut present, mut added) = (0, 0);
         for (i, p) in pkgs.iter().enumerate() {
-            let f = fetch_pool_package(p, a.from.as_deref())
+            let f = fetch_package(p, a.from.as_deref())
                 .inspect_err(|_| eprintln!("root {root}: {} {} failed", p.name, p.version))?;
             match f.outcome {
                 Outcome::Present => present += 1,

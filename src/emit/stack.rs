@@ -51,7 +51,12 @@ pub fn kernels(m: &Manifest, source: &str) -> GeneratedFile {
         (
             k.name.clone(),
             Value::attrs([
+                ("root", Value::str(&k.root)),
                 ("image", Value::str(&k.image)),
+                (
+                    "imageParts",
+                    Value::List(k.image_parts.iter().map(Value::str).collect()),
+                ),
                 ("headers", Value::str(&k.headers)),
                 ("headersCommon", Value::str(&k.headers_common)),
                 ("kbuild", Value::str(&k.kbuild)),

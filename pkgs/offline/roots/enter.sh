@@ -1,26 +1,59 @@
 # Runs a builder inside a build root (./default.nix): `busybox sh enter.sh CMD ARGS…`
-# with $root the root's store path and $builder the bootstrap busybox. In a new user
-# and mount namespace (uid 0 there, the build user outside), the root gets the store,
-# /dev, /proc, a tmpfs /tmp and the build directory mounted on its empty mount points,
-# and CMD runs chrooted in it: the root's /usr is the only /usr the build sees, with
-# the Nix sandbox on or off.
+# with $root the root's store path and $builder the bootstrap busybox.
+#
+# 1. In a new user and mount namespace (uid 0 there, the build user outside), the
+#    root gets the store, /dev, /proc, a tmpfs /tmp and the build directory mounted
+#    on its empty mount points, and becomes the namespace's root (pivot_root).
+# 2. There, CMD runs in a nested user namespace as uid 1000 (nixbld in the root's
+#    /etc/passwd), not root: like a Nix build user, it can't chown, so `cp -a` from
+#    the store keeps going as it does in nixpkgs.
+# The root's /usr is the only /usr the build sees, with the Nix sandbox on or off.
 set -eu
 bb=$builder
-if [ "${1:-}" != --inside ]; then
-  exec "$bb" unshare --user --map-root-user --mount "$bb" sh -eu "$0" --inside "$@"
-fi
-shift
 fail() { echo "enter: $*" >&2; exit 1; }
-[ -d "$root/nix" ] || fail "$root is not a build root"
-$bb mount --rbind /nix "$root/nix"
-$bb mount --rbind /dev "$root/dev"
-$bb mount --rbind /proc "$root/proc"
-$bb mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
-case $TMPDIR in
-  /build) ;;
-  /tmp/*) $bb mkdir -p "$root$TMPDIR" ;;
-  *) fail "build directory $TMPDIR: neither /build nor below /tmp" ;;
+case ${1:-} in
+  --mount)
+    shift
+    [ -d "$root/nix" ] || fail "$root is not a build root"
+    $bb mount --bind "$root" "$root"
+    $bb mount --rbind /nix "$root/nix"
+    $bb mount --rbind /dev "$root/dev"
+    $bb mount --rbind /proc "$root/proc"
+    $bb mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
+    case $TMPDIR in
+      /build) ;;
+      /tmp/*) $bb mkdir -p "$root$TMPDIR" ;;
+      *) fail "build directory $TMPDIR: neither /build nor below /tmp" ;;
+    esac
+    $bb mount --bind "$TMPDIR" "$root$TMPDIR"
+    # pivot_root, not a bare chroot: a chrooted process may not create the nested
+    # user namespace below. The old root is then hidden under an empty tmpfs.
+    $bb mkdir "$root/tmp/.old"
+    cd "$root"
+    $bb pivot_root . tmp/.old
+    $bb umount -l /tmp/.old 2>/dev/null || $bb mount -t tmpfs -o size=4k,mode=0 none /tmp/.old
+    exec $bb chroot . "$bb" sh -eu "$0" --user "$@"
+    ;;
+  --user)
+    shift
+    export PATH=/usr/bin:/usr/sbin
+    # The child unshares, says so, and waits until its uid and gid maps are written
+    # from here (where uid 0 may write them).
+    sync=$(mktemp -d /tmp/enter.XXXXXX)
+    $bb mkfifo "$sync/ready" "$sync/go"
+    $bb unshare --user "$bb" sh -c 'echo > "$0/ready"; read -r _ < "$0/go"; cd "$TMPDIR"; exec "$@"' "$sync" "$@" &
+    child=$!
+    read -r _ < "$sync/ready"
+    echo "1000 0 1" > "/proc/$child/uid_map"
+    echo deny > "/proc/$child/setgroups"
+    echo "100 0 1" > "/proc/$child/gid_map"
+    echo > "$sync/go"
+    status=0
+    wait "$child" || status=$?
+    $bb rm -rf "$sync"
+    exit "$status"
+    ;;
+  *)
+    exec "$bb" unshare --user --map-root-user --mount "$bb" sh -eu "$0" --mount "$@"
+    ;;
 esac
-$bb mount --bind "$TMPDIR" "$root$TMPDIR"
-export PATH=/usr/bin:/usr/sbin
-exec $bb chroot "$root" /bin/sh -c 'cd "$TMPDIR" && exec "$@"' enter "$@"
