@@ -56,7 +56,8 @@
           default = self.packages.${system}.rdma-core-full;
         };
 
-      # The offline platform (pkgs/offline): impure, host toolchain, no nixpkgs.
+      # The offline platform (pkgs/offline): hermetic (pinned Debian build roots, the
+      # sandbox on), no nixpkgs.
       # Not marked recurseForDerivations, so `nix flake check` doesn't walk it.
       legacyPackages.${system} = {
         offline = import ./pkgs/offline { inherit system; };
@@ -86,17 +87,23 @@
         kernelSets = self.legacyPackages.${system}.kernelPackages;
       };
 
-      # Every per-kernel module build of nixpkgs' kernels, for Hydra or `nix build` with
-      # remote builders. The offline platform's builds are not jobs: their builders run
-      # the host's /bin/bash and /usr, so a sandboxed Nix (Hydra, any default install)
-      # can't build them. They return here once the offline platform is hermetic; until
-      # then they are `legacyPackages.x86_64-linux.offline.kernelPackages.<kernel>`.
+      # Every per-kernel module build, of nixpkgs' kernels and of the offline platform's,
+      # for Hydra or `nix build` with remote builders.
       hydraJobs =
         let
           jobs = lp: { rdma-siw = lp.rdma-siw; rdma-rxe = lp.rdma-rxe; };
         in
         {
           nixpkgs = builtins.mapAttrs (_: jobs) self.legacyPackages.${system}.kernelPackages;
+          # The offline platform is hermetic (sandbox on, inputs pinned): its stack and
+          # every kernel's module builds, on any Linux machine with Nix. A Hydra passes
+          # `debianMirror` (or has `rdma-nix fetch` run) for the pinned Debian files.
+          offline =
+            let o = self.legacyPackages.${system}.offline; in
+            {
+              inherit (o) stack;
+              kernels = builtins.mapAttrs (_: jobs) o.kernelPackages;
+            };
         };
     };
 }

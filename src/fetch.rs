@@ -416,7 +416,11 @@ pub fn fetch_bootstrap(b: &Bootstrap, package: &DebianPackage) -> Result<Fetched
         if !found {
             return Err(FetchError::Download {
                 package: b.name.clone(),
-                message: format!("{}: no regular file {} in the package", deb.display(), b.file),
+                message: format!(
+                    "{}: no regular file {} in the package",
+                    deb.display(),
+                    b.file
+                ),
             });
         }
         let io = |e: std::io::Error| FetchError::Io {

@@ -1,4 +1,4 @@
-//! The offline platform, for real: builds through the flake with the host toolchain,
+//! The offline platform, for real: builds through the flake inside pinned build roots,
 //! a Debian kernel's dev tree, the VM runner, and hash pinning.
 
 mod common;
@@ -259,13 +259,13 @@ fn fetch_refuses_a_file_with_the_wrong_hash() {
 }
 
 #[test]
-fn offline_builds_are_not_advertised_as_hydra_jobs() {
+fn offline_builds_are_hydra_jobs_and_no_builder_runs_a_host_program() {
     if !require("nix") {
         return;
     }
-    // The offline builders run the host's /bin/bash and /usr: a sandboxed Nix (Hydra)
-    // can't build them, so hydraJobs holds nixpkgs' kernels only. Attribute names are
-    // evaluated without fetching nixpkgs.
+    // The offline platform is hermetic: its stack and every kernel's module builds are
+    // Hydra jobs beside nixpkgs' kernels. Attribute names are evaluated without
+    // fetching nixpkgs.
     let tree = flake_tree();
     let names = stdout_ok(
         nix_flakes()
@@ -273,5 +273,40 @@ fn offline_builds_are_not_advertised_as_hydra_jobs() {
             .arg(format!("path:{}#hydraJobs", tree.display()))
             .args(["--apply", "builtins.attrNames"]),
     );
-    assert_eq!(names, r#"["nixpkgs"]"#);
+    assert_eq!(names, r#"["nixpkgs","offline"]"#);
+    let kernels: Vec<String> = serde_json::from_str(&stdout_ok(
+        nix_flakes()
+            .args(["eval", "--json"])
+            .arg(format!("path:{}#hydraJobs.offline.kernels", tree.display()))
+            .args(["--apply", "builtins.attrNames"]),
+    ))
+    .unwrap();
+    assert_eq!(kernels.len(), 7, "{kernels:?}");
+
+    // Every derivation the stack and the VM matrix need runs a builder from the store
+    // (or a Nix builtin), never /bin or /usr of the host.
+    let drv = stdout_ok(
+        Command::new("nix-instantiate")
+            .args(["-A", "checks.all"])
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("pkgs/offline")),
+    );
+    let shown: serde_json::Value = serde_json::from_str(&stdout_ok(nix_flakes().args([
+        "show-derivation",
+        "--recursive",
+        drv.trim(),
+    ])))
+    .unwrap();
+    let drvs = shown.as_object().unwrap();
+    assert!(drvs.len() > 100, "{} derivations", drvs.len());
+    for (path, d) in drvs {
+        let builder = d["builder"].as_str().unwrap();
+        assert!(
+            builder.starts_with("/nix/store/") || builder.starts_with("builtin:"),
+            "{path}: builder {builder}"
+        );
+        for (k, v) in d["env"].as_object().unwrap() {
+            let v = v.as_str().unwrap_or("");
+            assert!(k != "PATH" || !v.contains("/usr"), "{path}: PATH={v}");
+        }
+    }
 }

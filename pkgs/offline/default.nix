@@ -195,8 +195,26 @@ let
       in
       perKernel // {
         all = self.gatherChecks "vm-checks-all"
-          (lib.concatMap builtins.attrValues (builtins.attrValues perKernel));
+          (builtins.filter (c: !(self.knownBroken ? ${c.passthru.checkName}))
+            (lib.concatMap builtins.attrValues (builtins.attrValues perKernel)));
       };
+
+    # Checks that fail for a cause outside this project, by `<kernel>-<driver>`: left
+    # out of `checks.all` (still built by `checks.<kernel>.<driver>`), each with what
+    # was seen and the smallest reproducer.
+    knownBroken = {
+      "debian-5.10.0-32-siw" = ''
+        siw of 5.10.223 (built from linux-source-5.10 in the bullseye root): rping over
+        siw_eth0 to the VM's own address hangs after the connection is made (the server
+        sees it, then only the disconnect when the client is killed); perftest's
+        ib_send_bw and ib_read_lat hang the same way and ib_write_bw fails with ENOMEM.
+        rxe on the same kernel passes everything; siw on 6.1, 6.12 and 7.2 too.
+        Reproducer (18 s): rpingCheck { kernelName = "debian-5.10.0-32"; driver = "siw"; }
+      '';
+    };
+
+    # rping alone over one soft device (checks/offline/rping.nix).
+    rpingCheck = self.callPackage ../../checks/offline/rping.nix { };
     gatherChecks = name: checks: self.runCommand name { } ''
       mkdir -p $out
       ${lib.concatMapStringsSep "\n" (c: "cp -r ${c} $out/${c.passthru.checkName}") checks}

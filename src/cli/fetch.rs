@@ -4,9 +4,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Result};
 
 use crate::emit::roots::{pinned_packages, root_names};
-use crate::fetch::{
-    fetch_bootstrap, fetch_kernel_source, fetch_package, fetch_tree, Outcome,
-};
+use crate::fetch::{fetch_bootstrap, fetch_kernel_source, fetch_package, fetch_tree, Outcome};
 use crate::manifest::Manifest;
 
 #[derive(clap::Args)]
@@ -134,12 +132,21 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 Outcome::Present => present += 1,
                 Outcome::Added => {
                     added += 1;
-                    eprintln!("[root {root} {}/{}] {} {} verified, added", i + 1, pkgs.len(), p.name, p.version);
+                    eprintln!(
+                        "[root {root} {}/{}] {} {} verified, added",
+                        i + 1,
+                        pkgs.len(),
+                        p.name,
+                        p.version
+                    );
                 }
             }
             done.push(f);
         }
-        eprintln!("root {root}: {} packages, {present} in the store, {added} added", pkgs.len());
+        eprintln!(
+            "root {root}: {} packages, {present} in the store, {added} added",
+            pkgs.len()
+        );
     }
     if a.json {
         crate::cli::print_json(&done)?;

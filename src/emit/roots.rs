@@ -211,15 +211,16 @@ pub fn root_names(repo: &Path) -> Result<Vec<String>, RootError> {
 /// The packages a root pins, read from its generated file by the real `nix`
 /// (`nix-instantiate --eval`), as pool packages `rdma-nix fetch` can fetch.
 pub fn pinned_packages(repo: &Path, name: &str) -> Result<Vec<DebianPackage>, RootError> {
-    let file = repo.join(GENERATED_DIR).join("roots").join(format!("{name}.nix"));
+    let file = repo
+        .join(GENERATED_DIR)
+        .join("roots")
+        .join(format!("{name}.nix"));
     let bad = |message: String| RootError::Invalid {
         file: file.clone(),
         message,
     };
     if !file.is_file() {
-        return Err(bad(format!(
-            "no pins: run `rdma-nix root refresh {name}`"
-        )));
+        return Err(bad(format!("no pins: run `rdma-nix root refresh {name}`")));
     }
     let out = std::process::Command::new("nix-instantiate")
         .args(["--eval", "--strict", "--json"])

@@ -89,7 +89,11 @@ pub fn kernels(m: &Manifest, source: &str) -> GeneratedFile {
 /// Everything `rdma-nix generate` writes for a manifest; scans the pinned rdma-core
 /// tarballs (which must be in the store).
 pub fn all(m: &Manifest, source: &str) -> Result<Vec<GeneratedFile>, RdmaCoreEmitError> {
-    let mut files = vec![debian_inputs(m, source), bootstrap(m, source), kernels(m, source)];
+    let mut files = vec![
+        debian_inputs(m, source),
+        bootstrap(m, source),
+        kernels(m, source),
+    ];
     for r in &m.rdma_core {
         let rel = rdma_core::scan_pinned(m, r)?;
         files.push(rdma_core::release_file(m, r, &rel));

@@ -70,7 +70,9 @@ def read_modules_dep(tree):
 
 
 def resolve_modules(tree, names, soft):
-    """Load order: soft dependencies first, then each module's dependencies."""
+    """Load order: soft dependencies first, then each module's dependencies. A soft
+    dependency the kernel doesn't have is skipped (newer kernels moved crc32c and
+    crc32 into the library the module links against)."""
     deps, by_name = read_modules_dep(tree)
     # Built into the kernel (virtio_pci on 6.12): nothing to load.
     builtin = set()
@@ -78,12 +80,16 @@ def resolve_modules(tree, names, soft):
         for line in open(os.path.join(tree, "modules.builtin")):
             builtin.add(os.path.basename(line.strip()).split(".ko")[0].replace("-", "_"))
     order = []
+    optional = {p.replace("-", "_") for pres in soft.values() for p in pres}
 
     def visit(name, chain=()):
         key = name.replace("-", "_")
         if key in builtin and key not in by_name:
             return
         if key not in by_name:
+            if key in optional:
+                print(f"make-initrd: soft dependency {name} is not in this kernel: skipped")
+                return
             sys.exit(f"make-initrd: module {name} is neither in {tree}/modules.dep nor built in")
         rel = by_name[key]
         if rel in order:

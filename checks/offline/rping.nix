@@ -1,0 +1,34 @@
+# rping alone over one soft device on one kernel: a server and a client on eth0's
+# address, three iterations, each side bounded by a timeout. The smallest reproducer
+# of a hot-path failure (`knownBroken` in pkgs/offline/default.nix names its uses):
+# it passes when both sides exit 0, and keeps their output in result.json.
+{ lib, runVM, softDevice, rdmaNixLib, rdma-core }:
+
+{ kernelName, driver, iterations ? 3 }:
+let
+  sd = softDevice { inherit kernelName driver; };
+  plugin = rdmaNixLib.pluginPath sd.provider;
+in
+runVM (sd.vmModules // {
+  name = "rping-${driver}-${kernelName}";
+  inherit (sd) kernel;
+  timeout = 200;
+  binaries = [ "/usr/bin/rdma" "${rdma-core}/bin/rping" ];
+  files = sd.configFiles // { ${builtins.unsafeDiscardStringContext plugin} = plugin; };
+  resultAttrs = { kernel_name = kernelName; inherit driver; };
+  testScript = ''
+    export PATH=/bin:/sbin:/usr/bin:${rdma-core}/bin
+    ${sd.upScript}
+    (timeout 40 rping -s -a 10.0.2.15 -v -C ${toString iterations} > /tmp/server.log 2>&1; echo $? > /tmp/server.rc) &
+    sleep 2
+    timeout 30 rping -c -a 10.0.2.15 -v -C ${toString iterations} > /tmp/client.log 2>&1 && client=0 || client=$?
+    for i in $(seq 45); do [ -e /tmp/server.rc ] && break; sleep 1; done
+    server=$(cat /tmp/server.rc 2>/dev/null || echo none)
+    echo "client exit $client, server exit $server"; cat /tmp/client.log /tmp/server.log
+    status=fail; [ "$client" = 0 ] && [ "$server" = 0 ] && status=pass
+    esc() { sed 's/\\/\\\\/g; s/"/\\"/g' "$1" | tr '\n' ' '; }
+    printf '{"status":"%s","client_exit":"%s","server_exit":"%s","client":"%s","server":"%s"}' \
+      "$status" "$client" "$server" "$(esc /tmp/client.log)" "$(esc /tmp/server.log)" > /tmp/result.json
+    [ $status = pass ]
+  '';
+})
