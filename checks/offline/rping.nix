@@ -4,21 +4,25 @@
 # it passes when both sides exit 0, and keeps their output in result.json.
 { lib, runVM, softDevice, rdmaNixLib, rdma-core }:
 
-{ kernelName, driver, iterations ? 3 }:
+{ kernelName, driver, iterations ? 3
+  # Seconds between the device coming up and the server starting.
+, delay ? 0
+}:
 let
   sd = softDevice { inherit kernelName driver; };
   plugin = rdmaNixLib.pluginPath sd.provider;
 in
 runVM (sd.vmModules // {
-  name = "rping-${driver}-${kernelName}";
+  name = "rping-${driver}-${kernelName}${lib.optionalString (delay > 0) "-after-${toString delay}s"}";
   inherit (sd) kernel;
   timeout = 200;
   binaries = [ "/usr/bin/rdma" "${rdma-core}/bin/rping" ];
   files = sd.configFiles // { ${builtins.unsafeDiscardStringContext plugin} = plugin; };
-  resultAttrs = { kernel_name = kernelName; inherit driver; };
+  resultAttrs = { kernel_name = kernelName; inherit driver delay; };
   testScript = ''
     export PATH=/bin:/sbin:/usr/bin:${rdma-core}/bin
     ${sd.upScript}
+    sleep ${toString delay}
     (timeout 40 rping -s -a 10.0.2.15 -v -C ${toString iterations} > /tmp/server.log 2>&1; echo $? > /tmp/server.rc) &
     sleep 2
     timeout 30 rping -c -a 10.0.2.15 -v -C ${toString iterations} > /tmp/client.log 2>&1 && client=0 || client=$?
