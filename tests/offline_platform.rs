@@ -310,3 +310,34 @@ fn offline_builds_are_hydra_jobs_and_no_builder_runs_a_host_program() {
         }
     }
 }
+
+#[test]
+fn hermetic_builds_reproduce_bit_for_bit() {
+    if !require("nix-build") {
+        return;
+    }
+    // A sample of bench/reproducible.nix (scripts/reproducible --check runs all of it):
+    // the core with every provider, perftest, a provider compiled alone from a patch,
+    // a module built in another suite's root, an initramfs. Each is built, then
+    // rebuilt with --check, which fails on any byte that differs.
+    let expr = r#"let
+        o = import ./pkgs/offline { };
+        default = (import ./pkgs/generated/rdma-core).default;
+        patched = import ./pkgs/offline {
+          rdmaPatches.${default}.providerPatches.rxe = [ ./tests/fixtures/rxe-vendor-fix.patch ];
+        };
+      in [
+        o.rdma-core o.perftest patched.rdmaProviders.rxe
+        o.kernelPackages."debian-7.2.13".rdma-siw
+        (o.hotpathsCheck "debian-6.1.0-50" "rxe").passthru.initrd
+      ]"#;
+    let dir = env!("CARGO_MANIFEST_DIR");
+    stdout_ok(nix_build_offline().args(["-E", expr]).current_dir(dir));
+    let out = run(nix_build_offline()
+        .args(["--check", "--keep-going", "-E", expr])
+        .current_dir(dir));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "not reproducible: {err}");
+    assert!(!err.contains("may not be deterministic"), "{err}");
+    assert_eq!(err.matches("checking outputs of").count(), 5, "{err}");
+}
