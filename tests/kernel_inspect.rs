@@ -131,10 +131,17 @@ fn stack_toml_in_tree_drivers_match_each_kernels_config() {
     }
     let manifest = rdma_nix::manifest::Manifest::load(None).expect("embedded stack.toml");
     for k in &manifest.kernels {
-        let Some(image) = pinned(&k.image) else {
+        // A split image (sid) is a metapackage: its parts hold the files.
+        let names = if k.image_parts.is_empty() {
+            vec![k.image.clone()]
+        } else {
+            k.image_parts.clone()
+        };
+        let Some(files) = names.iter().map(|n| pinned(n)).collect::<Option<Vec<_>>>() else {
             return;
         };
-        let r = inspect_json(&[image]);
+        let r = inspect_json(&files);
+        assert_eq!(r.as_array().unwrap().len(), 1, "kernel {}: {r}", k.name);
         let config = &r[0]["rdma_config"];
         for (driver, option) in [("rxe", "RDMA_RXE"), ("siw", "RDMA_SIW")] {
             let claimed = k.rdma_in_tree.iter().any(|d| d == driver);

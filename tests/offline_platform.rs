@@ -77,7 +77,7 @@ fn read_json(path: &Path) -> serde_json::Value {
 }
 
 #[test]
-fn cmake_package_builds_with_host_toolchain() {
+fn cmake_package_builds_inside_the_build_root() {
     if !require("nix") {
         return;
     }

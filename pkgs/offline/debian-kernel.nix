@@ -70,6 +70,8 @@ stdenv.mkDerivation (finalAttrs: {
     # The build root (Debian suite) whose compiler built this kernel: its modules are
     # built there too.
     rootName = root;
+    # As nixpkgs' kernels: the stdenv that built it, for its out-of-tree modules.
+    inherit stdenv;
     # The soft-RDMA drivers this kernel ships (stack.toml; the tests check its config).
     inherit rdmaInTree;
     configfile = "${finalAttrs.finalPackage}/config";

@@ -112,7 +112,7 @@ let
         set = base // {
           inherit kernel;
           # Modules are built with the kernel's own suite's compiler.
-          stdenv = base.stdenvIn base.roots.${kernel.rootName};
+          inherit (kernel) stdenv;
           kernelModuleMakeFlags = kernel.commonMakeFlags;
           callPackage = callPackageWith set;
         };

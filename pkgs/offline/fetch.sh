@@ -3,7 +3,8 @@
 # store beforehand (asking the machine's apt where its mirror is). Where that wasn't
 # done (a Hydra, say), it downloads the first of $urls that answers, with busybox's
 # wget: http(s) URLs as they are, mirror://debian/… below $debianMirror (the
-# platform's `debianMirror` argument; the repository names no mirror). With
+# platform's `debianMirror` argument; the repository names no mirror);
+# file:///nix/store/… URLs (a store path among the inputs) are copied. With
 # $unpack set, the tarball's single top directory becomes $out. Nix checks the hash.
 set -eu
 bb=$builder
@@ -17,12 +18,17 @@ for url in $urls; do
       fi
       src=${debianMirror%/}/${url#mirror://debian/} ;;
     http://* | https://*) src=$url ;;
+    file:///nix/store/*) src=$url ;;
     *) echo "fetch: unsupported URL $url" >&2; exit 1 ;;
   esac
   echo "fetch: trying $src" >&2
   tried="$tried $src"
   $bb rm -f "$TMPDIR/download"
-  $bb wget -q -O "$TMPDIR/download" "$src" || continue
+  case $src in
+    # A store path among the derivation's inputs (tests, local mirrors).
+    file://*) $bb cp "${src#file://}" "$TMPDIR/download" || continue ;;
+    *) $bb wget -q -O "$TMPDIR/download" "$src" || continue ;;
+  esac
   if [ -z "${unpack:-}" ]; then
     $bb mv "$TMPDIR/download" "$out"
     exit 0

@@ -103,8 +103,15 @@ fn inspect_deb(file: &Path, found: &mut BTreeMap<String, Found>) -> Result<()> {
                     Err(x) => err = Some(anyhow::anyhow!("{origin}: boot/{name}: {x}")),
                 }
             }
-            ["lib", "modules", rel] if e.kind.is_dir() => {
+            ["lib", "modules", rel] | ["usr", "lib", "modules", rel] if e.kind.is_dir() => {
                 found.entry(rel.to_string()).or_default();
+            }
+            // Newer packages (sid's linux-base-*) keep the config beside the modules.
+            ["usr", "lib", "modules", rel, "config"] if e.kind.is_file() => {
+                match KernelConfig::parse(&text()?) {
+                    Ok(c) => found.entry(rel.to_string()).or_default().config = Some(c),
+                    Err(x) => err = Some(anyhow::anyhow!("{origin}: {}: {x}", e.path.display())),
+                }
             }
             ["usr", "src", dir, ".config"] if e.kind.is_file() => {
                 if let Some(rel) = dir.strip_prefix("linux-headers-") {

@@ -9,9 +9,9 @@ in
 
   # The kernel's dev tree is usable: build a trivial module against it, for every
   # kernel of the offline matrix.
-  kernel-dev = callPackage ./hello-module { inherit kernel; };
+  kernel-dev = callPackage ./hello-module { inherit kernel; inherit (kernel) stdenv; };
   # (A list: nix-build skips attribute names with dots, like "debian-6.1.0-50".)
-  kernel-dev-all = map (k: callPackage ./hello-module { kernel = k; }) (builtins.attrValues kernels);
+  kernel-dev-all = map (k: callPackage ./hello-module { kernel = k; inherit (k) stdenv; }) (builtins.attrValues kernels);
 
   # Boots the kernel; the result shows `uname -r` from inside the VM.
   vm-smoke = runVM {
@@ -38,9 +38,11 @@ in
     expectFailure = true;
   };
 
-  # A pin with the wrong hash: building it fails with both hashes.
+  # A pin with the wrong hash: building it fails with both hashes. (The file comes
+  # from the store, the pinned .deb itself, so nothing is downloaded.)
   wrong-hash = fetchurl {
-    inherit (debianInputs.busybox-static) url name;
+    url = "file://${fetchurl { inherit (debianInputs.busybox-static) url hash name; }}";
+    inherit (debianInputs.busybox-static) name;
     hash = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
   };
 }
