@@ -8,6 +8,10 @@
 #    /etc/passwd), not root: like a Nix build user, it can't chown, so `cp -a` from
 #    the store keeps going as it does in nixpkgs.
 # The root's /usr is the only /usr the build sees, with the Nix sandbox on or off.
+#
+# Where Nix builds as real root (no build users: inside a chroot, where neither Nix's
+# sandbox nor user namespaces can be had), the same mounts are made in a mount
+# namespace of its own and the builder runs chrooted in the root, as root.
 set -eu
 bb=$builder
 fail() { echo "enter: $*" >&2; exit 1; }
@@ -26,6 +30,11 @@ case ${1:-} in
       *) fail "build directory $TMPDIR: neither /build nor below /tmp" ;;
     esac
     $bb mount --bind "$TMPDIR" "$root$TMPDIR"
+    if [ "${ENTER_AS_ROOT:-}" = 1 ]; then
+      unset ENTER_AS_ROOT
+      export PATH=/usr/bin:/usr/sbin
+      exec $bb chroot "$root" /bin/sh -c 'cd "$TMPDIR" && exec "$@"' enter "$@"
+    fi
     # pivot_root, not a bare chroot: a chrooted process may not create the nested
     # user namespace below. The old root is then hidden under an empty tmpfs.
     $bb mkdir "$root/tmp/.old"
@@ -54,6 +63,11 @@ case ${1:-} in
     exit "$status"
     ;;
   *)
+    read -r inner outer count < /proc/self/uid_map
+    if [ "$($bb id -u)" = 0 ] && [ "$inner $outer $count" = "0 0 4294967295" ]; then
+      export ENTER_AS_ROOT=1
+      exec "$bb" unshare --mount --propagation private "$bb" sh -eu "$0" --mount "$@"
+    fi
     exec "$bb" unshare --user --map-root-user --mount "$bb" sh -eu "$0" --mount "$@"
     ;;
 esac
