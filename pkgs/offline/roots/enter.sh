@@ -19,6 +19,12 @@ case ${1:-} in
   --mount)
     shift
     [ -d "$root/nix" ] || fail "$root is not a build root"
+    if [ "${ENTER_AS_ROOT:-}" = 1 ]; then
+      # Nothing mounted here may reach the caller's namespace. In a chroot, / is no
+      # mount point: the mount holding it is made private through init's root.
+      $bb mount --make-rprivate / 2>/dev/null || $bb mount --make-rprivate /proc/1/root \
+        || fail "can't make the mounts private"
+    fi
     $bb mount --bind "$root" "$root"
     $bb mount --rbind /nix "$root/nix"
     $bb mount --rbind /dev "$root/dev"
@@ -66,7 +72,7 @@ case ${1:-} in
     read -r inner outer count < /proc/self/uid_map
     if [ "$($bb id -u)" = 0 ] && [ "$inner $outer $count" = "0 0 4294967295" ]; then
       export ENTER_AS_ROOT=1
-      exec "$bb" unshare --mount --propagation private "$bb" sh -eu "$0" --mount "$@"
+      exec "$bb" unshare --mount --propagation unchanged "$bb" sh -eu "$0" --mount "$@"
     fi
     exec "$bb" unshare --user --map-root-user --mount "$bb" sh -eu "$0" --mount "$@"
     ;;
