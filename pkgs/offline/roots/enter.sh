@@ -72,7 +72,11 @@ case ${1:-} in
     read -r inner outer count < /proc/self/uid_map
     if [ "$($bb id -u)" = 0 ] && [ "$inner $outer $count" = "0 0 4294967295" ]; then
       export ENTER_AS_ROOT=1
-      exec "$bb" unshare --mount --propagation unchanged "$bb" sh -eu "$0" --mount "$@"
+      # busybox's unshare always changes the propagation of /, which a chroot's / (no
+      # mount point) refuses: the root's own unshare, through the root's loader.
+      lib=$root/usr/lib/x86_64-linux-gnu
+      exec "$lib/ld-linux-x86-64.so.2" --library-path "$lib" "$root/usr/bin/unshare" \
+        --mount --propagation unchanged "$bb" sh -eu "$0" --mount "$@"
     fi
     exec "$bb" unshare --user --map-root-user --mount "$bb" sh -eu "$0" --mount "$@"
     ;;
