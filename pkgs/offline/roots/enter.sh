@@ -21,9 +21,10 @@ case ${1:-} in
     [ -d "$root/nix" ] || fail "$root is not a build root"
     if [ "${ENTER_AS_ROOT:-}" = 1 ]; then
       # Nothing mounted here may reach the caller's namespace. In a chroot, / is no
-      # mount point: the mount holding it is made private through init's root.
-      $bb mount --make-rprivate / 2>/dev/null || $bb mount --make-rprivate /proc/1/root \
-        || fail "can't make the mounts private"
+      # mount point and can't be made private: go on only if no mount is shared.
+      if ! $bb mount --make-rprivate / 2>/dev/null && $bb grep -q ' shared:' /proc/self/mountinfo; then
+        fail "/ can't be made private and shared mounts exist: mounts would leak out"
+      fi
     fi
     $bb mount --bind "$root" "$root"
     $bb mount --rbind /nix "$root/nix"
