@@ -23,7 +23,6 @@ const CI_KERNELS: [&str; 5] = [
 
 fn ready() -> bool {
     require("nix-build")
-        && require("qemu-system-x86_64")
         && pinned("linux-source-6.1").is_some()
         && pinned("linux-source-6.12").is_some()
 }
