@@ -31,12 +31,10 @@ case ${1:-} in
     $bb mount --rbind /dev "$root/dev"
     $bb mount --rbind /proc "$root/proc"
     $bb mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
-    case $TMPDIR in
-      /build) ;;
-      /tmp/*) $bb mkdir -p "$root$TMPDIR" ;;
-      *) fail "build directory $TMPDIR: neither /build nor below /tmp" ;;
-    esac
-    $bb mount --bind "$TMPDIR" "$root$TMPDIR"
+    # The build directory is /build inside the root whatever it is outside (/build in
+    # the sandbox, /tmp/nix-build-… without): paths compiled into outputs are the same.
+    $bb mount --bind "$TMPDIR" "$root/build"
+    export TMPDIR=/build TEMPDIR=/build TMP=/build TEMP=/build NIX_BUILD_TOP=/build
     if [ "${ENTER_AS_ROOT:-}" = 1 ]; then
       unset ENTER_AS_ROOT
       export PATH=/usr/bin:/usr/sbin
