@@ -30,6 +30,14 @@ pub struct Args {
     json: bool,
 }
 
+/// What a step's outcome is called in the progress line.
+fn word(outcome: Outcome, added: &'static str) -> &'static str {
+    match outcome {
+        Outcome::Present => "in the store",
+        Outcome::Added => added,
+    }
+}
+
 pub fn run(a: Args) -> Result<ExitCode> {
     let m = Manifest::load(a.manifest.as_deref())?;
     for name in &a.only {
@@ -47,13 +55,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     for (i, p) in wanted.iter().enumerate() {
         eprint!("[{}/{}] {} {} … ", i + 1, wanted.len(), p.name, p.version);
         let f = fetch_package(p, a.from.as_deref()).inspect_err(|_| eprintln!("failed"))?;
-        eprintln!(
-            "{}",
-            match f.outcome {
-                Outcome::Present => "in the store",
-                Outcome::Added => "verified, added",
-            }
-        );
+        eprintln!("{}", word(f.outcome, "verified, added"));
         done.push(f);
     }
     // Source trees (the pin packages build from), unpacked from their tarballs.
@@ -61,13 +63,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     for (i, p) in trees.iter().enumerate() {
         eprint!("[{}/{}] {} tree … ", i + 1, trees.len(), p.name);
         if let Some(f) = fetch_tree(p).inspect_err(|_| eprintln!("failed"))? {
-            eprintln!(
-                "{}",
-                match f.outcome {
-                    Outcome::Present => "in the store",
-                    Outcome::Added => "unpacked, verified, added",
-                }
-            );
+            eprintln!("{}", word(f.outcome, "unpacked, verified, added"));
             done.push(f);
         }
     }
@@ -87,13 +83,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         );
         let pkg = m.package(&ks.package).expect("validated with the manifest");
         let f = fetch_kernel_source(ks, pkg).inspect_err(|_| eprintln!("failed"))?;
-        eprintln!(
-            "{}",
-            match f.outcome {
-                Outcome::Present => "in the store",
-                Outcome::Added => "extracted, verified, added",
-            }
-        );
+        eprintln!("{}", word(f.outcome, "extracted, verified, added"));
         done.push(f);
     }
     // The bootstrap executable, taken out of its (now fetched) package.
@@ -105,13 +95,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         eprint!("bootstrap {} (from {}) … ", b.name, b.package);
         let pkg = m.package(&b.package).expect("validated with the manifest");
         let f = fetch_bootstrap(b, pkg).inspect_err(|_| eprintln!("failed"))?;
-        eprintln!(
-            "{}",
-            match f.outcome {
-                Outcome::Present => "in the store",
-                Outcome::Added => "extracted, verified, added",
-            }
-        );
+        eprintln!("{}", word(f.outcome, "extracted, verified, added"));
         done.push(f);
     }
     // The build roots' packages, by pool path (any suite).
