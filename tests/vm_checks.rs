@@ -27,40 +27,21 @@ fn ready() -> bool {
         && pinned("linux-source-6.12").is_some()
 }
 
-/// The checks `checks.all` leaves out (pkgs/offline/default.nix `knownBroken`), as
-/// `kernel-driver` names.
-fn known_broken() -> Vec<String> {
-    let out = stdout_ok(
-        Command::new("nix-instantiate")
-            .args([
-                "--eval",
-                "--json",
-                "--strict",
-                "-E",
-                "builtins.attrNames (import ./pkgs/offline { }).knownBroken",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR")),
-    );
-    serde_json::from_str(&out).unwrap()
-}
-
 #[test]
 fn hot_paths_pass_on_the_ci_matrix_and_render_as_a_matrix() {
     if !ready() {
         return;
     }
-    let broken = known_broken();
     let pairs: Vec<(&str, &str)> = CI_KERNELS
         .iter()
         .flat_map(|k| ["rxe", "siw"].map(|d| (*k, d)))
-        .filter(|(k, d)| !broken.contains(&format!("{k}-{d}")))
         .collect();
     let checks: Vec<String> = pairs
         .iter()
         .map(|(k, d)| format!("(o.hotpathsCheck \"{k}\" \"{d}\")"))
         .collect();
     let expr = format!(
-        "let o = import ./pkgs/offline {{ }}; in o.gatherChecks \"vm-checks-ci\" [ {} ]",
+        "let o = import ./pkgs/offline {{ }}; in o.gatherChecks \"vm-checks-ci\" ([ {} ] ++ builtins.attrValues o.checks.regressions)",
         checks.join(" ")
     );
     let start = Instant::now();
@@ -116,6 +97,23 @@ fn hot_paths_pass_on_the_ci_matrix_and_render_as_a_matrix() {
         }
     }
 
+    // The regressions: each a defect the matrix found, by its smallest reproducer.
+    let regressions: Vec<String> = serde_json::from_str(&stdout_ok(
+        Command::new("nix-instantiate")
+            .args(["--eval", "--json", "-E"])
+            .arg("builtins.attrNames (import ./pkgs/offline { }).checks.regressions")
+            .current_dir(env!("CARGO_MANIFEST_DIR")),
+    ))
+    .unwrap();
+    assert!(!regressions.is_empty());
+    for r in &regressions {
+        let result: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(Path::new(&out).join(r).join("result.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(result["status"], "pass", "{r}: {result}");
+    }
+
     // The matrix page from these results.
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/vm-matrix");
     std::fs::create_dir_all(&target).unwrap();
@@ -129,7 +127,10 @@ fn hot_paths_pass_on_the_ci_matrix_and_render_as_a_matrix() {
     );
     eprintln!("{table}");
     assert!(
-        table.contains(&format!("{} checks, 0 not passing", pairs.len())),
+        table.contains(&format!(
+            "{} checks, 0 not passing",
+            pairs.len() + regressions.len()
+        )),
         "{table}"
     );
     let html = std::fs::read_to_string(&html).unwrap();

@@ -1,6 +1,6 @@
 # rping alone over one soft device on one kernel: a server and a client on eth0's
 # address, three iterations, each side bounded by a timeout. The smallest reproducer
-# of a hot-path failure (`knownBroken` in pkgs/offline/default.nix names its uses):
+# of a hot-path failure (`checks.regressions` in pkgs/offline/default.nix keeps one):
 # it passes when both sides exit 0, and keeps their output in result.json.
 { lib, runVM, softDevice, rdmaNixLib, rdma-core }:
 
@@ -18,7 +18,7 @@ runVM (sd.vmModules // {
   timeout = 200;
   binaries = [ "/usr/bin/rdma" "${rdma-core}/bin/rping" ];
   files = sd.configFiles // { ${builtins.unsafeDiscardStringContext plugin} = plugin; };
-  resultAttrs = { kernel_name = kernelName; inherit driver delay; };
+  resultAttrs = { kernel_name = kernelName; device = sd.dev.name; inherit driver delay; };
   testScript = ''
     export PATH=/bin:/sbin:/usr/bin:${rdma-core}/bin
     ${sd.upScript}

@@ -19,11 +19,14 @@ let
       config = "CONFIG_RDMA_SIW";
       module = "siw";
       description = "Soft iWARP (siw) RDMA driver";
+      # Fixes carried on every kernel's own source (each patch says what and why).
+      patches = [ ./patches/siw-accept-read-early-data.patch ];
     };
     rxe = {
       config = "CONFIG_RDMA_RXE";
       module = "rdma_rxe";
       description = "Soft RoCE (rdma_rxe) RDMA driver";
+      patches = [ ];
     };
   };
   d = drivers.${driver} or (throw "rdma-nix: unknown soft-RDMA driver '${driver}' (siw or rxe)");
@@ -34,6 +37,7 @@ stdenv.mkDerivation {
   version = "${kernel.version}";
   name = "${d.module}-module-${kernel.modDirVersion}";
   inherit src;
+  inherit (d) patches;
 
   nativeBuildInputs = [ kmod ] ++ kernel.moduleBuildDependencies;
 
