@@ -31,8 +31,8 @@ runVM (sd.vmModules // {
     echo "client exit $client, server exit $server"; cat /tmp/client.log /tmp/server.log
     status=fail; [ "$client" = 0 ] && [ "$server" = 0 ] && status=pass
     esc() { sed 's/\\/\\\\/g; s/"/\\"/g' "$1" | tr '\n' ' '; }
-    printf '{"status":"%s","client_exit":"%s","server_exit":"%s","client":"%s","server":"%s"}' \
-      "$status" "$client" "$server" "$(esc /tmp/client.log)" "$(esc /tmp/server.log)" > /tmp/result.json
+    printf '{"status":"%s","tests":[{"test":"rping","status":"%s"}],"client_exit":"%s","server_exit":"%s","client":"%s","server":"%s"}' \
+      "$status" "$status" "$client" "$server" "$(esc /tmp/client.log)" "$(esc /tmp/server.log)" > /tmp/result.json
     [ $status = pass ]
   '';
 })
