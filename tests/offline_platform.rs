@@ -102,6 +102,17 @@ fn cmake_package_builds_inside_the_build_root() {
 }
 
 #[test]
+fn pass_as_file_reaches_the_builder_inside_its_root() {
+    if !require("nix") {
+        return;
+    }
+    // Without the sandbox (in a chroot) Nix puts the file below /tmp/nix-build-…, which
+    // the root sees at /build only: a regression there broke every VM check's initrd.
+    let out = nix_build_flake("tests.pass-as-file");
+    assert_eq!(fs::read_to_string(out).unwrap(), "passed as a file");
+}
+
+#[test]
 fn debian_kernel_dev_tree_builds_a_module() {
     if !require("nix") {
         return;

@@ -34,6 +34,13 @@ case ${1:-} in
     # The build directory is /build inside the root whatever it is outside (/build in
     # the sandbox, /tmp/nix-build-… without): paths compiled into outputs are the same.
     $bb mount --bind "$TMPDIR" "$root/build"
+    # Nix's passAsFile gives `<name>Path` variables below the build directory: the same
+    # files below /build.
+    top=$NIX_BUILD_TOP
+    for v in $($bb env | $bb sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*Path\)=.*/\1/p'); do
+      eval "val=\${$v}"
+      case $val in "$top"/*) export "$v=/build${val#"$top"}" ;; esac
+    done
     export TMPDIR=/build TEMPDIR=/build TMP=/build TEMP=/build NIX_BUILD_TOP=/build
     if [ "${ENTER_AS_ROOT:-}" = 1 ]; then
       unset ENTER_AS_ROOT

@@ -1,11 +1,23 @@
 # Checks of the offline platform itself.
-{ callPackage, runVM, kernels, fetchurl, debianInputs }:
+{ callPackage, stdenv, runVM, kernels, fetchurl, debianInputs }:
 
 let
   kernel = kernels."debian-6.1.0-50";
 in
 {
   hello-cmake = callPackage ./hello-cmake/package.nix { };
+
+  # Nix's passAsFile: the `<name>Path` file is readable inside the build root, with the
+  # sandbox on (build directory /build) or off (/tmp/nix-build-…, bound at /build).
+  pass-as-file = stdenv.mkDerivation {
+    name = "pass-as-file";
+    text = "passed as a file";
+    passAsFile = [ "text" ];
+    buildCommand = ''
+      case $textPath in /build/*) ;; *) echo "textPath $textPath is not below /build" >&2; exit 1 ;; esac
+      cp "$textPath" $out
+    '';
+  };
 
   # The kernel's dev tree is usable: build a trivial module against it, for every
   # kernel of the offline matrix.
