@@ -44,6 +44,16 @@ lib.mapAttrs' (name: p: lib.nameValuePair "rdma-provider-${name}" p) providers
     }
   );
 
+  # rdma-core-full with pyverbs and upstream's test suite (tests/, run_tests.py), from
+  # the same tree and patches; `python3.pkgs.cython` compiles it (Debian's cython3 offline).
+  rdma-core-pyverbs = withPatches (corePatches ++ lib.concatLists (builtins.attrValues providerPatches)) (
+    callPackage ./rdma-core/package.nix {
+      inherit release;
+      configDir = null;
+      withPyverbs = true;
+    }
+  );
+
   # etc/libibverbs.d with every provider of the release.
   verbs-config-dir = rdmaLib.mkVerbsConfigDir {
     inherit runCommand;

@@ -1,7 +1,9 @@
 //! The VM checks' results as a kernel × device × test matrix: read `result.json` files
 //! (the offline runner's, with the payload's report under `test`, or a NixOS test's,
 //! flat), then render a text/Markdown table and an HTML page with SVG charts of
-//! bandwidth and latency per kernel.
+//! bandwidth and latency per kernel; rdma-core's own suite per kernel × device (counts,
+//! failures with their reasons, what changed between neighbouring kernels) and the
+//! NVMe-over-Fabrics figures beside perftest's.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -70,6 +72,164 @@ pub struct CheckResult {
     pub wall_s: Option<f64>,
     pub negative_pabi: Option<String>,
     pub tests: Vec<TestResult>,
+    /// rdma-core's suite, one entry per run (`suite`, siw's `cm`).
+    pub suite: Vec<SuiteRun>,
+    pub nvmeof: Option<Nvmeof>,
+}
+
+/// One run of rdma-core's own test suite (checks/payload/rdma-suite.py).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SuiteRun {
+    pub run: String,
+    /// pass when the outcomes match the expectations of the kernel series × device.
+    pub status: String,
+    pub passed: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    /// What didn't match the expectations.
+    pub problems: Vec<String>,
+    pub tests: Vec<SuiteTest>,
+}
+
+/// One test of the suite: pass, skip, fail or error.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SuiteTest {
+    pub test: String,
+    pub outcome: String,
+    pub reason: Option<String>,
+    /// The expectation's reason, when the failure is a listed one.
+    pub expected_failure: Option<String>,
+}
+
+impl SuiteTest {
+    fn failed(&self) -> bool {
+        matches!(self.outcome.as_str(), "fail" | "error")
+    }
+}
+
+/// A test of the suite whose outcome changed between neighbouring kernels.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SuiteChange {
+    pub driver: String,
+    pub run: String,
+    pub test: String,
+    pub from_kernel: String,
+    pub to_kernel: String,
+    /// Passed on `from_kernel`, fails on `to_kernel` (else the other way round).
+    pub regression: bool,
+    pub reason: Option<String>,
+}
+
+/// The NVMe-over-Fabrics check (checks/payload/rdma-nvmeof.sh).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Nvmeof {
+    pub status: String,
+    pub reason: Option<String>,
+    pub write_bw_mib_s: Option<f64>,
+    pub write_iops: Option<f64>,
+    pub randread_iops: Option<f64>,
+    pub verify_errors: Option<f64>,
+}
+
+fn read_suite(
+    report: &Value,
+    shape: &dyn Fn(&str) -> ReportError,
+) -> Result<Vec<SuiteRun>, ReportError> {
+    let Some(list) = report.get("suite") else {
+        return Ok(Vec::new());
+    };
+    let list = list
+        .as_array()
+        .ok_or_else(|| shape("\"suite\" is not a list"))?;
+    let mut runs = Vec::new();
+    for (i, r) in list.iter().enumerate() {
+        let run = str_field(r, "run").ok_or_else(|| shape(&format!("suite[{i}]: no \"run\"")))?;
+        let status =
+            str_field(r, "status").ok_or_else(|| shape(&format!("suite[{i}]: no \"status\"")))?;
+        let mut tests = Vec::new();
+        for (j, t) in r
+            .get("tests")
+            .and_then(Value::as_array)
+            .ok_or_else(|| shape(&format!("suite[{i}]: no \"tests\" list")))?
+            .iter()
+            .enumerate()
+        {
+            let test = str_field(t, "test")
+                .ok_or_else(|| shape(&format!("suite[{i}].tests[{j}]: no \"test\"")))?;
+            let outcome = str_field(t, "outcome")
+                .ok_or_else(|| shape(&format!("suite[{i}].tests[{j}]: no \"outcome\"")))?;
+            if !matches!(
+                outcome.as_str(),
+                "pass" | "skip" | "fail" | "error" | "excluded"
+            ) {
+                return Err(shape(&format!(
+                    "suite[{i}].tests[{j}] ({test}): outcome {outcome:?} is not pass, skip, fail, error or excluded"
+                )));
+            }
+            tests.push(SuiteTest {
+                test,
+                outcome,
+                reason: str_field(t, "reason"),
+                expected_failure: str_field(t, "expected_failure"),
+            });
+        }
+        let count = |o: &[&str]| {
+            tests
+                .iter()
+                .filter(|t| o.contains(&t.outcome.as_str()))
+                .count()
+        };
+        let mut problems: Vec<String> = r
+            .get("problems")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut status = status;
+        // A pass carries its evidence: a run where nothing passed is a failure.
+        if status == "pass" && count(&["pass"]) == 0 {
+            status = "fail".into();
+            problems.push("no test passed".into());
+        }
+        runs.push(SuiteRun {
+            run,
+            status,
+            passed: count(&["pass"]),
+            skipped: count(&["skip", "excluded"]),
+            failed: count(&["fail", "error"]),
+            problems,
+            tests,
+        });
+    }
+    Ok(runs)
+}
+
+fn read_nvmeof(report: &Value) -> Option<Nvmeof> {
+    let n = report.get("nvmeof")?;
+    let num = |k: &str| n.get(k).and_then(Value::as_f64);
+    let mut r = Nvmeof {
+        status: str_field(n, "status").unwrap_or_else(|| "fail".into()),
+        reason: str_field(n, "reason"),
+        write_bw_mib_s: num("write_bw_mib_s"),
+        write_iops: num("write_iops"),
+        randread_iops: num("randread_iops"),
+        verify_errors: num("verify_errors"),
+    };
+    if r.status == "pass" {
+        let positive = |v: Option<f64>| v.is_some_and(|v| v > 0.0);
+        if !positive(r.write_bw_mib_s) || !positive(r.randread_iops) {
+            r.status = "fail".into();
+            r.reason = Some("zero or missing figures".into());
+        } else if r.verify_errors != Some(0.0) {
+            r.status = "fail".into();
+            r.reason = Some(format!("verify errors: {:?}", r.verify_errors));
+        }
+    }
+    Some(r)
 }
 
 fn str_field(v: &Value, key: &str) -> Option<String> {
@@ -145,10 +305,25 @@ pub fn read_result(path: &Path) -> Result<CheckResult, ReportError> {
             "status pass but no \"tests\": not a hot-path check's result",
         ));
     }
+    let suite = read_suite(report, &shape)?;
+    let nvmeof = read_nvmeof(report);
     let mut status = status;
     let mut reason = str_field(&v, "reason");
     if status == "pass" {
-        if let Some(t) = tests.iter().find(|t| t.status == "fail") {
+        if let Some(r) = suite.iter().find(|r| r.status != "pass") {
+            status = "fail".into();
+            reason = Some(format!(
+                "rdma-core's suite ({}): {}",
+                r.run,
+                r.problems.join("; ")
+            ));
+        } else if let Some(n) = nvmeof.as_ref().filter(|n| n.status != "pass") {
+            status = "fail".into();
+            reason = Some(format!(
+                "NVMe-oF: {}",
+                n.reason.as_deref().unwrap_or("failed")
+            ));
+        } else if let Some(t) = tests.iter().find(|t| t.status == "fail") {
             status = "fail".into();
             reason = Some(format!(
                 "{} failed: {}",
@@ -168,6 +343,8 @@ pub fn read_result(path: &Path) -> Result<CheckResult, ReportError> {
         negative_pabi: str_field(&v, "negative_pabi")
             .or_else(|| str_field(report, "negative_pabi")),
         tests,
+        suite,
+        nvmeof,
     })
 }
 
@@ -222,6 +399,17 @@ impl Matrix {
         ("ib_read_lat", "lat_typical_us", "read lat (µs)"),
     ];
 
+    /// NVMe over Fabrics' figures, beside perftest's.
+    #[allow(clippy::type_complexity)]
+    const NVMEOF_FIGURES: [(&'static str, fn(&CheckResult) -> Option<f64>); 2] = [
+        ("NVMe-oF write (MiB/s)", |c| {
+            c.nvmeof.as_ref()?.write_bw_mib_s
+        }),
+        ("NVMe-oF 4k read (IOPS)", |c| {
+            c.nvmeof.as_ref()?.randread_iops
+        }),
+    ];
+
     /// A Markdown table (also readable as plain text).
     pub fn markdown(&self) -> String {
         let mut s = String::new();
@@ -229,6 +417,7 @@ impl Matrix {
         head.extend(self.tests.iter().map(String::as_str));
         head.push("negative PABI");
         head.extend(Self::FIGURES.iter().map(|f| f.2));
+        head.extend(Self::NVMEOF_FIGURES.iter().map(|f| f.0));
         head.push("wall (s)");
         let _ = writeln!(s, "| {} |", head.join(" | "));
         let _ = writeln!(s, "|{}", "---|".repeat(head.len()));
@@ -238,6 +427,9 @@ impl Matrix {
             row.push(c.negative_pabi.clone().unwrap_or_else(|| "—".into()));
             for (test, fig, _) in Self::FIGURES {
                 row.push(Self::figure(c, test, fig).map_or("—".into(), |v| format!("{v:.2}")));
+            }
+            for (_, get) in Self::NVMEOF_FIGURES {
+                row.push(get(c).map_or("—".into(), |v| format!("{v:.2}")));
             }
             row.push(c.wall_s.map_or("—".into(), |v| format!("{v:.0}")));
             let _ = writeln!(s, "| {} |", row.join(" | "));
@@ -252,6 +444,7 @@ impl Matrix {
         for (c, why) in self.failures() {
             let _ = writeln!(s, "- {} {}: {why}", c.kernel, c.device);
         }
+        s.push_str(&self.suite_markdown());
         s
     }
 
@@ -273,18 +466,140 @@ impl Matrix {
                     ),
                 ));
             }
+            for r in c.suite.iter().filter(|r| r.status != "pass") {
+                for p in &r.problems {
+                    out.push((c, format!("rdma-core's suite ({}): {p}", r.run)));
+                }
+            }
+            if let Some(n) = c.nvmeof.as_ref().filter(|n| n.status != "pass") {
+                out.push((
+                    c,
+                    format!("NVMe-oF: {}", n.reason.as_deref().unwrap_or("failed")),
+                ));
+            }
         }
         out
     }
 
+    /// Between neighbouring kernels (in order) of the same device and suite run: the
+    /// tests that passed on the first and fail on the next (regressions), and those
+    /// that failed and pass (fixes).
+    pub fn suite_changes(&self) -> Vec<SuiteChange> {
+        let mut out = Vec::new();
+        let drivers: BTreeSet<&str> = self.checks.iter().map(|c| c.driver.as_str()).collect();
+        for driver in drivers {
+            let on: Vec<&CheckResult> = self
+                .checks
+                .iter()
+                .filter(|c| c.driver == driver && !c.suite.is_empty())
+                .collect();
+            for pair in on.windows(2) {
+                let (a, b) = (pair[0], pair[1]);
+                for ra in &a.suite {
+                    let Some(rb) = b.suite.iter().find(|r| r.run == ra.run) else {
+                        continue;
+                    };
+                    for tb in &rb.tests {
+                        let Some(ta) = ra.tests.iter().find(|t| t.test == tb.test) else {
+                            continue;
+                        };
+                        let regression = ta.outcome == "pass" && tb.failed();
+                        let fixed = ta.failed() && tb.outcome == "pass";
+                        if regression || fixed {
+                            out.push(SuiteChange {
+                                driver: driver.to_owned(),
+                                run: ra.run.clone(),
+                                test: tb.test.clone(),
+                                from_kernel: a.kernel.clone(),
+                                to_kernel: b.kernel.clone(),
+                                regression,
+                                reason: if regression {
+                                    tb.expected_failure.clone().or_else(|| tb.reason.clone())
+                                } else {
+                                    None
+                                },
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        // Regressions first.
+        out.sort_by_key(|c| !c.regression);
+        out
+    }
+
+    /// The suite's part of the page as Markdown: what changed between neighbouring
+    /// kernels (regressions first), the counts per kernel × device × run, and every
+    /// failure with its reason.
+    pub fn suite_markdown(&self) -> String {
+        let mut s = String::new();
+        if self.checks.iter().all(|c| c.suite.is_empty()) {
+            return s;
+        }
+        let _ = writeln!(s, "\n## rdma-core's own suite\n");
+        let changes = self.suite_changes();
+        if changes.is_empty() {
+            let _ = writeln!(s, "No test changed between neighbouring kernels.\n");
+        }
+        for c in &changes {
+            let _ = writeln!(
+                s,
+                "- {}: {} ({} {}) {} on {}, {} on {}{}",
+                if c.regression { "REGRESSION" } else { "fixed" },
+                c.test,
+                c.driver,
+                c.run,
+                if c.regression { "passes" } else { "fails" },
+                c.from_kernel,
+                if c.regression { "fails" } else { "passes" },
+                c.to_kernel,
+                c.reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            );
+        }
+        let _ = writeln!(s, "\n| kernel | device | run | pass | skip | fail | check |\n|---|---|---|---|---|---|---|");
+        for c in &self.checks {
+            for r in &c.suite {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    c.kernel, c.device, r.run, r.passed, r.skipped, r.failed, r.status
+                );
+            }
+        }
+        let _ = writeln!(s);
+        for c in &self.checks {
+            for r in &c.suite {
+                for t in r.tests.iter().filter(|t| t.failed()) {
+                    let _ = writeln!(
+                        s,
+                        "- {} {} {}: {} {}: {}",
+                        c.kernel,
+                        c.device,
+                        r.run,
+                        t.test,
+                        t.outcome,
+                        t.expected_failure
+                            .as_deref()
+                            .map(|e| format!("expected ({e})"))
+                            .or_else(|| t.reason.clone())
+                            .unwrap_or_else(|| "no reason given".into())
+                    );
+                }
+            }
+        }
+        s
+    }
+
     /// A horizontal bar chart (SVG) of one figure per check.
-    fn chart(&self, title: &str, test: &str, figure: &str) -> String {
+    fn chart(&self, title: &str, value: &dyn Fn(&CheckResult) -> Option<f64>) -> String {
         let bars: Vec<(String, f64)> = self
             .checks
             .iter()
-            .filter_map(|c| {
-                Self::figure(c, test, figure).map(|v| (format!("{} {}", c.kernel, c.device), v))
-            })
+            .filter_map(|c| value(c).map(|v| (format!("{} {}", c.kernel, c.device), v)))
             .collect();
         let max = bars
             .iter()
@@ -319,6 +634,79 @@ impl Matrix {
         s
     }
 
+    /// The suite's part of the HTML page: what changed between neighbouring kernels
+    /// (regressions first), the counts and the failures with their reasons.
+    fn suite_html(&self) -> String {
+        let mut s = String::new();
+        if self.checks.iter().all(|c| c.suite.is_empty()) {
+            return s;
+        }
+        s.push_str("<h2>rdma-core's own suite</h2>\n<ul>\n");
+        let changes = self.suite_changes();
+        if changes.is_empty() {
+            s.push_str("<li>No test changed between neighbouring kernels.</li>\n");
+        }
+        for c in &changes {
+            let _ = writeln!(
+                s,
+                "<li class=\"{}\">{} {} ({} {}): {} → {}{}</li>",
+                if c.regression { "FAIL" } else { "pass" },
+                if c.regression { "REGRESSION" } else { "fixed" },
+                html_escape(&c.test),
+                html_escape(&c.driver),
+                html_escape(&c.run),
+                html_escape(&c.from_kernel),
+                html_escape(&c.to_kernel),
+                c.reason
+                    .as_deref()
+                    .map(|r| format!(": {}", html_escape(r)))
+                    .unwrap_or_default()
+            );
+        }
+        s.push_str("</ul>\n<table>\n<tr><th>kernel</th><th>device</th><th>run</th><th>pass</th><th>skip</th><th>fail</th><th>check</th></tr>\n");
+        for c in &self.checks {
+            for r in &c.suite {
+                let _ = writeln!(
+                    s,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
+                    html_escape(&c.kernel),
+                    html_escape(&c.device),
+                    html_escape(&r.run),
+                    r.passed,
+                    r.skipped,
+                    r.failed,
+                    if r.status == "pass" { "pass" } else { "FAIL" },
+                    html_escape(&r.status)
+                );
+            }
+        }
+        s.push_str("</table>\n<ul>\n");
+        for c in &self.checks {
+            for r in &c.suite {
+                for t in r.tests.iter().filter(|t| t.failed()) {
+                    let why = t
+                        .expected_failure
+                        .as_deref()
+                        .map(|e| format!("expected ({e})"))
+                        .or_else(|| t.reason.clone())
+                        .unwrap_or_else(|| "no reason given".into());
+                    let _ = writeln!(
+                        s,
+                        "<li>{} {} {}: {} {}: {}</li>",
+                        html_escape(&c.kernel),
+                        html_escape(&c.device),
+                        html_escape(&r.run),
+                        html_escape(&t.test),
+                        html_escape(&t.outcome),
+                        html_escape(&why)
+                    );
+                }
+            }
+        }
+        s.push_str("</ul>\n");
+        s
+    }
+
     /// A self-contained HTML page: the table and the charts.
     pub fn html(&self) -> String {
         let mut s = String::from(
@@ -333,6 +721,9 @@ impl Matrix {
         s.push_str("<th>negative PABI</th>");
         for f in Self::FIGURES {
             let _ = write!(s, "<th>{}</th>", html_escape(f.2));
+        }
+        for (title, _) in Self::NVMEOF_FIGURES {
+            let _ = write!(s, "<th>{}</th>", html_escape(title));
         }
         s.push_str("<th>wall (s)</th></tr>\n");
         for c in &self.checks {
@@ -358,6 +749,13 @@ impl Matrix {
                     s,
                     "<td>{}</td>",
                     Self::figure(c, test, fig).map_or("—".into(), |v| format!("{v:.2}"))
+                );
+            }
+            for (_, get) in Self::NVMEOF_FIGURES {
+                let _ = write!(
+                    s,
+                    "<td>{}</td>",
+                    get(c).map_or("—".into(), |v| format!("{v:.2}"))
                 );
             }
             let _ = writeln!(
@@ -391,9 +789,17 @@ impl Matrix {
         );
         for (test, fig, title) in Self::FIGURES {
             s.push_str("<div>");
-            s.push_str(&self.chart(title, test, fig));
+            s.push_str(&self.chart(title, &|c| Self::figure(c, test, fig)));
             s.push_str("</div>\n");
         }
+        if self.checks.iter().any(|c| c.nvmeof.is_some()) {
+            for (title, get) in Self::NVMEOF_FIGURES {
+                s.push_str("<div>");
+                s.push_str(&self.chart(title, &get));
+                s.push_str("</div>\n");
+            }
+        }
+        s.push_str(&self.suite_html());
         s.push_str("</body></html>\n");
         s
     }
@@ -414,6 +820,112 @@ mod tests {
         let p = dir.join(name);
         std::fs::write(&p, text).unwrap();
         p
+    }
+
+    fn suite_result(
+        dir: &Path,
+        name: &str,
+        kernel: &str,
+        outcomes: &[(&str, &str)],
+        nvme: &str,
+    ) -> PathBuf {
+        let tests: Vec<String> = outcomes
+            .iter()
+            .map(|(t, o)| format!(r#"{{"test":"{t}","outcome":"{o}","reason":"why {t}"}}"#))
+            .collect();
+        write(
+            dir,
+            name,
+            &format!(
+                r#"{{"status":"pass","kernel":"{kernel}","device":"rxe_eth0","driver":"rxe",
+                   "test":{{"tests":[{{"test":"rping","status":"pass"}}],
+                   "suite":[{{"run":"suite","status":"pass","problems":[],"tests":[{}]}}],
+                   "nvmeof":{nvme}}}}}"#,
+                tests.join(",")
+            ),
+        )
+    }
+
+    #[test]
+    fn the_suite_regressions_first_and_nvmeof_figures() {
+        let d = tempfile::tempdir().unwrap();
+        let ok = r#"{"status":"pass","write_bw_mib_s":3.2,"write_iops":51,"randread_iops":458,"verify_errors":0}"#;
+        let a = suite_result(
+            d.path(),
+            "a.json",
+            "6.1.0-50-amd64",
+            &[("t.one", "pass"), ("t.two", "error"), ("t.three", "skip")],
+            ok,
+        );
+        let b = suite_result(
+            d.path(),
+            "b.json",
+            "6.12.117-amd64",
+            &[("t.one", "fail"), ("t.two", "pass"), ("t.three", "skip")],
+            ok,
+        );
+        let m = Matrix::new(vec![read_result(&b).unwrap(), read_result(&a).unwrap()]);
+        let changes = m.suite_changes();
+        assert_eq!(changes.len(), 2);
+        assert!(changes[0].regression && changes[0].test == "t.one");
+        assert_eq!(
+            (
+                changes[0].from_kernel.as_str(),
+                changes[0].to_kernel.as_str()
+            ),
+            ("6.1.0-50-amd64", "6.12.117-amd64")
+        );
+        assert!(!changes[1].regression && changes[1].test == "t.two");
+        let md = m.markdown();
+        assert!(md.contains("REGRESSION: t.one (rxe suite) passes on 6.1.0-50-amd64, fails on 6.12.117-amd64: why t.one"), "{md}");
+        assert!(
+            md.contains("| 6.12.117-amd64 | rxe_eth0 | suite | 1 | 1 | 1 | pass |"),
+            "{md}"
+        );
+        assert!(md.contains("458.00"), "{md}");
+        assert_eq!(m.html().matches("<svg").count(), 5);
+
+        // A verify error, a zero figure or a run where nothing passed fails the check.
+        for (nvme, why) in [
+            (
+                r#"{"status":"pass","write_bw_mib_s":3.2,"randread_iops":458,"verify_errors":2}"#,
+                "NVMe-oF: verify errors",
+            ),
+            (
+                r#"{"status":"pass","write_bw_mib_s":0,"randread_iops":458,"verify_errors":0}"#,
+                "NVMe-oF: zero or missing",
+            ),
+        ] {
+            let c = read_result(&suite_result(
+                d.path(),
+                "c.json",
+                "7.2.13",
+                &[("t.one", "pass")],
+                nvme,
+            ))
+            .unwrap();
+            assert_eq!(c.status, "fail");
+            assert!(
+                c.reason.as_deref().unwrap().starts_with(why),
+                "{:?}",
+                c.reason
+            );
+        }
+        let c = read_result(&suite_result(
+            d.path(),
+            "c.json",
+            "7.2.13",
+            &[("t.one", "skip")],
+            ok,
+        ))
+        .unwrap();
+        assert_eq!(c.status, "fail");
+        assert!(c.reason.as_deref().unwrap().contains("no test passed"));
+        let bad = suite_result(d.path(), "d.json", "7.2.13", &[("t.one", "flaky")], ok);
+        assert!(read_result(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("not pass, skip, fail, error or excluded"));
     }
 
     #[test]

@@ -13,6 +13,8 @@
   rdma-core,
   perftest,
   rdmaPackages,
+  rdma-core-pyverbs,
+  python3,
 }:
 
 {
@@ -20,6 +22,13 @@
   driver,
   # What each test should give (checks/payload/expected.txt); a test may pass another.
   expected ? ../payload/expected.txt,
+  # What rdma-core's own suite should give per kernel series × device
+  # (checks/payload/suite-expected.toml; checks/payload/rdma-suite.py reads it).
+  suiteExpected ? ../payload/suite-expected.toml,
+  # Run rdma-core's suite (and siw's CM subset) after the hot paths, and the NVMe over
+  # Fabrics path; off until every kernel of the matrix has its expectations.
+  withSuite ? false,
+  withNvmeof ? false,
   # The payload directory (another one to compare harnesses).
   payload ? ../payload,
   # A repetition number, recorded in result.json: distinct derivations of the same
@@ -43,12 +52,26 @@ let
 
   tools = [ "/usr/bin/rdma" ]
     ++ map (t: "${rdma-core}/bin/${t}") [ "ibv_devinfo" "ibv_devices" "ibv_rc_pingpong" "ibv_uc_pingpong" "ibv_ud_pingpong" "ibv_srq_pingpong" "rping" ]
-    ++ map (t: "${perftest}/bin/${t}") [ "ib_send_bw" "ib_write_bw" "ib_read_lat" ];
+    ++ map (t: "${perftest}/bin/${t}") [ "ib_send_bw" "ib_write_bw" "ib_read_lat" ]
+    # Python for the suite's runner and reports, and iproute2's ip (JSON output;
+    # busybox's has none).
+    ++ lib.optionals (withSuite || withNvmeof) [ "/usr/bin/python3" "/usr/bin/ip" ]
+    # NVMe over Fabrics: Debian's nvme-cli and fio.
+    ++ lib.optionals withNvmeof [ "/usr/sbin/nvme" "/usr/bin/fio" ];
+  pyverbs = rdma-core-pyverbs;
+  suite = run: args: ''
+    PATH=/usr/sbin:/usr/bin:$PATH PYTHONPATH=${pyverbs}/${pyverbs.sitePackages} \
+      python3 /payload/rdma-suite.py ${pyverbs}/${pyverbs.suiteDir} /payload/suite-expected.toml \
+      ${run} /tmp/suite-${run}.json -- --dev ${dev.name} ${args} || suite=fail
+  '';
 in
 runVM (sd.vmModules // {
+  # NVMe over Fabrics (target, host) and the ramdisk it exports.
+  modules = sd.vmModules.modules ++ lib.optionals withNvmeof [ "nvmet" "nvmet_rdma" "nvme_rdma" "brd" ];
   name = "hotpaths-${driver}-${kernelName}";
   inherit kernel;
-  timeout = 600;
+  timeout = if withSuite then 900 else 600;
+  memory = if withSuite then 2048 else 1024;
   inherit recordOnly;
   binaries = tools;
   files =
@@ -62,7 +85,22 @@ runVM (sd.vmModules // {
       "payload/rdma-hotpaths.sh" = "${payload}/rdma-hotpaths.sh";
       "payload/expected.txt" = "${expected}";
     }
+    // lib.optionalAttrs withSuite {
+      "payload/rdma-suite.py" = "${payload}/rdma-suite.py";
+      "payload/suite-expected.toml" = "${suiteExpected}";
+    }
+    // lib.optionalAttrs withNvmeof {
+      "payload/rdma-nvmeof.sh" = "${payload}/rdma-nvmeof.sh";
+    }
     // extraFiles;
+  # The suite's interpreter and pyverbs (with its own libraries, providers and
+  # config dir), whole.
+  trees = lib.optionalAttrs (withSuite || withNvmeof) {
+    "usr/lib/${python3.libPrefix}" = "/usr/lib/${python3.libPrefix}";
+  } // lib.optionalAttrs withSuite {
+    ${builtins.unsafeDiscardStringContext pyverbs} = pyverbs;
+  };
+  treeSkip = lib.optionals (withSuite || withNvmeof) [ "test" "idlelib" "tkinter" "turtledemo" "ensurepip" "lib2to3" "pydoc_data" "config-${python3.pythonVersion}-x86_64-linux-gnu" ];
   passthru.checkName = "${kernelName}-${driver}";
   resultAttrs = {
     kernel_name = kernelName;
@@ -93,10 +131,33 @@ runVM (sd.vmModules // {
     fi
     negative=pass
     sh /payload/rdma-hotpaths.sh negative ${dev.name} /negative/libibverbs.d || negative=fail
+    suite=pass nvmeof=pass
+  '' + lib.optionalString withSuite ''
+    # rdma-core's own suite on the device (and siw's RDMA CM subset, which needs GID 0
+    # named: tests/base.py takes siw's GID for zero and skips the rest).
+    mkdir -p /dev/shm && mount -t tmpfs shm /dev/shm
+    ${suite "suite" ""}
+    ${lib.optionalString (driver == "siw") (suite "cm" "--gid 0 -k test_rdmacm")}
+  '' + lib.optionalString withNvmeof ''
+    # The kernel's RDMA storage path over the same device.
+    PATH=/usr/sbin:/usr/bin:$PATH sh /payload/rdma-nvmeof.sh 10.0.2.15 /tmp/nvmeof.json || nvmeof=fail
+  '' + ''
     ${rdmaNixLib.linkDownScript { rdma = "/usr/bin/rdma"; inherit dev; }}
     removed=pass
     rdma dev show ${dev.name} >/dev/null 2>&1 && removed=fail
+  '' + (if !(withSuite || withNvmeof) then ''
     sed -e "s/}\$/,\"negative_pabi\":\"$negative\",\"negative_pabi_release\":\"${otherRelease}\",\"link_removed\":\"$removed\"}/" /tmp/hotpaths.json > /tmp/result.json
-    [ "$rc" = 0 ] && [ "$negative" = pass ] && [ "$removed" = pass ]
+  '' else ''
+    python3 -c '
+    import json, os, sys
+    r = json.load(open("/tmp/hotpaths.json"))
+    r.update(negative_pabi=sys.argv[1], negative_pabi_release=sys.argv[2], link_removed=sys.argv[3], suite_status=sys.argv[4])
+    r["suite"] = [json.load(open(f"/tmp/suite-{n}.json")) for n in ("suite", "cm") if os.path.exists(f"/tmp/suite-{n}.json")]
+    if os.path.exists("/tmp/nvmeof.json"):
+        r["nvmeof"] = json.load(open("/tmp/nvmeof.json"))
+    json.dump(r, open("/tmp/result.json", "w"))
+    ' "$negative" ${otherRelease} "$removed" "$suite"
+  '') + ''
+    [ "$rc" = 0 ] && [ "$negative" = pass ] && [ "$removed" = pass ] && [ "$suite" = pass ] && [ "$nvmeof" = pass ]
   '';
 })

@@ -80,7 +80,13 @@ let
     cmake = rootTool "cmake";
     ninja = rootTool "ninja";
     pkg-config = rootTool "pkg-config";
-    python3 = rootTool "python3";
+    # Debian's layout of site packages; python3.pkgs as nixpkgs has it, from the root.
+    python3 = rootTool "python3" // {
+      sitePackages = "lib/python3/dist-packages";
+      pythonVersion = "3.11";
+      libPrefix = "python3.11";
+      pkgs.cython = rootTool "cython3";
+    };
     perl = rootTool "perl";
     libnl = rootTool "libnl";
     udev = rootTool "udev";

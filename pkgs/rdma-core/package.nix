@@ -8,7 +8,9 @@
 # `configDir` is the directory libibverbs reads `*.driver` files from: by default the
 # system-wide /etc/libibverbs.d (the NixOS module composes it); `null` builds the
 # monolithic variant (rdma-core-full): every provider kept in this package and the
-# config dir in its own store path, as nixpkgs' rdma-core does.
+# config dir in its own store path, as nixpkgs' rdma-core does. `withPyverbs` (with
+# `configDir = null`) adds pyverbs, compiled by the pinned Cython, and upstream's own
+# test suite (tests/, run_tests.py): rdma-core-pyverbs, what the VM checks run.
 {
   lib,
   stdenv,
@@ -25,16 +27,25 @@
   pandoc ? null,
   docutils ? null,
   withManPages ? pandoc != null && docutils != null,
+  withPyverbs ? false,
   release,
   configDir ? "/etc/libibverbs.d",
 }:
+
+assert withPyverbs -> configDir == null;
 
 let
   monolithic = configDir == null;
   providerDirs = lib.mapAttrsToList (name: p: "${name}:${p.directory}") release.providers;
 in
 stdenv.mkDerivation (finalAttrs: {
-  pname = if monolithic then "rdma-core-full" else "rdma-core";
+  pname =
+    if withPyverbs then
+      "rdma-core-pyverbs"
+    else if monolithic then
+      "rdma-core-full"
+    else
+      "rdma-core";
   inherit (release) version;
 
   # The unpacked tree, pinned by its NAR hash; upstream's URLs first, then Debian's.
@@ -56,6 +67,7 @@ stdenv.mkDerivation (finalAttrs: {
     pkg-config
     python3
   ]
+  ++ lib.optionals withPyverbs [ python3.pkgs.cython ]
   ++ lib.optionals withManPages [
     docutils
     pandoc
@@ -68,7 +80,7 @@ stdenv.mkDerivation (finalAttrs: {
   ];
 
   cmakeFlags = lib.optionals (!withManPages) [ "-DNO_MAN_PAGES=1" ] ++ [
-    "-DNO_PYVERBS=1"
+    (if withPyverbs then "-DCMAKE_INSTALL_PYTHON_ARCH_LIB=${placeholder "out"}/${python3.sitePackages}" else "-DNO_PYVERBS=1")
     "-DENABLE_STATIC=0"
     "-DCMAKE_INSTALL_RUNDIR=/run"
     "-DCMAKE_INSTALL_SHAREDSTATEDIR=/var/lib"
@@ -125,15 +137,29 @@ stdenv.mkDerivation (finalAttrs: {
     fi
   '';
 
+  # A pyverbs that doesn't import, or a suite that isn't there, fails here.
+  doInstallCheck = withPyverbs;
+  installCheckPhase = ''
+    runHook preInstallCheck
+    PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=$out/${python3.sitePackages} python3 -c 'import pyverbs.device, pyverbs.providers.mlx5.mlx5dv, pyverbs.providers.efa.efadv'
+    test -f $out/share/doc/rdma-core/tests/run_tests.py
+    runHook postInstallCheck
+  '';
+
   passthru = {
     inherit (release) pabi;
     inherit release configDir;
+    # Where pyverbs and the suite are below `out` (withPyverbs).
+    inherit (python3) sitePackages;
+    suiteDir = "share/doc/rdma-core/tests";
     providerNames = builtins.attrNames release.providers;
   };
 
   meta = {
     description =
-      if monolithic then
+      if withPyverbs then
+        "rdma-core with pyverbs and upstream's test suite (run_tests.py), every provider in one package"
+      else if monolithic then
         "RDMA core userspace libraries, daemons and every provider in one package (drop-in for nixpkgs' rdma-core)"
       else
         "RDMA core userspace libraries and daemons, without providers (libibverbs reads ${configDir})";

@@ -14,6 +14,10 @@
 , softDeps ? { }
 , binaries ? [ ]
 , files ? { }
+  # Directories copied whole, path in the VM → source (ELF files with their libraries),
+  # leaving out directories named in treeSkip.
+, trees ? { }
+, treeSkip ? [ ]
 , timeout ? 300
 , memory ? 1024
 , accel ? "tcg"
@@ -44,6 +48,8 @@ let
         ${lib.concatStringsSep " " (lib.mapAttrsToList (m: pre: "--softdep ${lib.escapeShellArg "${m}=${lib.concatStringsSep "," pre}"}") softDeps)} \
         ${lib.concatMapStringsSep " " (b: "--binary ${lib.escapeShellArg b}") binaries} \
         ${lib.concatStringsSep " " (lib.mapAttrsToList (dst: src: "--file ${lib.escapeShellArg "${src}=${dst}"}") files)} \
+        ${lib.concatStringsSep " " (lib.mapAttrsToList (dst: src: "--tree ${lib.escapeShellArg "${src}=${dst}"}") trees)} \
+        ${lib.concatMapStringsSep " " (d: "--tree-skip ${lib.escapeShellArg d}") treeSkip} \
         --file "$testScriptTextPath=test.sh"
     '';
     meta.description = "initramfs for the ${name} VM check";

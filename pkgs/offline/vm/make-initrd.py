@@ -3,7 +3,8 @@
 
 Contents: a static busybox, kernel modules with their dependencies (modules.dep)
 and soft dependencies, host or store binaries with their shared libraries (ldd),
-extra files, and /init. Module load order is written to /etc/modules-load.
+extra files and directory trees (with the shared libraries of the ELF files in
+them), and /init. Module load order is written to /etc/modules-load.
 """
 import argparse
 import gzip
@@ -136,6 +137,42 @@ def add_real_file(cpio, src, dst, mode=None):
     cpio.add_file(dst, open(real, "rb").read(), mode if mode is not None else (st.st_mode & 0o777) | 0o200)
 
 
+def is_elf(path):
+    with open(path, "rb") as f:
+        return f.read(4) == b"\x7fELF"
+
+
+def add_binary(cpio, b, dst):
+    add_real_file(cpio, b, dst)
+    for lib in shared_libs(b):
+        add_real_file(cpio, lib, lib.lstrip("/"))
+        # glibc dlopens libgcc_s for unwinding (pthread_exit, pthread_cancel:
+        # rping's threads); ldd can't see that.
+        gcc_s = os.path.join(os.path.dirname(lib), "libgcc_s.so.1")
+        if os.path.basename(lib) == "libc.so.6" and os.path.exists(gcc_s):
+            add_real_file(cpio, gcc_s, gcc_s.lstrip("/"))
+
+
+def add_tree(cpio, src, dst, skip):
+    """A directory, followed through symlinks, in sorted order; ELF files with their
+    libraries. Directories named in `skip` (and __pycache__) are left out."""
+    if not os.path.isdir(src):
+        sys.exit(f"make-initrd: --tree {src}: not a directory")
+    for root, dirs, files in os.walk(src, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if d not in skip and d != "__pycache__")
+        rel = os.path.relpath(root, src)
+        base = dst if rel == "." else os.path.join(dst, rel)
+        cpio.add_dir(base)
+        for f in sorted(files):
+            path = os.path.join(root, f)
+            if not os.path.exists(path):
+                continue  # a dangling symlink
+            if is_elf(path):
+                add_binary(cpio, path, os.path.join(base, f))
+            else:
+                add_real_file(cpio, path, os.path.join(base, f))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", required=True)
@@ -147,6 +184,8 @@ def main():
     ap.add_argument("--softdep", action="append", default=[], help="MODULE=PRE1,PRE2")
     ap.add_argument("--binary", action="append", default=[], help="binary to copy with its libraries")
     ap.add_argument("--file", action="append", default=[], help="SRC=DST")
+    ap.add_argument("--tree", action="append", default=[], help="SRC=DST: a directory, recursively")
+    ap.add_argument("--tree-skip", action="append", default=[], help="directory name --tree leaves out")
     a = ap.parse_args()
 
     cpio = Cpio()
@@ -181,14 +220,10 @@ def main():
     cpio.add_file("etc/modules-load", "".join(m + "\n" for m in load).encode())
 
     for b in a.binary:
-        add_real_file(cpio, b, b.lstrip("/"))
-        for lib in shared_libs(b):
-            add_real_file(cpio, lib, lib.lstrip("/"))
-            # glibc dlopens libgcc_s for unwinding (pthread_exit, pthread_cancel:
-            # rping's threads); ldd can't see that.
-            gcc_s = os.path.join(os.path.dirname(lib), "libgcc_s.so.1")
-            if os.path.basename(lib) == "libc.so.6" and os.path.exists(gcc_s):
-                add_real_file(cpio, gcc_s, gcc_s.lstrip("/"))
+        add_binary(cpio, b, b.lstrip("/"))
+    for t in a.tree:
+        src, _, dst = t.partition("=")
+        add_tree(cpio, src, dst.strip("/"), set(a.tree_skip))
     for f in a.file:
         src, _, dst = f.partition("=")
         add_real_file(cpio, src, dst)

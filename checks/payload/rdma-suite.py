@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""rdma-core's own test suite (tests/, what run_tests.py runs) on one device, checked
+against the expectations of this kernel series and device.
+
+    rdma-suite.py SUITE_DIR EXPECTATIONS RUN OUT.json -- [run_tests.py arguments]
+
+SUITE_DIR is the installed tests/ directory (rdma-core-pyverbs' share/doc/rdma-core/
+tests), pyverbs on PYTHONPATH. RUN names the run in EXPECTATIONS (`suite`: every
+test on the device; `cm`: siw's RDMA CM subset). The arguments after `--` are
+run_tests.py's (`--dev siw_eth0 --gid 0 -k test_rdmacm`).
+
+Python's `random` is seeded with a fixed number first: several tests pick QP
+attributes at random, and a check gives the same answer every time.
+
+OUT.json holds every test's outcome (pass, skip, fail, error) with the reason, the
+counts, and the verdict against EXPECTATIONS (TOML):
+
+    [passes.<run>.<device>]   "<series>" = N   the least number of passes
+    [[failure]]               test, run (default "suite"), devices, series, reason:
+                              a test that fails (or errors) there, and why
+    [[exclude]]               test (a glob), run, devices, series, reason: tests not
+                              run there at all (one that takes the kernel down),
+                              recorded as `excluded` with the reason
+
+The check fails on a failure not listed, on a listed failure that passes (stale),
+and on fewer passes than listed (or none listed) for this series × device. The
+series is the kernel's major.minor (`uname -r`). Exits 1 when the check fails, 2
+when it can't run.
+"""
+import json
+import os
+import platform
+import random
+import re
+import sys
+import time
+import fnmatch
+import tomllib
+import unittest
+from importlib.machinery import SourceFileLoader
+
+SEED = 20261202
+
+
+class Recorder(unittest.TextTestResult):
+    """Each test's outcome, in the order they ran."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.outcomes = []
+        self._start = 0.0
+
+    def startTest(self, test):
+        self._start = time.monotonic()
+        super().startTest(test)
+
+    def _record(self, test, outcome, reason=None):
+        self.outcomes.append(
+            {
+                "test": test.id(),
+                "outcome": outcome,
+                "seconds": round(time.monotonic() - self._start, 3),
+                **({"reason": reason} if reason else {}),
+            }
+        )
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self._record(test, "pass")
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._record(test, "fail", last_line(self._exc_info_to_string(err, test)))
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self._record(test, "error", last_line(self._exc_info_to_string(err, test)))
+
+    def addSkip(self, test, reason):
+        super().addSkip(test, reason)
+        self._record(test, "skip", str(reason)[:300])
+
+    def addExpectedFailure(self, test, err):
+        super().addExpectedFailure(test, err)
+        self._record(test, "skip", "expected failure (unittest)")
+
+    def addUnexpectedSuccess(self, test):
+        super().addUnexpectedSuccess(test)
+        self._record(test, "pass")
+
+
+def last_line(text):
+    lines = [l for l in text.strip().splitlines() if l.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+def series_of(release):
+    m = re.match(r"(\d+\.\d+)", release)
+    return m.group(1) if m else release
+
+
+def flatten(suite):
+    for t in suite:
+        if isinstance(t, unittest.TestSuite):
+            yield from flatten(t)
+        else:
+            yield t
+
+
+def applies(entry, run, driver, series):
+    return entry.get("run", "suite") == run and driver in entry.get("devices", []) and series in entry.get("series", [])
+
+
+def run_suite(suite_dir, args, excluded):
+    """Loads the suite as run_tests.py does and runs it with the Recorder, leaving out
+    the tests matching `excluded` (glob → reason); returns every outcome and the time."""
+    sys.argv = ["run_tests.py"] + args
+    sys.path.insert(0, suite_dir)
+    from args_parser import parser  # noqa: E402  (the suite's own)
+
+    parser.parse_args()
+    patterns = []
+    rest = sys.argv[1:]
+    i = 0
+    while i < len(rest):
+        if rest[i] == "-k" and i + 1 < len(rest):
+            p = rest[i + 1]
+            patterns.append(p if "*" in p else f"*{p}*")
+            i += 2
+        elif rest[i] in ("--verbose", "-v"):
+            i += 1
+        else:
+            raise SystemExit(f"rdma-suite: unknown argument {rest[i]!r}")
+    random.seed(SEED)
+    tests = SourceFileLoader("tests", os.path.join(suite_dir, "__init__.py")).load_module()
+    loader = unittest.TestLoader()
+    if patterns:
+        loader.testNamePatterns = patterns
+    left_out = []
+    kept = unittest.TestSuite()
+    for t in flatten(loader.loadTestsFromModule(tests)):
+        why = next((r for g, r in excluded.items() if fnmatch.fnmatchcase(t.id(), g)), None)
+        if why is None:
+            kept.addTest(t)
+        else:
+            left_out.append({"test": t.id(), "outcome": "excluded", "seconds": 0, "reason": why})
+    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2, resultclass=Recorder)
+    start = time.monotonic()
+    result = runner.run(kept)
+    for x in left_out:
+        print(f"{x['test']} ... excluded: {x['reason']}")
+    return result.outcomes + left_out, time.monotonic() - start
+
+
+def verdict(outcomes, expectations, run, device, series):
+    """What's wrong with these outcomes, as a list of sentences (empty: the check passes)."""
+    problems = []
+    listed = {}
+    for f in expectations.get("failure", []):
+        if applies(f, run, device, series):
+            listed[f["test"]] = f.get("reason", "")
+    by_test = {}
+    for o in outcomes:
+        by_test[o["test"]] = o["outcome"]
+    for name, outcome in by_test.items():
+        if outcome in ("fail", "error") and name not in listed:
+            problems.append(f"{name}: {outcome}, not an expected failure on {device} {series}")
+    for name in listed:
+        outcome = by_test.get(name)
+        if outcome is None:
+            problems.append(f"{name}: listed as failing on {device} {series} but didn't run (stale)")
+        elif outcome in ("pass", "skip"):
+            problems.append(f"{name}: listed as failing on {device} {series} but gave {outcome} (stale)")
+    passes = sum(1 for o in by_test.values() if o == "pass")
+    want = expectations.get("passes", {}).get(run, {}).get(device, {}).get(series)
+    if want is None:
+        problems.append(f"no expected pass count for run {run} on {device} {series} ({passes} passed)")
+    elif passes < want:
+        problems.append(f"{passes} passes, fewer than the {want} expected on {device} {series}")
+    return problems, listed
+
+
+def main():
+    if "--" not in sys.argv or sys.argv.index("--") != 5:
+        print(__doc__, file=sys.stderr)
+        return 2
+    suite_dir, exp_path, run, out = sys.argv[1:5]
+    args = sys.argv[6:]
+    try:
+        with open(exp_path, "rb") as f:
+            expectations = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        print(f"rdma-suite: {exp_path}: {e}", file=sys.stderr)
+        return 2
+    device = args[args.index("--dev") + 1] if "--dev" in args else ""
+    driver = device.split("_")[0]
+    series = series_of(platform.release())
+    excluded = {e["test"]: e.get("reason", "") for e in expectations.get("exclude", []) if applies(e, run, driver, series)}
+    outcomes, seconds = run_suite(suite_dir, args, excluded)
+    problems, listed = verdict(outcomes, expectations, run, driver, series)
+    counts = {k: sum(1 for o in outcomes if o["outcome"] == k) for k in ("pass", "skip", "fail", "error", "excluded")}
+    for o in outcomes:
+        if o["test"] in listed:
+            o["expected_failure"] = listed[o["test"]]
+    report = {
+        "run": run,
+        "device": device,
+        "driver": driver,
+        "series": series,
+        "args": args,
+        "seed": SEED,
+        "seconds": round(seconds, 1),
+        "counts": counts,
+        "status": "pass" if not problems else "fail",
+        "problems": problems,
+        "tests": outcomes,
+    }
+    with open(out, "w") as f:
+        json.dump(report, f, indent=1)
+    print(f"rdma-suite {run} on {device} ({series}): {counts} in {seconds:.0f} s")
+    for p in problems:
+        print(f"rdma-suite: {p}")
+    return 0 if not problems else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+//! checks/payload/rdma-suite.py, the runner of rdma-core's own suite in the VM checks,
+//! against a small suite laid out as rdma-core's tests/ is (args_parser.py, __init__.py
+//! loading every test_*.py): its outcomes and its verdict against expectations. The VM
+//! checks run the real suite (tests/vm_checks.rs).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{require, run, write};
+
+const ARGS_PARSER: &str = r#"
+import argparse, sys
+class ArgsParser:
+    def __init__(self):
+        self.args = None
+    def get_config(self):
+        return self.args
+    def parse_args(self):
+        p = argparse.ArgumentParser()
+        p.add_argument('--dev')
+        p.add_argument('--gid', type=int)
+        p.add_argument('-v', '--verbose', dest='verbosity', action='store_const', const=2)
+        ns, args = p.parse_known_args()
+        self.args = vars(ns)
+        sys.argv[1:] = args
+parser = ArgsParser()
+"#;
+
+const INIT: &str = r#"
+import importlib, os
+def _load():
+    return [importlib.import_module("." + f[:-3], __name__)
+            for f in sorted(os.listdir(os.path.dirname(__file__)))
+            if f.startswith("test_") and f.endswith(".py")]
+__test_modules__ = _load()
+def load_tests(loader, standard_tests, pattern):
+    for m in __test_modules__:
+        standard_tests.addTests(loader.loadTestsFromModule(m, pattern=pattern))
+    return standard_tests
+"#;
+
+const TESTS: &str = r#"
+import random, unittest
+from args_parser import parser
+class T(unittest.TestCase):
+    def test_passes(self):
+        self.assertEqual(parser.args['dev'], 'rxe_eth0')
+    def test_passes_too(self):
+        pass
+    def test_skips(self):
+        raise unittest.SkipTest('not on this device')
+    def test_fails(self):
+        self.assertEqual(1, 2, 'one is not two')
+    def test_errors(self):
+        raise OSError(95, 'Operation not supported')
+    def test_random(self):
+        # The runner seeds random: the same draw every run.
+        self.assertEqual(random.random(), random.Random(20261202).random())
+"#;
+
+struct Suite {
+    _dir: tempfile::TempDir,
+    tests: PathBuf,
+    root: PathBuf,
+}
+
+fn suite() -> Suite {
+    let dir = tempfile::tempdir().unwrap();
+    let tests = dir.path().join("tests");
+    write(&tests.join("args_parser.py"), ARGS_PARSER.as_bytes());
+    write(&tests.join("__init__.py"), INIT.as_bytes());
+    write(&tests.join("test_sample.py"), TESTS.as_bytes());
+    Suite {
+        root: dir.path().to_owned(),
+        tests,
+        _dir: dir,
+    }
+}
+
+fn series() -> String {
+    let r = String::from_utf8(run(Command::new("uname").arg("-r")).stdout).unwrap();
+    let mut it = r.trim().split('.');
+    format!("{}.{}", it.next().unwrap(), it.next().unwrap())
+}
+
+/// Runs the runner with these expectations; (exit code, report).
+fn check(s: &Suite, expectations: &str, extra: &[&str]) -> (i32, serde_json::Value) {
+    let exp = s.root.join("expected.toml");
+    write(&exp, expectations.as_bytes());
+    let out = s.root.join("out.json");
+    let _ = std::fs::remove_file(&out);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("checks/payload/rdma-suite.py");
+    let o = run(Command::new("python3")
+        .arg(script)
+        .arg(&s.tests)
+        .arg(&exp)
+        .arg("suite")
+        .arg(&out)
+        .args(["--", "--dev", "rxe_eth0"])
+        .args(extra));
+    let report = std::fs::read_to_string(&out)
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap_or(serde_json::Value::Null);
+    eprintln!("{}", String::from_utf8_lossy(&o.stdout));
+    (o.status.code().unwrap_or(-1), report)
+}
+
+fn expectations(passes: usize, failures: &[&str]) -> String {
+    let series = series();
+    let mut t = format!("[passes.suite.rxe]\n\"{series}\" = {passes}\n");
+    for f in failures {
+        t += &format!(
+            "\n[[failure]]\ntest = \"tests.test_sample.T.{f}\"\ndevices = [\"rxe\"]\nseries = [\"{series}\"]\nreason = \"{f} is known to fail\"\n"
+        );
+    }
+    t
+}
+
+fn problems(r: &serde_json::Value) -> Vec<String> {
+    r["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn every_outcome_is_recorded_and_matching_expectations_pass() {
+    if !require("python3") {
+        return;
+    }
+    let s = suite();
+    let (code, r) = check(&s, &expectations(3, &["test_fails", "test_errors"]), &[]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["status"], "pass");
+    assert_eq!(
+        r["counts"],
+        serde_json::json!({"pass": 3, "skip": 1, "fail": 1, "error": 1, "excluded": 0})
+    );
+    let outcome = |t: &str| {
+        r["tests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["test"] == format!("tests.test_sample.T.{t}"))
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(outcome("test_random")["outcome"], "pass");
+    assert_eq!(outcome("test_skips")["reason"], "not on this device");
+    assert_eq!(
+        outcome("test_fails")["expected_failure"],
+        "test_fails is known to fail"
+    );
+    assert!(outcome("test_errors")["reason"]
+        .as_str()
+        .unwrap()
+        .contains("Operation not supported"));
+}
+
+#[test]
+fn a_failing_test_not_listed_fails_the_check() {
+    if !require("python3") {
+        return;
+    }
+    let s = suite();
+    let (code, r) = check(&s, &expectations(3, &["test_errors"]), &[]);
+    assert_eq!(code, 1);
+    assert_eq!(r["status"], "fail");
+    let p = problems(&r);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].contains("test_fails: fail, not an expected failure"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn a_stale_expectation_fails_the_check() {
+    if !require("python3") {
+        return;
+    }
+    let s = suite();
+    let (code, r) = check(
+        &s,
+        &expectations(3, &["test_fails", "test_errors", "test_passes_too"]),
+        &[],
+    );
+    assert_eq!(code, 1);
+    let p = problems(&r);
+    assert!(
+        p.iter()
+            .any(|x| x.contains("test_passes_too: listed as failing") && x.contains("(stale)")),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn fewer_passes_than_expected_or_no_count_fails_the_check() {
+    if !require("python3") {
+        return;
+    }
+    let s = suite();
+    let (code, r) = check(&s, &expectations(4, &["test_fails", "test_errors"]), &[]);
+    assert_eq!(code, 1);
+    assert!(problems(&r)[0].contains("3 passes, fewer than the 4 expected"));
+    let (code, r) = check(&s, "", &[]);
+    assert_eq!(code, 1);
+    assert!(problems(&r)
+        .iter()
+        .any(|p| p.contains("no expected pass count")));
+    // -k selects tests as run_tests.py does.
+    let (code, r) = check(&s, &expectations(1, &[]), &["-k", "test_passes_too"]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["counts"]["pass"], 1);
+}
+
+#[test]
+fn bad_expectations_name_the_file() {
+    if !require("python3") {
+        return;
+    }
+    let s = suite();
+    let exp = s.root.join("expected.toml");
+    write(&exp, b"[passes\n");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("checks/payload/rdma-suite.py");
+    let o = run(Command::new("python3")
+        .arg(script)
+        .arg(&s.tests)
+        .arg(&exp)
+        .args(["suite", "/dev/null", "--", "--dev", "rxe_eth0"]));
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&*exp.to_string_lossy()), "{err}");
+}
+
+#[test]
+fn excluded_tests_are_not_run_and_say_why() {
+    if !require("python3") {
+        return;
+    }
+    let s = suite();
+    let series = series();
+    let exp = format!(
+        "{}\n[[exclude]]\ntest = \"tests.test_sample.T.test_f*\"\ndevices = [\"rxe\"]\nseries = [\"{series}\"]\nreason = \"takes the kernel down\"\n",
+        expectations(3, &["test_errors"])
+    );
+    let (code, r) = check(&s, &exp, &[]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["counts"]["excluded"], 1);
+    assert_eq!(r["counts"]["fail"], 0);
+    let t = r["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["test"] == "tests.test_sample.T.test_fails")
+        .unwrap();
+    assert_eq!(t["outcome"], "excluded");
+    assert_eq!(t["reason"], "takes the kernel down");
+}
