@@ -105,6 +105,15 @@ impl SuiteTest {
     fn failed(&self) -> bool {
         matches!(self.outcome.as_str(), "fail" | "error")
     }
+
+    /// Why it failed: the expectation's reason when listed, else the test's own.
+    fn why(&self) -> String {
+        self.expected_failure
+            .as_deref()
+            .map(|e| format!("expected ({e})"))
+            .or_else(|| self.reason.clone())
+            .unwrap_or_else(|| "no reason given".into())
+    }
 }
 
 /// A test of the suite whose outcome changed between neighbouring kernels.
@@ -582,11 +591,7 @@ impl Matrix {
                         r.run,
                         t.test,
                         t.outcome,
-                        t.expected_failure
-                            .as_deref()
-                            .map(|e| format!("expected ({e})"))
-                            .or_else(|| t.reason.clone())
-                            .unwrap_or_else(|| "no reason given".into())
+                        t.why()
                     );
                 }
             }
@@ -684,12 +689,7 @@ impl Matrix {
         for c in &self.checks {
             for r in &c.suite {
                 for t in r.tests.iter().filter(|t| t.failed()) {
-                    let why = t
-                        .expected_failure
-                        .as_deref()
-                        .map(|e| format!("expected ({e})"))
-                        .or_else(|| t.reason.clone())
-                        .unwrap_or_else(|| "no reason given".into());
+                    let why = t.why();
                     let _ = writeln!(
                         s,
                         "<li>{} {} {}: {} {}: {}</li>",
