@@ -255,3 +255,74 @@ fn a_foreign_cores_consumer_rewritten_without_a_rebuild_loads_our_provider() {
         "{refs}"
     );
 }
+
+#[test]
+fn rdma_cores_own_suite_and_nvmeof_run_and_a_broken_expectation_fails_the_check() {
+    if !ready() {
+        return;
+    }
+    // 6.1 × siw with the checked-in expectations passes, with NVMe over Fabrics
+    // verified; the same with one pass more expected than the suite gives fails.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("checks/payload/suite-expected.toml"),
+    )
+    .unwrap();
+    // The 6.1 line of [passes.suite.siw].
+    let section = text
+        .find("[passes.suite.siw]")
+        .expect("a siw pass count section");
+    let key = "\n\"6.1\" = ";
+    let at = section + text[section..].find(key).expect("a 6.1 siw pass count") + key.len();
+    let count: usize = text[at..].lines().next().unwrap().trim().parse().unwrap();
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(
+        &broken,
+        format!(
+            "{}{}{}",
+            &text[..at],
+            count + 1,
+            &text[at + count.to_string().len()..]
+        ),
+    )
+    .unwrap();
+    let check = |name: &str, extra: &str| {
+        format!(
+            "((o.hotpathsCheckWith {{ kernelName = \"debian-6.1.0-50\"; driver = \"siw\"; withSuite = true; withNvmeof = true; recordOnly = true; {extra} }}) // {{ passthru.checkName = \"{name}\"; }})"
+        )
+    };
+    let expr = format!(
+        "let o = import ./pkgs/offline {{ }}; in o.gatherChecks \"suite-checks\" [ {} {} ]",
+        check("as-expected", ""),
+        check("broken", &format!("suiteExpected = {};", broken.display()))
+    );
+    let out = stdout_ok(
+        nix_build_offline()
+            .args(["-E", &expr])
+            .current_dir(env!("CARGO_MANIFEST_DIR")),
+    );
+    let read = |name: &str| -> serde_json::Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(Path::new(&out).join(name).join("result.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    let ok = read("as-expected");
+    assert_eq!(ok["status"], "pass", "{ok}");
+    let suite = ok["test"]["suite"].as_array().unwrap();
+    assert_eq!(suite.len(), 2, "the suite and siw's CM subset");
+    assert!(suite[0]["counts"]["pass"].as_u64().unwrap() >= count as u64);
+    let nvmeof = &ok["test"]["nvmeof"];
+    assert_eq!(nvmeof["status"], "pass", "{nvmeof}");
+    assert_eq!(nvmeof["verify_errors"], 0);
+    assert!(nvmeof["write_bw_mib_s"].as_f64().unwrap() > 0.0);
+    assert!(nvmeof["randread_iops"].as_f64().unwrap() > 0.0);
+
+    let bad = read("broken");
+    assert_eq!(bad["status"], "fail");
+    let problems = bad["test"]["suite"][0]["problems"].to_string();
+    assert!(
+        problems.contains(&format!("fewer than the {} expected", count + 1)),
+        "{problems}"
+    );
+}
