@@ -94,6 +94,20 @@ fn hot_paths_pass_on_the_ci_matrix_and_render_as_a_matrix() {
             assert!(fig("ib_send_bw", "bw_avg_mib_s") > 0.0);
             assert!(fig("ib_write_bw", "bw_avg_mib_s") > 0.0);
             assert!(fig("ib_read_lat", "lat_typical_us") > 0.0);
+
+            // rdma-core's own suite (and siw's CM subset) matched its expectations,
+            // with passes recorded, and NVMe over Fabrics verified its data.
+            let runs = t["suite"].as_array().expect("suite runs");
+            assert_eq!(runs.len(), if d == "siw" { 2 } else { 1 }, "{k} {d}");
+            for run in runs {
+                assert_eq!(run["status"], "pass", "{k} {d}: {}", run["problems"]);
+                assert!(run["counts"]["pass"].as_u64().unwrap() > 0, "{k} {d}");
+            }
+            let nvmeof = &t["nvmeof"];
+            assert_eq!(nvmeof["status"], "pass", "{k} {d}: {nvmeof}");
+            assert_eq!(nvmeof["verify_errors"], 0, "{k} {d}");
+            assert!(nvmeof["write_bw_mib_s"].as_f64().unwrap() > 0.0, "{k} {d}");
+            assert!(nvmeof["randread_iops"].as_f64().unwrap() > 0.0, "{k} {d}");
         }
     }
 
@@ -134,7 +148,8 @@ fn hot_paths_pass_on_the_ci_matrix_and_render_as_a_matrix() {
         "{table}"
     );
     let html = std::fs::read_to_string(&html).unwrap();
-    assert_eq!(html.matches("<svg").count(), 3);
+    // perftest's three charts and NVMe-oF's two.
+    assert_eq!(html.matches("<svg").count(), 5);
     for release in [
         "5.10.0-32-amd64",
         "6.12.117+deb13-amd64",
@@ -257,7 +272,8 @@ fn a_foreign_cores_consumer_rewritten_without_a_rebuild_loads_our_provider() {
 }
 
 #[test]
-fn rdma_cores_own_suite_and_nvmeof_run_and_a_broken_expectation_fails_the_check() {
+fn rdma_cores_own_suite_and_nvmeof_run_and_a_broken_expectation_or_a_failing_test_fails_the_check()
+{
     if !ready() {
         return;
     }
@@ -286,15 +302,26 @@ fn rdma_cores_own_suite_and_nvmeof_run_and_a_broken_expectation_fails_the_check(
         ),
     )
     .unwrap();
-    let check = |name: &str, extra: &str| {
+    // The matrix's own 6.1 siw check (the same derivation as the CI matrix's), and two
+    // variants recorded whatever they give: one pass more expected, and a test that
+    // fails on purpose added beside upstream's.
+    let variant = |name: &str, extra: &str| {
         format!(
-            "((o.hotpathsCheckWith {{ kernelName = \"debian-6.1.0-50\"; driver = \"siw\"; withSuite = true; withNvmeof = true; recordOnly = true; {extra} }}) // {{ passthru.checkName = \"{name}\"; }})"
+            "((o.hotpathsCheckWith {{ kernelName = \"debian-6.1.0-50\"; driver = \"siw\"; recordOnly = true; {extra} }}) // {{ passthru.checkName = \"{name}\"; }})"
         )
     };
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/test_deliberately_failing.py");
     let expr = format!(
-        "let o = import ./pkgs/offline {{ }}; in o.gatherChecks \"suite-checks\" [ {} {} ]",
-        check("as-expected", ""),
-        check("broken", &format!("suiteExpected = {};", broken.display()))
+        "let o = import ./pkgs/offline {{ }}; in o.gatherChecks \"suite-checks\" [ (o.hotpathsCheck \"debian-6.1.0-50\" \"siw\" // {{ passthru.checkName = \"as-expected\"; }}) {} {} ]",
+        variant("broken", &format!("suiteExpected = {};", broken.display())),
+        variant(
+            "failing-test",
+            &format!(
+                "suiteExtraTests = {{ \"test_deliberately_failing.py\" = {}; }};",
+                fixture.display()
+            )
+        )
     );
     let out = stdout_ok(
         nix_build_offline()
@@ -324,5 +351,21 @@ fn rdma_cores_own_suite_and_nvmeof_run_and_a_broken_expectation_fails_the_check(
     assert!(
         problems.contains(&format!("fewer than the {} expected", count + 1)),
         "{problems}"
+    );
+
+    let failing = read("failing-test");
+    assert_eq!(failing["status"], "fail");
+    let run = &failing["test"]["suite"][0];
+    assert_eq!(run["status"], "fail");
+    let problems = run["problems"].to_string();
+    assert!(
+        problems.contains("test_deliberately_failing")
+            && problems.contains("not an expected failure"),
+        "{problems}"
+    );
+    // Everything else in that run is as expected: upstream's tests still pass.
+    assert!(
+        run["counts"]["pass"].as_u64().unwrap() >= count as u64,
+        "{run}"
     );
 }

@@ -2,8 +2,11 @@
 # siw), under software emulation: the shared payload (checks/payload) on one node,
 # client and server over the device's loopback. Kernel modules, soft dependencies,
 # the config dir and the `rdma link` script come from modules/lib.nix, as the NixOS
-# module computes them. result.json: status, kernel, device, each test's
-# pass/fail/unsupported with perftest's figures, the negative PABI case, durations.
+# module computes them. Then rdma-core's own suite on the device (siw also its RDMA CM
+# subset) against checks/payload/suite-expected.toml, and NVMe over Fabrics over the
+# device. result.json: status, kernel, device, each test's pass/fail/unsupported with
+# perftest's figures, the negative PABI case, durations, every suite test's outcome,
+# NVMe-oF's verification and figures.
 {
   lib,
   runVM,
@@ -26,9 +29,12 @@
   # (checks/payload/suite-expected.toml; checks/payload/rdma-suite.py reads it).
   suiteExpected ? ../payload/suite-expected.toml,
   # Run rdma-core's suite (and siw's CM subset) after the hot paths, and the NVMe over
-  # Fabrics path; off until every kernel of the matrix has its expectations.
-  withSuite ? false,
-  withNvmeof ? false,
+  # Fabrics path (both on in every check of the matrix).
+  withSuite ? true,
+  withNvmeof ? true,
+  # More test files for the suite, name → file (test_*.py), added beside upstream's
+  # (tests/vm_checks.rs adds one that fails on purpose).
+  suiteExtraTests ? { },
   # The payload directory (another one to compare harnesses).
   payload ? ../payload,
   # A repetition number, recorded in result.json: distinct derivations of the same
@@ -59,9 +65,10 @@ let
     # NVMe over Fabrics: Debian's nvme-cli and fio.
     ++ lib.optionals withNvmeof [ "/usr/sbin/nvme" "/usr/bin/fio" ];
   pyverbs = rdma-core-pyverbs;
+  suiteDir = if suiteExtraTests == { } then "${pyverbs}/${pyverbs.suiteDir}" else "/tmp/rdma-tests";
   suite = run: args: ''
     PATH=/usr/sbin:/usr/bin:$PATH PYTHONPATH=${pyverbs}/${pyverbs.sitePackages} \
-      python3 /payload/rdma-suite.py ${pyverbs}/${pyverbs.suiteDir} /payload/suite-expected.toml \
+      python3 /payload/rdma-suite.py ${suiteDir} /payload/suite-expected.toml \
       ${run} /tmp/suite-${run}.json -- --dev ${dev.name} ${args} || suite=fail
   '';
 in
@@ -89,6 +96,7 @@ runVM (sd.vmModules // {
       "payload/rdma-suite.py" = "${payload}/rdma-suite.py";
       "payload/suite-expected.toml" = "${suiteExpected}";
     }
+    // lib.mapAttrs' (n: f: lib.nameValuePair "payload/suite-extra/${n}" "${f}") suiteExtraTests
     // lib.optionalAttrs withNvmeof {
       "payload/rdma-nvmeof.sh" = "${payload}/rdma-nvmeof.sh";
     }
@@ -136,7 +144,10 @@ runVM (sd.vmModules // {
     # rdma-core's own suite on the device (and siw's RDMA CM subset, which needs GID 0
     # named: tests/base.py takes siw's GID for zero and skips the rest).
     mkdir -p /dev/shm && mount -t tmpfs shm /dev/shm
-    ${suite "suite" ""}
+    ${lib.optionalString (suiteExtraTests != { }) ''
+      cp -r ${pyverbs}/${pyverbs.suiteDir} ${suiteDir} && chmod -R u+w ${suiteDir}
+      cp /payload/suite-extra/* ${suiteDir}/
+    ''}    ${suite "suite" ""}
     ${lib.optionalString (driver == "siw") (suite "cm" "--gid 0 -k test_rdmacm")}
   '' + lib.optionalString withNvmeof ''
     # The kernel's RDMA storage path over the same device.
