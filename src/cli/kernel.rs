@@ -9,9 +9,13 @@ use crate::kernel::inspect::inspect;
 pub enum Command {
     /// Report a kernel's release, compiler, modversions, RDMA config (y/m/unset) and
     /// Module.symvers size, from Debian kernel packages (.deb, read as a stream) or
-    /// headers trees. Several files of one kernel are merged into one report.
+    /// headers trees. Several files of one kernel are merged into one report. Given its
+    /// series' source (linux-source-* .deb or a kernel .tar.xz), also every RDMA driver
+    /// (drivers/infiniband/{hw,sw,ulp}/*, drivers/block/rnbd): its modules, Kconfig
+    /// symbols and their states, and the drivers its source lacks.
     Inspect {
-        /// .deb files (linux-image-*, linux-headers-*) or headers directories.
+        /// .deb files (linux-image-*, linux-headers-*, linux-source-*), kernel source
+        /// .tar.xz files, or headers directories.
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Print JSON instead of text.
@@ -84,6 +88,29 @@ pub fn run(c: Command) -> Result<ExitCode> {
                 if let Some(cfg) = &r.rdma_config {
                     for (k, v) in cfg {
                         println!("  CONFIG_{k:<26} {v}");
+                    }
+                }
+                if let Some(d) = &r.rdma_drivers {
+                    println!(
+                        "  RDMA drivers of linux {} ({}):",
+                        d.source_version,
+                        d.source.display()
+                    );
+                    for drv in &d.drivers {
+                        let modules: Vec<String> = drv
+                            .modules
+                            .iter()
+                            .map(|m| match &m.symbol {
+                                Some(s) => format!("{} (CONFIG_{s}={})", m.module, m.state),
+                                None => format!("{} ({})", m.module, m.state),
+                            })
+                            .collect();
+                        let what = if drv.in_source {
+                            modules.join(", ")
+                        } else {
+                            "not in this kernel's source".into()
+                        };
+                        println!("    {:<12} {:<7} {}", drv.name, drv.state, what);
                     }
                 }
             }

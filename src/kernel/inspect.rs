@@ -10,6 +10,9 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use super::config::KernelConfig;
+use super::drivers::{self, SourceDrivers};
+use super::kconfig::SymbolType;
+use super::source;
 use super::symvers::Symvers;
 use crate::archive::{deb, DEFAULT_MAX_UNPACKED};
 
@@ -55,7 +58,48 @@ pub struct KernelReport {
     pub modversions: Option<bool>,
     pub rdma_config: Option<BTreeMap<String, String>>,
     pub module_symvers: Option<SymversSummary>,
+    /// Every RDMA driver of the kernel's source, when its source was given.
+    pub rdma_drivers: Option<DriversReport>,
 }
+
+/// A kernel's RDMA drivers: those of its series' source, with their states in its
+/// config, and the drivers other given sources (or the default restore set) have and
+/// this one's lacks.
+#[derive(Debug, Serialize)]
+pub struct DriversReport {
+    pub source: PathBuf,
+    pub source_version: String,
+    pub drivers: Vec<DriverReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DriverReport {
+    pub name: String,
+    pub dir: String,
+    /// False for a driver this kernel's source lacks (newer than it): reported, never
+    /// attempted.
+    pub in_source: bool,
+    /// `y` or `m` when one of its modules is built, `unset` when none is, `absent`
+    /// when the source lacks it.
+    pub state: String,
+    pub modules: Vec<ModuleReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ModuleReport {
+    pub module: String,
+    pub symbol: Option<String>,
+    /// `y`, `m`, `unset`, or `unknown` (a condition make computes, or no config).
+    pub state: String,
+    #[serde(rename = "type")]
+    pub kind: Option<SymbolType>,
+    pub prompt: Option<String>,
+    pub depends_on: Vec<String>,
+    pub selects: Vec<String>,
+}
+
+/// Largest build file read from a kernel source (the top-level Makefile is ~70 KiB).
+const MAX_SOURCE_FILE: u64 = 1 << 20;
 
 #[derive(Default)]
 struct Found {
@@ -77,10 +121,17 @@ pub struct LoadedKernel {
     pub config: Option<KernelConfig>,
     pub symvers: Option<Symvers>,
     pub symvers_bytes: u64,
+    /// The drivers of this kernel's series' source, and the file they came from.
+    pub drivers: Option<(PathBuf, SourceDrivers)>,
 }
 
-/// Read one .deb: releases it names, with config and Module.symvers where present.
-fn inspect_deb(file: &Path, found: &mut BTreeMap<String, Found>) -> Result<()> {
+/// Read one .deb: releases it names, with config and Module.symvers where present;
+/// or, for a linux-source package, its RDMA drivers.
+fn inspect_deb(
+    file: &Path,
+    found: &mut BTreeMap<String, Found>,
+    sources: &mut Vec<(PathBuf, SourceDrivers)>,
+) -> Result<()> {
     let origin = file.display().to_string();
     let mut err: Option<anyhow::Error> = None;
     deb::for_each_entry(file, DEFAULT_MAX_UNPACKED, |e| {
@@ -96,6 +147,14 @@ fn inspect_deb(file: &Path, found: &mut BTreeMap<String, Found>) -> Result<()> {
             Ok(s)
         };
         match p.as_slice() {
+            ["usr", "src", name]
+                if name.starts_with("linux-source-") && name.ends_with(".tar.xz") =>
+            {
+                match scan_source(&mut *e.reader, file) {
+                    Ok(d) => sources.push((file.to_path_buf(), d)),
+                    Err(x) => err = Some(x),
+                }
+            }
             ["boot", name] if name.starts_with("config-") && e.kind.is_file() => {
                 let rel = name.trim_start_matches("config-").to_string();
                 match KernelConfig::parse(&text()?) {
@@ -183,19 +242,42 @@ fn inspect_tree(dir: &Path, found: &mut BTreeMap<String, Found>) -> Result<()> {
     Ok(())
 }
 
-/// Read files (packages of one or more kernels, or headers trees), per release.
+/// The RDMA drivers of a kernel source `.tar.xz` stream.
+fn scan_source(tar_xz: &mut dyn Read, file: &Path) -> Result<SourceDrivers> {
+    let files = source::read_tar_files(
+        tar_xz,
+        file,
+        DEFAULT_MAX_UNPACKED,
+        MAX_SOURCE_FILE,
+        &drivers::wanted,
+    )?;
+    drivers::scan(&files.files).with_context(|| format!("{}: {}", file.display(), files.top))
+}
+
+/// Read files (packages of one or more kernels, headers trees, and kernel sources:
+/// `linux-source-*` packages or `.tar.xz` tarballs), per release. A source serves every
+/// kernel of its series (major.minor).
 pub fn load(files: &[PathBuf]) -> Result<Vec<LoadedKernel>> {
     let mut kernels: BTreeMap<String, LoadedKernel> = BTreeMap::new();
+    let mut sources: Vec<(PathBuf, SourceDrivers)> = Vec::new();
     for file in files {
         let mut found = BTreeMap::new();
+        let before = sources.len();
         if file.is_dir() {
             inspect_tree(file, &mut found)?;
+        } else if file.to_string_lossy().ends_with(".tar.xz") {
+            let f =
+                fs::File::open(file).with_context(|| format!("{}: cannot open", file.display()))?;
+            sources.push((
+                file.clone(),
+                scan_source(&mut std::io::BufReader::new(f), file)?,
+            ));
         } else {
-            inspect_deb(file, &mut found)?;
+            inspect_deb(file, &mut found, &mut sources)?;
         }
-        if found.is_empty() {
+        if found.is_empty() && sources.len() == before {
             bail!(
-                "{}: names no kernel release (not a kernel image or headers package?)",
+                "{}: names no kernel release (not a kernel image, headers or source package?)",
                 file.display()
             );
         }
@@ -206,6 +288,7 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<LoadedKernel>> {
                 config: None,
                 symvers: None,
                 symvers_bytes: 0,
+                drivers: None,
             });
             k.sources.push(file.clone());
             if f.config.is_some() {
@@ -217,12 +300,120 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<LoadedKernel>> {
             }
         }
     }
+    for (file, src) in sources {
+        let mut matched = false;
+        for k in kernels.values_mut() {
+            if drivers::release_series(&k.release).as_deref() != Some(src.series.as_str()) {
+                continue;
+            }
+            matched = true;
+            if let Some((other, _)) = &k.drivers {
+                bail!(
+                    "{} and {}: two sources of series {} for kernel {}; give one",
+                    other.display(),
+                    file.display(),
+                    src.series,
+                    k.release
+                );
+            }
+            k.drivers = Some((file.clone(), src.clone()));
+        }
+        if !matched {
+            bail!(
+                "{}: a {} source (linux {}), but no kernel of series {} is among the inputs (give its image or headers package)",
+                file.display(),
+                src.series,
+                src.version,
+                src.series
+            );
+        }
+    }
     Ok(kernels.into_values().collect())
+}
+
+/// The drivers report of one kernel: its source's drivers with their states, then the
+/// drivers `known` names (other sources', the default restore set) its source lacks.
+fn drivers_report(
+    file: &Path,
+    src: &SourceDrivers,
+    config: Option<&KernelConfig>,
+    known: &std::collections::BTreeSet<(String, String)>,
+) -> DriversReport {
+    let mut out: Vec<DriverReport> = src
+        .drivers
+        .iter()
+        .map(|d| {
+            let modules: Vec<ModuleReport> = d
+                .modules
+                .iter()
+                .map(|m| {
+                    let k = m.kconfig.as_ref();
+                    ModuleReport {
+                        module: m.module.clone(),
+                        symbol: match &m.condition {
+                            drivers::Condition::Symbol(s) => Some(s.clone()),
+                            _ => None,
+                        },
+                        state: config
+                            .map(|c| drivers::module_state(m, c))
+                            .unwrap_or_else(|| "unknown".into()),
+                        kind: k.and_then(|k| k.kind),
+                        prompt: k.and_then(|k| k.prompt.clone()),
+                        depends_on: k.map(|k| k.depends_on.clone()).unwrap_or_default(),
+                        selects: k.map(|k| k.selects.clone()).unwrap_or_default(),
+                    }
+                })
+                .collect();
+            let state = ["y", "m"]
+                .into_iter()
+                .find(|s| modules.iter().any(|m| m.state == *s))
+                .unwrap_or(if modules.iter().any(|m| m.state == "unknown") {
+                    "unknown"
+                } else {
+                    "unset"
+                });
+            DriverReport {
+                name: d.name.clone(),
+                dir: d.dir.clone(),
+                in_source: true,
+                state: state.into(),
+                modules,
+            }
+        })
+        .collect();
+    for (name, dir) in known {
+        if !src.drivers.iter().any(|d| &d.dir == dir) {
+            out.push(DriverReport {
+                name: name.clone(),
+                dir: dir.clone(),
+                in_source: false,
+                state: "absent".into(),
+                modules: Vec::new(),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.dir.cmp(&b.dir));
+    DriversReport {
+        source: file.to_path_buf(),
+        source_version: src.version.clone(),
+        drivers: out,
+    }
 }
 
 /// Inspect files and report per release.
 pub fn inspect(files: &[PathBuf]) -> Result<Vec<KernelReport>> {
-    Ok(load(files)?
+    let loaded = load(files)?;
+    // Every driver directory any given source has, and the default restore set.
+    let mut known: std::collections::BTreeSet<(String, String)> = drivers::DEFAULT_RESTORE
+        .iter()
+        .map(|d| (d.rsplit('/').next().unwrap_or(d).to_string(), d.to_string()))
+        .collect();
+    for k in &loaded {
+        if let Some((_, src)) = &k.drivers {
+            known.extend(src.drivers.iter().map(|d| (d.name.clone(), d.dir.clone())));
+        }
+    }
+    Ok(loaded
         .into_iter()
         .map(|k| KernelReport {
             release: k.release,
@@ -242,6 +433,10 @@ pub fn inspect(files: &[PathBuf]) -> Result<Vec<KernelReport>> {
                 symbols: s.symbols.len(),
                 bytes: k.symvers_bytes,
             }),
+            rdma_drivers: k
+                .drivers
+                .as_ref()
+                .map(|(f, src)| drivers_report(f, src, k.config.as_ref(), &known)),
         })
         .collect())
 }
