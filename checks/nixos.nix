@@ -22,6 +22,11 @@ let
       option = if driver == "rxe" then "softRoce" else "siw";
       # The device the module creates on the test network's interface.
       dev = lib.head (rdmaNixLib.softDevices driver [ "eth1" ]);
+      # rdma-core's suite runs (checks/payload/rdma-suite.py), as a Python list.
+      suiteRuns =
+        "[(\"suite\", \"\")"
+        + lib.optionalString (driver == "siw") ", (\"cm\", \"--gid 0 -k test_rdmacm\")"
+        + "]";
       node =
         { config, pkgs, ... }:
         {
@@ -36,13 +41,32 @@ let
           # RoCEv2 (UDP 4791) through the module; the payload's TCP ports (its tests'
           # exchange ports, and the RDMA CM ports siw connects on) here.
           hardware.rdma.openFirewall = true;
+          # Python and pyverbs for rdma-core's suite beside the payload.
+          virtualisation.memorySize = 2048;
           networking.firewall.allowedTCPPortRanges = [
             {
               from = 18515;
               to = 18522;
             }
           ];
-          environment.systemPackages = [ pkgs.iproute2 ];
+          # rdma-core's own suite with the pyverbs of the node's release, run by the
+          # offline checks' runner against the same expectations.
+          environment.systemPackages = [
+            pkgs.iproute2
+            (
+              let
+                releases = import ../pkgs/generated/rdma-core;
+                pyverbs =
+                  (pkgs.callPackage ../pkgs/rdma-packages.nix {
+                    release = releases.releases.${config.hardware.rdma.release};
+                  }).rdma-core-pyverbs;
+              in
+              pkgs.writeShellScriptBin "rdma-nix-suite" ''
+                PYTHONPATH=${pyverbs}/${pyverbs.sitePackages} exec ${pyverbs.python.interpreter} \
+                  ${payload}/rdma-suite.py ${pyverbs}/${pyverbs.suiteDir} ${payload}/suite-expected.toml "$@"
+              ''
+            )
+          ];
           # The negative case: this driver's provider from another rdma-core release,
           # in a config dir of its own.
           environment.etc."rdma-nix-negative/libibverbs.d/${driver}.driver".text =
@@ -97,6 +121,14 @@ let
         print(out)
         client.succeed("sh ${payload}/rdma-hotpaths.sh negative ${dev.name} /etc/rdma-nix-negative/libibverbs.d")
 
+        # rdma-core's own suite on the device (siw: also its RDMA CM subset), checked
+        # against checks/payload/suite-expected.toml; every outcome into result.json.
+        suite = []
+        for run, args in ${suiteRuns}:
+            rc_s, out_s = client.execute(f"rdma-nix-suite {run} /tmp/suite-{run}.json -- --dev ${dev.name} {args} 2>&1")
+            print(out_s)
+            suite.append(json.loads(client.succeed(f"cat /tmp/suite-{run}.json")))
+
         # The unit removes the device on stop and adds it again, idempotently.
         client.succeed("systemctl stop rdma-link-${dev.name}.service")
         client.fail("rdma dev show ${dev.name}")
@@ -105,12 +137,14 @@ let
         client.succeed("rdma dev show ${dev.name}")
 
         result = json.loads(client.succeed("cat /tmp/result.json"))
-        result.update(kernel=client.succeed("uname -r").strip(), kernel_name="${kernelName}", negative_pabi="pass", status="pass" if rc == 0 else "fail")
+        suite_ok = all(r["status"] == "pass" for r in suite)
+        result.update(kernel=client.succeed("uname -r").strip(), kernel_name="${kernelName}", negative_pabi="pass", suite=suite, status="pass" if rc == 0 and suite_ok else "fail")
         client.succeed("mkdir -p /tmp/out && cat > /tmp/out/result.json <<'EOF'\n" + json.dumps(result) + "\nEOF")
         # copy_from_machine in current nixpkgs; copy_from_vm before it was renamed.
         copy = getattr(client, "copy_from_machine", None) or getattr(client, "copy_from_vm")
         copy("/tmp/out/result.json")
         assert rc == 0, f"payload failed on ${kernelName} ${driver}: {out}"
+        assert suite_ok, "rdma-core's suite on ${kernelName} ${driver}: " + "; ".join(p for r in suite for p in r["problems"])
       '';
     };
 in

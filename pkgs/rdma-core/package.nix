@@ -149,8 +149,10 @@ stdenv.mkDerivation (finalAttrs: {
   passthru = {
     inherit (release) pabi;
     inherit release configDir;
-    # Where pyverbs and the suite are below `out` (withPyverbs).
+    # Where pyverbs and the suite are below `out` (withPyverbs), and the interpreter
+    # they are for.
     inherit (python3) sitePackages;
+    python = python3;
     suiteDir = "share/doc/rdma-core/tests";
     providerNames = builtins.attrNames release.providers;
   };
