@@ -22,6 +22,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Plan restoring RDMA drivers a kernel lacks, from its series' source: for each
+    /// kernel, the drivers to build out of tree in order (with the config symbols to
+    /// set and the restored drivers each needs first, from the source's Kconfig and
+    /// Kbuild files), and those not built, with the reason (in the kernel already,
+    /// absent from its source, a dependency its config doesn't satisfy).
+    RestorePlan {
+        /// Kernel packages (image or headers, for the config) and linux-source
+        /// packages or kernel .tar.xz files, as for `kernel inspect`.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// A driver to restore (its directory's name: siw, efa, rtrs, rnbd, …);
+        /// repeatable. Default: siw, efa, erdma, vmw_pvrdma, rtrs, rnbd.
+        #[arg(long = "driver")]
+        drivers: Vec<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Extract subtrees (e.g. drivers/infiniband/sw/siw) of a kernel source tarball,
     /// or of the one inside a linux-source-* Debian package, streamed: only the wanted
     /// files are written; on error nothing is left behind.
@@ -43,8 +61,90 @@ pub enum Command {
     },
 }
 
+#[derive(serde::Serialize)]
+struct KernelPlan {
+    release: String,
+    source_version: String,
+    #[serde(flatten)]
+    plan: crate::kernel::restore::Plan,
+}
+
+fn restore_plan(files: &[PathBuf], drivers: Vec<String>, json: bool) -> Result<ExitCode> {
+    use crate::kernel::{drivers::DEFAULT_RESTORE, inspect, restore};
+    let names: Vec<String> = if drivers.is_empty() {
+        DEFAULT_RESTORE
+            .iter()
+            .map(|d| d.rsplit('/').next().unwrap_or(d).to_string())
+            .collect()
+    } else {
+        drivers
+    };
+    let mut plans = Vec::new();
+    for k in inspect::load(files)? {
+        let Some((src_file, src)) = &k.drivers else {
+            anyhow::bail!(
+                "kernel {}: no source of series {} among the inputs (give its linux-source package)",
+                k.release,
+                crate::kernel::drivers::release_series(&k.release).unwrap_or_default()
+            );
+        };
+        let Some(config) = &k.config else {
+            anyhow::bail!(
+                "kernel {}: no config among the inputs (give its image or headers package, not only {})",
+                k.release,
+                src_file.display()
+            );
+        };
+        plans.push(KernelPlan {
+            release: k.release.clone(),
+            source_version: src.version.clone(),
+            plan: restore::plan(src, config, &names),
+        });
+    }
+    if json {
+        crate::cli::print_json(&plans)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for p in &plans {
+        println!("{} (source linux {})", p.release, p.source_version);
+        for (i, b) in p.plan.build.iter().enumerate() {
+            let syms: Vec<String> = b
+                .symbols
+                .iter()
+                .map(|(k, v)| format!("CONFIG_{k}={v}"))
+                .collect();
+            let needs = if b.needs.is_empty() {
+                String::new()
+            } else {
+                format!(", after {}", b.needs.join(", "))
+            };
+            let why = if b.requested {
+                ""
+            } else {
+                " (needed by another)"
+            };
+            println!(
+                "  build {}. {}{why}: {} [{}{needs}]",
+                i + 1,
+                b.driver,
+                b.modules.join(", "),
+                syms.join(" ")
+            );
+        }
+        for s in &p.plan.skip {
+            println!("  skip  {}: {}", s.driver, s.reason);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn run(c: Command) -> Result<ExitCode> {
     match c {
+        Command::RestorePlan {
+            files,
+            drivers,
+            json,
+        } => restore_plan(&files, drivers, json),
         Command::ExtractSource {
             file,
             subdirs,

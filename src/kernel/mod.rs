@@ -9,5 +9,6 @@ pub mod kabi;
 pub mod kbuild;
 pub mod kconfig;
 pub mod module;
+pub mod restore;
 pub mod source;
 pub mod symvers;
