@@ -297,3 +297,52 @@ fn bad_kernel_sources_give_one_line_errors() {
     fs::write(&not_xz, b"plain text").unwrap();
     fails_naming(&not_xz, "corrupt kernel source tarball");
 }
+
+/// The default restore set on 5.10 from its own source: rtrs before rnbd (Kconfig
+/// dependency), erdma skipped as absent (newer than 5.10), rxe left to the kernel.
+#[test]
+fn restore_plan_orders_rtrs_before_rnbd_and_skips_what_5_10_lacks() {
+    if !require("nix-store") {
+        return;
+    }
+    let (Some(image), Some(source)) = (
+        pinned("linux-image-5.10.0-32-amd64"),
+        pinned("linux-source-5.10"),
+    ) else {
+        return;
+    };
+    let r: serde_json::Value = serde_json::from_str(&stdout_ok(
+        rdma_nix()
+            .args(["kernel", "restore-plan", "--json"])
+            .arg(&image)
+            .arg(&source)
+            .args(["--driver", "rnbd", "--driver", "erdma", "--driver", "rxe"]),
+    ))
+    .unwrap();
+    let k = &r[0];
+    assert_eq!(k["release"], "5.10.0-32-amd64");
+    let build: Vec<&str> = k["build"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["driver"].as_str().unwrap())
+        .collect();
+    assert_eq!(build, ["rtrs", "rnbd"], "{k}");
+    assert_eq!(k["build"][0]["requested"], false);
+    assert_eq!(k["build"][0]["symbols"]["INFINIBAND_RTRS"], "m");
+    assert_eq!(k["build"][1]["needs"][0], "rtrs");
+    let skip = |d: &str| {
+        k["skip"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["driver"] == d)
+            .unwrap_or_else(|| panic!("{d} not skipped: {k}"))
+            .clone()
+    };
+    assert!(skip("erdma")["reason"]
+        .as_str()
+        .unwrap()
+        .contains("not in linux 5.10"));
+    assert_eq!(skip("rxe")["in_tree"], true);
+}
