@@ -331,6 +331,8 @@ fn restore_plan_orders_rtrs_before_rnbd_and_skips_what_5_10_lacks() {
     assert_eq!(k["build"][0]["requested"], false);
     assert_eq!(k["build"][0]["symbols"]["INFINIBAND_RTRS"], "m");
     assert_eq!(k["build"][1]["needs"][0], "rtrs");
+    // rnbd's Kbuild includes rtrs's headers from $(srctree): they come with it.
+    assert_eq!(k["build"][1]["includes"][0], "drivers/infiniband/ulp/rtrs");
     let skip = |d: &str| {
         k["skip"]
             .as_array()

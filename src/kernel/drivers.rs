@@ -78,6 +78,9 @@ pub struct Driver {
     pub modules: Vec<DriverModule>,
     /// Every Kconfig entry in the directory (options of the driver as well).
     pub symbols: Vec<Entry>,
+    /// Source directories outside its own that its makefiles include
+    /// (`-I$(srctree)/…`: rnbd includes rtrs's).
+    pub includes: Vec<String>,
 }
 
 /// A kernel source tree's version and drivers.
@@ -145,6 +148,7 @@ pub fn scan(files: &BTreeMap<PathBuf, String>) -> Result<SourceDrivers, DriverEr
         };
         let mut symbols = Vec::new();
         let mut modules = Vec::new();
+        let mut includes: Vec<String> = Vec::new();
         // A directory with a Kbuild reads it instead of its Makefile, as kbuild does.
         let has_kbuild = |p: &Path| {
             p.parent()
@@ -159,6 +163,11 @@ pub fn scan(files: &BTreeMap<PathBuf, String>) -> Result<SourceDrivers, DriverEr
                 "Makefile" if has_kbuild(path) => {}
                 "Makefile" | "Kbuild" => {
                     let mf = kbuild::parse(text).map_err(|e| err(path, e.to_string()))?;
+                    for i in mf.srctree_includes {
+                        if !i.starts_with(&dir) && !includes.contains(&i) {
+                            includes.push(i);
+                        }
+                    }
                     let here = path
                         .parent()
                         .map(|p| p.to_string_lossy().into_owned())
@@ -185,6 +194,7 @@ pub fn scan(files: &BTreeMap<PathBuf, String>) -> Result<SourceDrivers, DriverEr
             dir,
             modules,
             symbols,
+            includes,
         });
     }
     Ok(SourceDrivers {
@@ -235,12 +245,13 @@ mod tests {
             ("drivers/infiniband/hw/newhw/Makefile", "obj-$(CONFIG_INFINIBAND_NEWHW) += newhw.o\n"),
             ("drivers/infiniband/ulp/rtrs/Makefile", "obj-$(CONFIG_INFINIBAND_RTRS) += rtrs-core.o\nobj-$(CONFIG_INFINIBAND_RTRS_CLIENT) += rtrs-client.o\n"),
             ("drivers/infiniband/ulp/rtrs/Kconfig", "config INFINIBAND_RTRS\n\ttristate\nconfig INFINIBAND_RTRS_CLIENT\n\ttristate \"client\"\n\tselect INFINIBAND_RTRS\n"),
-            ("drivers/block/rnbd/Makefile", "obj-$(CONFIG_BLK_DEV_RNBD_CLIENT) += rnbd-client.o\n"),
+            ("drivers/block/rnbd/Makefile", "ccflags-y := -I$(srctree)/drivers/infiniband/ulp/rtrs\nobj-$(CONFIG_BLK_DEV_RNBD_CLIENT) += rnbd-client.o\n"),
         ]);
         let s = scan(&t).unwrap();
         assert_eq!((s.version.as_str(), s.series.as_str()), ("6.1.192", "6.1"));
         let names: Vec<_> = s.drivers.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(names, ["rnbd", "efa", "newhw", "rtrs"]);
+        assert_eq!(s.drivers[0].includes, ["drivers/infiniband/ulp/rtrs"]);
         let efa = &s.drivers[1];
         assert_eq!(efa.modules[0].module, "efa");
         assert_eq!(efa.modules[0].parts.len(), 2);

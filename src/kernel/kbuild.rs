@@ -37,6 +37,9 @@ pub struct Makefile {
     pub modules: Vec<Module>,
     /// Subdirectories (`dir/` in an `obj-` list) with their conditions.
     pub subdirs: Vec<(String, Condition)>,
+    /// Source directories its flags include (`-I$(srctree)/drivers/…`): out of tree,
+    /// `srctree` is the headers tree, so these must come with the source.
+    pub srctree_includes: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -83,6 +86,22 @@ pub fn parse(text: &str) -> Result<Makefile, KbuildError> {
             i += 1;
         }
         let bad = |what: String| KbuildError { line: start, what };
+        for w in line.split("-I").skip(1) {
+            let w = w.trim_start();
+            if let Some(dir) = w.strip_prefix("$(srctree)/") {
+                let dir: String = dir
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && *c != ')' && *c != '"')
+                    .collect();
+                let dir = dir.trim_end_matches('/').to_string();
+                if !dir.is_empty()
+                    && !dir.split('/').any(|c| c == ".." || c.is_empty())
+                    && !mf.srctree_includes.contains(&dir)
+                {
+                    mf.srctree_includes.push(dir);
+                }
+            }
+        }
         // `lhs op rhs` with op one of += := ?= =.
         let Some(eq) = line.find('=') else { continue };
         let (lhs, rhs) = (&line[..eq], &line[eq + 1..]);
@@ -187,7 +206,7 @@ rtrs-client-y := rtrs-clt.o \\\n\
 		  rtrs-clt-trace.o\n\
 rtrs-server-y := rtrs-srv.o rtrs-srv-sysfs.o\n\
 rtrs-core-y := rtrs.o\n\
-ccflags-y := -I$(srctree)/drivers/infiniband\n\
+ccflags-y := -I$(srctree)/drivers/infiniband -I $(srctree)/include/x/\n\
 obj-$(CONFIG_INFINIBAND_RTRS)        += rtrs-core.o\n\
 obj-$(CONFIG_INFINIBAND_RTRS_CLIENT) += rtrs-client.o\n\
 obj-$(CONFIG_INFINIBAND_RTRS_SERVER) += rtrs-server.o\n";
@@ -198,6 +217,7 @@ obj-$(CONFIG_INFINIBAND_RTRS_SERVER) += rtrs-server.o\n";
         assert_eq!(m.modules[1].parts.len(), 4);
         assert_eq!(m.modules[1].parts[3].object, "rtrs-clt-trace.o");
         assert!(m.subdirs.is_empty());
+        assert_eq!(m.srctree_includes, ["drivers/infiniband", "include/x"]);
     }
 
     #[test]

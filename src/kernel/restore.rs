@@ -196,6 +196,9 @@ pub struct Restore {
     /// Restored drivers whose modules this one links against (built first; their
     /// Module.symvers go into KBUILD_EXTRA_SYMBOLS).
     pub needs: Vec<String>,
+    /// Source directories besides `dir` its build includes (`-I$(srctree)/…`),
+    /// which must be extracted with it and passed to the compiler.
+    pub includes: Vec<String>,
     /// Asked for by name, or pulled in by a driver that needs it.
     pub requested: bool,
 }
@@ -430,6 +433,7 @@ pub fn plan(src: &SourceDrivers, config: &KernelConfig, names: &[String]) -> Pla
                         .collect(),
                     symbols,
                     needs: c.needs.iter().cloned().collect(),
+                    includes: d.includes.clone(),
                     requested: c.requested,
                 });
                 done.insert(name.clone());
@@ -468,7 +472,7 @@ mod tests {
             ("Makefile", "VERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = 192\n"),
             ("drivers/infiniband/ulp/rtrs/Makefile", "obj-$(CONFIG_INFINIBAND_RTRS) += rtrs-core.o\nobj-$(CONFIG_INFINIBAND_RTRS_CLIENT) += rtrs-client.o\nobj-$(CONFIG_INFINIBAND_RTRS_SERVER) += rtrs-server.o\n"),
             ("drivers/infiniband/ulp/rtrs/Kconfig", "config INFINIBAND_RTRS\n\ttristate\n\tdepends on INFINIBAND_ADDR_TRANS\nconfig INFINIBAND_RTRS_CLIENT\n\ttristate \"c\"\n\tdepends on INFINIBAND_ADDR_TRANS\n\tselect INFINIBAND_RTRS\nconfig INFINIBAND_RTRS_SERVER\n\ttristate \"s\"\n\tdepends on INFINIBAND_ADDR_TRANS\n\tselect INFINIBAND_RTRS\n"),
-            ("drivers/block/rnbd/Makefile", "obj-$(CONFIG_BLK_DEV_RNBD_CLIENT) += rnbd-client.o\nobj-$(CONFIG_BLK_DEV_RNBD_SERVER) += rnbd-server.o\n"),
+            ("drivers/block/rnbd/Makefile", "ccflags-y := -I$(srctree)/drivers/infiniband/ulp/rtrs\nobj-$(CONFIG_BLK_DEV_RNBD_CLIENT) += rnbd-client.o\nobj-$(CONFIG_BLK_DEV_RNBD_SERVER) += rnbd-server.o\n"),
             ("drivers/block/rnbd/Kconfig", "config BLK_DEV_RNBD\n\tbool\nconfig BLK_DEV_RNBD_CLIENT\n\ttristate \"c\"\n\tdepends on INFINIBAND_RTRS_CLIENT\n\tselect BLK_DEV_RNBD\nconfig BLK_DEV_RNBD_SERVER\n\ttristate \"s\"\n\tdepends on INFINIBAND_RTRS_SERVER\n\tselect BLK_DEV_RNBD\n"),
             ("drivers/infiniband/sw/siw/Makefile", "obj-$(CONFIG_RDMA_SIW) += siw.o\n"),
             ("drivers/infiniband/sw/siw/Kconfig", "config RDMA_SIW\n\ttristate \"siw\"\n\tdepends on INET && INFINIBAND\n\tdepends on INFINIBAND_VIRT_DMA\n\tselect LIBCRC32C\n\tselect CRYPTO_CRC32\n"),
@@ -501,6 +505,7 @@ mod tests {
         );
         assert!(!p.build[0].requested);
         assert_eq!(p.build[1].needs, ["rtrs"]);
+        assert_eq!(p.build[1].includes, ["drivers/infiniband/ulp/rtrs"]);
         let syms: Vec<String> = p.build[1]
             .symbols
             .iter()
