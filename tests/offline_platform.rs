@@ -286,6 +286,20 @@ fn offline_builds_are_hydra_jobs_and_no_builder_runs_a_host_program() {
     .unwrap();
     assert_eq!(kernels.len(), 7, "{kernels:?}");
 
+    // pyverbs' passthru.tests are the suite's VM checks (the same derivations as the
+    // matrix's), on rxe and siw.
+    let tests = stdout_ok(
+        Command::new("nix-instantiate")
+            .args(["-A", "rdma-core-pyverbs.tests"])
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("pkgs/offline")),
+    );
+    let tests: Vec<&str> = tests.lines().collect();
+    assert_eq!(tests.len(), 2, "{tests:?}");
+    assert!(
+        tests.iter().all(|t| t.contains("-vm-hotpaths-")),
+        "{tests:?}"
+    );
+
     // Every derivation the stack and the VM matrix need runs a builder from the store
     // (or a Nix builtin), never /bin or /usr of the host.
     let drv = stdout_ok(

@@ -241,6 +241,17 @@ let
     '') (builtins.attrNames (import ../generated/kernels.nix)));
   };
   # The default release's packages at the top level, as the overlay has them.
-  self = base // base.rdmaPackages.${base.rdmaCoreReleases.default};
+  defaultPackages = base.rdmaPackages.${base.rdmaCoreReleases.default};
+  self = base // defaultPackages // {
+    # pyverbs and the suite, tested where they run: upstream's suite on rxe and siw
+    # (with NVMe-oF) on the matrix's last kernel by name.
+    rdma-core-pyverbs = defaultPackages.rdma-core-pyverbs.overrideAttrs (o: {
+      passthru = o.passthru // {
+        tests =
+          let names = builtins.attrNames (import ../generated/kernels.nix);
+          in lib.genAttrs [ "rxe" "siw" ] (self.hotpathsCheck (builtins.elemAt names (builtins.length names - 1)));
+      };
+    });
+  };
 in
 self
