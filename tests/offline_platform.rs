@@ -381,3 +381,19 @@ fn hermetic_builds_reproduce_bit_for_bit() {
         "{err}"
     );
 }
+
+/// Where `rdma-nix fetch` didn't extract a kernel source subtree, Nix builds it from
+/// the linux-source package (pkgs/offline/kernel-source.nix): rebuilt here with
+/// `--check`, it must give the pinned tree (it once matched no file of the package).
+#[test]
+fn the_kernel_source_fallback_builder_gives_the_pinned_tree() {
+    if !require("nix-build") || common::pinned("linux-source-5.10").is_none() {
+        return;
+    }
+    stdout_ok(
+        nix_build_offline()
+            .args(["--check", "-E"])
+            .arg("let o = import ./pkgs/offline { }; in o.kernelSource (import ./pkgs/generated/kernels.nix).\"debian-5.10.0-32\".moduleSource")
+            .current_dir(env!("CARGO_MANIFEST_DIR")),
+    );
+}

@@ -13,8 +13,9 @@ stdenv.mkDerivation {
   outputHash = hash;
   buildCommand = ''
     mkdir -p $out
+    # The package's data tar names its files ./usr/…; a bare usr/… pattern matches none.
     dpkg-deb --fsys-tarfile $src \
-      | tar -xO --wildcards 'usr/src/linux-source-*.tar.xz' \
+      | tar -xO --wildcards '*usr/src/linux-source-*.tar.xz' \
       | tar -xJ -C $out --strip-components=1 --no-same-owner --wildcards \
           ${builtins.concatStringsSep " " (map (d: "'*/${d}'") subdirs)}
   '';
