@@ -70,12 +70,9 @@ struct KernelPlan {
 }
 
 fn restore_plan(files: &[PathBuf], drivers: Vec<String>, json: bool) -> Result<ExitCode> {
-    use crate::kernel::{drivers::DEFAULT_RESTORE, inspect, restore};
+    use crate::kernel::{inspect, restore};
     let names: Vec<String> = if drivers.is_empty() {
-        DEFAULT_RESTORE
-            .iter()
-            .map(|d| d.rsplit('/').next().unwrap_or(d).to_string())
-            .collect()
+        crate::kernel::drivers::default_restore_names()
     } else {
         drivers
     };

@@ -23,6 +23,11 @@ pub struct ConfigError {
     pub what: String,
 }
 
+/// A Kconfig symbol name (`RDMA_SIW`, without `CONFIG_`).
+pub fn is_symbol_name(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 impl KernelConfig {
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let mut options = BTreeMap::new();
@@ -41,7 +46,7 @@ impl KernelConfig {
             let name = key
                 .strip_prefix("CONFIG_")
                 .ok_or_else(|| bad("option without CONFIG_ prefix"))?;
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            if !is_symbol_name(name) {
                 return Err(bad("invalid option name"));
             }
             let v = match value {

@@ -34,6 +34,19 @@ pub const DEFAULT_RESTORE: &[&str] = &[
     "drivers/block/rnbd",
 ];
 
+/// A driver's name: its directory's last component (`drivers/infiniband/sw/siw` → `siw`).
+pub fn driver_name(dir: &str) -> &str {
+    dir.rsplit('/').next().unwrap_or(dir)
+}
+
+/// The names of `DEFAULT_RESTORE`.
+pub fn default_restore_names() -> Vec<String> {
+    DEFAULT_RESTORE
+        .iter()
+        .map(|d| driver_name(d).to_string())
+        .collect()
+}
+
 const BUILD_FILES: &[&str] = &["Kconfig", "Makefile", "Kbuild"];
 
 /// Does the driver report read this file (a path below the source's top directory)?
@@ -188,7 +201,7 @@ pub fn scan(files: &BTreeMap<PathBuf, String>) -> Result<SourceDrivers, DriverEr
                 m.kconfig = symbols.iter().find(|e| &e.symbol == s).cloned();
             }
         }
-        let name = dir.rsplit('/').next().unwrap_or(&dir).to_string();
+        let name = driver_name(&dir).to_string();
         drivers.push(Driver {
             name,
             dir,

@@ -406,7 +406,7 @@ pub fn inspect(files: &[PathBuf]) -> Result<Vec<KernelReport>> {
     // Every driver directory any given source has, and the default restore set.
     let mut known: std::collections::BTreeSet<(String, String)> = drivers::DEFAULT_RESTORE
         .iter()
-        .map(|d| (d.rsplit('/').next().unwrap_or(d).to_string(), d.to_string()))
+        .map(|d| (drivers::driver_name(d).to_string(), d.to_string()))
         .collect();
     for k in &loaded {
         if let Some((_, src)) = &k.drivers {

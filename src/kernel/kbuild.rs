@@ -55,8 +55,7 @@ fn condition(s: &str) -> Option<Condition> {
         "y" | "m" => s.chars().next().map(Condition::Always),
         _ => {
             let sym = s.strip_prefix("$(CONFIG_")?.strip_suffix(')')?;
-            (!sym.is_empty() && sym.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-                .then(|| Condition::Symbol(sym.to_string()))
+            super::config::is_symbol_name(sym).then(|| Condition::Symbol(sym.to_string()))
         }
     }
 }

@@ -138,7 +138,7 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, KconfigError> {
         match kw {
             "config" | "menuconfig" => {
                 let sym = rest;
-                if sym.is_empty() || !sym.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                if !super::config::is_symbol_name(sym) {
                     return Err(bad(format!("`{kw}` needs a symbol name, got {rest:?}")));
                 }
                 let depends_on = blocks

@@ -228,20 +228,8 @@ fn with_source_tar<T>(
 }
 
 /// Reads the regular files `want` selects (paths below the top directory) out of a
-/// kernel source `.tar.xz` or `linux-source-*` package, streamed, each at most
-/// `max_file` bytes and valid UTF-8.
-pub fn read_files(
-    file: &Path,
-    max: u64,
-    max_file: u64,
-    want: &dyn Fn(&Path) -> bool,
-) -> Result<SourceFiles, SourceError> {
-    with_source_tar(file, max, &mut |tar_xz| {
-        read_tar_files(tar_xz, file, max, max_file, want)
-    })
-}
-
-/// `read_files` on a `.tar.xz` stream already open (`file` names it in errors).
+/// kernel source `.tar.xz` stream, each at most `max_file` bytes and valid UTF-8
+/// (`file` names the stream in errors).
 pub fn read_tar_files(
     tar_xz: &mut dyn Read,
     file: &Path,
