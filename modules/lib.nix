@@ -94,6 +94,19 @@ rdmaLib
       if pkg ? reusedFrom then "weak-updates" else "updates"
     }/${pkg.moduleName}.ko";
 
+  # Every `.ko` of a module package (a restored driver may build several: rtrs-core,
+  # rtrs-client, rtrs-server), by module name.
+  moduleFiles =
+    kernel: pkg:
+    builtins.listToAttrs (
+      map (m: {
+        name = m;
+        value = "${pkg}/lib/modules/${kernel.modDirVersion}/${
+          if pkg ? reusedFrom then "weak-updates" else "updates"
+        }/${m}.ko";
+      }) (pkg.moduleNames or [ pkg.moduleName ])
+    );
+
   # Module names to load for the drivers, and `{ module = [ pre… ]; }` soft deps.
   moduleNames = drivers: map (d: softDrivers.${checkDriver d}.module) drivers;
   softDepsOf =

@@ -62,7 +62,8 @@ impl Bootstrap {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KabiRecord {
-    /// `siw` or `rxe` (the soft-RDMA driver).
+    /// The driver (its directory's name: `siw`, `rxe`, `rtrs`, …); a driver of
+    /// several modules has a record for each.
     pub driver: String,
     /// The matrix kernel it was built for.
     pub kernel: String,
@@ -75,7 +76,7 @@ pub struct KabiRecord {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KernelSource {
-    /// Store path name (`linux-6.1.192-rdma-sw`).
+    /// Store path name (`linux-6.1.192-rdma`).
     pub name: String,
     /// The pinned `linux-source-*` package it comes from.
     pub package: String,
@@ -417,9 +418,13 @@ impl Manifest {
                 .map_err(|e| bad(format!("bootstrap: {e}")))?;
         }
         for r in &m.kabi_records {
-            if !matches!(r.driver.as_str(), "siw" | "rxe") {
+            let plain = !r.driver.is_empty()
+                && r.driver
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !plain {
                 return Err(bad(format!(
-                    "kabi_record: driver {:?} is not siw or rxe",
+                    "kabi_record: driver {:?} is not a driver's name (its directory: siw, rxe, rtrs, …)",
                     r.driver
                 )));
             }

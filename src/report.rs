@@ -74,7 +74,9 @@ pub struct CheckResult {
     pub tests: Vec<TestResult>,
     /// rdma-core's suite, one entry per run (`suite`, siw's `cm`).
     pub suite: Vec<SuiteRun>,
-    pub nvmeof: Option<Nvmeof>,
+    pub nvmeof: Option<BlockPath>,
+    /// RNBD over RTRS over the device (checks/payload/rdma-rnbd.sh).
+    pub rnbd: Option<BlockPath>,
 }
 
 /// One run of rdma-core's own test suite (checks/payload/rdma-suite.py).
@@ -129,9 +131,10 @@ pub struct SuiteChange {
     pub reason: Option<String>,
 }
 
-/// The NVMe-over-Fabrics check (checks/payload/rdma-nvmeof.sh).
+/// A block storage path over the device, written and verified with fio: NVMe over
+/// Fabrics (checks/payload/rdma-nvmeof.sh) or RNBD (checks/payload/rdma-rnbd.sh).
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Nvmeof {
+pub struct BlockPath {
     pub status: String,
     pub reason: Option<String>,
     pub write_bw_mib_s: Option<f64>,
@@ -217,10 +220,10 @@ fn read_suite(
     Ok(runs)
 }
 
-fn read_nvmeof(report: &Value) -> Option<Nvmeof> {
-    let n = report.get("nvmeof")?;
+fn read_block_path(report: &Value, key: &str) -> Option<BlockPath> {
+    let n = report.get(key)?;
     let num = |k: &str| n.get(k).and_then(Value::as_f64);
-    let mut r = Nvmeof {
+    let mut r = BlockPath {
         status: str_field(n, "status").unwrap_or_else(|| "fail".into()),
         reason: str_field(n, "reason"),
         write_bw_mib_s: num("write_bw_mib_s"),
@@ -315,7 +318,8 @@ pub fn read_result(path: &Path) -> Result<CheckResult, ReportError> {
         ));
     }
     let suite = read_suite(report, &shape)?;
-    let nvmeof = read_nvmeof(report);
+    let nvmeof = read_block_path(report, "nvmeof");
+    let rnbd = read_block_path(report, "rnbd");
     let mut status = status;
     let mut reason = str_field(&v, "reason");
     if status == "pass" {
@@ -332,6 +336,9 @@ pub fn read_result(path: &Path) -> Result<CheckResult, ReportError> {
                 "NVMe-oF: {}",
                 n.reason.as_deref().unwrap_or("failed")
             ));
+        } else if let Some(n) = rnbd.as_ref().filter(|n| n.status != "pass") {
+            status = "fail".into();
+            reason = Some(format!("RNBD: {}", n.reason.as_deref().unwrap_or("failed")));
         } else if let Some(t) = tests.iter().find(|t| t.status == "fail") {
             status = "fail".into();
             reason = Some(format!(
@@ -354,6 +361,89 @@ pub fn read_result(path: &Path) -> Result<CheckResult, ReportError> {
         tests,
         suite,
         nvmeof,
+        rnbd,
+    })
+}
+
+/// A restored-drivers load check (checks/offline/restored-load.nix): every module
+/// loaded with its dependencies, what each registered, all unloaded and loaded
+/// again, the kernel log clean.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RestoredLoad {
+    pub file: PathBuf,
+    /// The kernel release the guest ran.
+    pub kernel: String,
+    /// pass, fail, timeout, panic or error.
+    pub status: String,
+    pub reason: Option<String>,
+    pub drivers: Vec<String>,
+    pub modules: Vec<String>,
+    /// `module:bus/drivers/name` for each driver a module registered.
+    pub registered: Vec<String>,
+    pub wall_s: Option<f64>,
+}
+
+/// Is this result.json a restored-drivers load check's?
+pub fn is_restored_load(v: &Value) -> bool {
+    str_field(v, "check").as_deref() == Some("restored-load")
+}
+
+/// Reads a restored-drivers load check's result.json. A pass without its evidence
+/// (no module, fewer loaded or unloaded than listed, the kernel log not checked) is a
+/// failure.
+pub fn read_restored_load(path: &Path) -> Result<RestoredLoad, ReportError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ReportError::Io(path.into(), e))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| ReportError::Json(path.into(), e))?;
+    let shape = |m: &str| ReportError::Shape(path.into(), m.to_owned());
+    if !is_restored_load(&v) {
+        return Err(shape(
+            "not a restored-drivers load check (no \"check\": \"restored-load\")",
+        ));
+    }
+    let kernel = str_field(&v, "kernel").ok_or_else(|| shape("no \"kernel\" (string)"))?;
+    let mut status = str_field(&v, "status").ok_or_else(|| shape("no \"status\" (string)"))?;
+    let mut reason = str_field(&v, "reason");
+    let strings = |o: &Value, k: &str| -> Vec<String> {
+        o.get(k)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let test = v.get("test").filter(|t| t.is_object());
+    let modules = test.map(|t| strings(t, "modules")).unwrap_or_default();
+    if status == "pass" {
+        let t = test.ok_or_else(|| shape("status pass but no \"test\" report"))?;
+        let n = modules.len() as u64;
+        let count = |k: &str| t.get(k).and_then(Value::as_u64);
+        if n == 0 {
+            status = "fail".into();
+            reason = Some("no module was loaded".into());
+        } else if count("loaded") != Some(n) || count("unloaded") != Some(n) {
+            status = "fail".into();
+            reason = Some(format!(
+                "{n} modules, but loaded {:?} and unloaded {:?}",
+                count("loaded"),
+                count("unloaded")
+            ));
+        } else if t.get("dmesg_clean") != Some(&Value::Bool(true)) {
+            status = "fail".into();
+            reason = Some("the kernel log was not found clean".into());
+        }
+    }
+    Ok(RestoredLoad {
+        file: path.into(),
+        kernel,
+        status,
+        reason,
+        drivers: strings(&v, "drivers"),
+        modules,
+        registered: test.map(|t| strings(t, "registered")).unwrap_or_default(),
+        wall_s: v.get("wall_s").and_then(Value::as_f64),
     })
 }
 
@@ -363,6 +453,8 @@ pub fn read_result(path: &Path) -> Result<CheckResult, ReportError> {
 pub struct Matrix {
     pub checks: Vec<CheckResult>,
     pub tests: Vec<String>,
+    /// Restored-drivers load checks, by kernel.
+    pub restored: Vec<RestoredLoad>,
 }
 
 impl Matrix {
@@ -376,11 +468,77 @@ impl Matrix {
                 }
             }
         }
-        Matrix { checks, tests }
+        Matrix {
+            checks,
+            tests,
+            restored: Vec::new(),
+        }
+    }
+
+    /// The matrix with the restored-drivers load checks beside it.
+    pub fn with_restored(mut self, mut restored: Vec<RestoredLoad>) -> Self {
+        restored.sort_by(|a, b| a.kernel.cmp(&b.kernel));
+        self.restored = restored;
+        self
     }
 
     pub fn failed(&self) -> usize {
         self.checks.iter().filter(|c| c.status != "pass").count()
+            + self.restored.iter().filter(|r| r.status != "pass").count()
+    }
+
+    /// The restored drivers' load checks as a Markdown section.
+    fn restored_markdown(&self) -> String {
+        let mut s = String::new();
+        if self.restored.is_empty() {
+            return s;
+        }
+        let _ = writeln!(
+            s,
+            "\n## Restored drivers: loaded, registered, unloaded\n\n| kernel | check | drivers | modules | registered | wall (s) |\n|---|---|---|---|---|---|"
+        );
+        for r in &self.restored {
+            let status = match &r.reason {
+                Some(why) if r.status != "pass" => format!("{}: {why}", r.status),
+                _ => r.status.clone(),
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {status} | {} | {} | {} | {} |",
+                r.kernel,
+                r.drivers.join(" "),
+                r.modules.join(" "),
+                r.registered.join(" "),
+                r.wall_s.map_or("—".into(), |v| format!("{v:.0}"))
+            );
+        }
+        s
+    }
+
+    fn restored_html(&self) -> String {
+        let mut s = String::new();
+        if self.restored.is_empty() {
+            return s;
+        }
+        s.push_str("<h2>Restored drivers: loaded, registered, unloaded</h2>\n<table>\n<tr><th>kernel</th><th>check</th><th>drivers</th><th>modules</th><th>registered</th><th>wall (s)</th></tr>\n");
+        for r in &self.restored {
+            let class = if r.status == "pass" { "pass" } else { "FAIL" };
+            let _ = writeln!(
+                s,
+                "<tr><td>{}</td><td class=\"{class}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                html_escape(&r.kernel),
+                html_escape(&match &r.reason {
+                    Some(why) if r.status != "pass" => format!("{}: {why}", r.status),
+                    _ => r.status.clone(),
+                }),
+                html_escape(&r.drivers.join(" ")),
+                html_escape(&r.modules.join(" ")),
+                html_escape(&r.registered.join(" ")),
+                r.wall_s.map_or("—".into(), |v| format!("{v:.0}"))
+            );
+        }
+        s.push_str("</table>\n");
+        s
     }
 
     fn cell(c: &CheckResult, test: &str) -> &'static str {
@@ -408,15 +566,17 @@ impl Matrix {
         ("ib_read_lat", "lat_typical_us", "read lat (µs)"),
     ];
 
-    /// NVMe over Fabrics' figures, beside perftest's.
+    /// NVMe over Fabrics' and RNBD's figures, beside perftest's.
     #[allow(clippy::type_complexity)]
-    const NVMEOF_FIGURES: [(&'static str, fn(&CheckResult) -> Option<f64>); 2] = [
+    const NVMEOF_FIGURES: [(&'static str, fn(&CheckResult) -> Option<f64>); 4] = [
         ("NVMe-oF write (MiB/s)", |c| {
             c.nvmeof.as_ref()?.write_bw_mib_s
         }),
         ("NVMe-oF 4k read (IOPS)", |c| {
             c.nvmeof.as_ref()?.randread_iops
         }),
+        ("RNBD write (MiB/s)", |c| c.rnbd.as_ref()?.write_bw_mib_s),
+        ("RNBD 4k read (IOPS)", |c| c.rnbd.as_ref()?.randread_iops),
     ];
 
     /// A Markdown table (also readable as plain text).
@@ -454,6 +614,7 @@ impl Matrix {
             let _ = writeln!(s, "- {} {}: {why}", c.kernel, c.device);
         }
         s.push_str(&self.suite_markdown());
+        s.push_str(&self.restored_markdown());
         s
     }
 
@@ -484,6 +645,12 @@ impl Matrix {
                 out.push((
                     c,
                     format!("NVMe-oF: {}", n.reason.as_deref().unwrap_or("failed")),
+                ));
+            }
+            if let Some(n) = c.rnbd.as_ref().filter(|n| n.status != "pass") {
+                out.push((
+                    c,
+                    format!("RNBD: {}", n.reason.as_deref().unwrap_or("failed")),
                 ));
             }
         }
@@ -792,7 +959,11 @@ impl Matrix {
             s.push_str(&self.chart(title, &|c| Self::figure(c, test, fig)));
             s.push_str("</div>\n");
         }
-        if self.checks.iter().any(|c| c.nvmeof.is_some()) {
+        if self
+            .checks
+            .iter()
+            .any(|c| c.nvmeof.is_some() || c.rnbd.is_some())
+        {
             for (title, get) in Self::NVMEOF_FIGURES {
                 s.push_str("<div>");
                 s.push_str(&self.chart(title, &get));
@@ -800,6 +971,7 @@ impl Matrix {
             }
         }
         s.push_str(&self.suite_html());
+        s.push_str(&self.restored_html());
         s.push_str("</body></html>\n");
         s
     }

@@ -215,7 +215,7 @@ fn extract_source_is_exactly_the_pinned_tree() {
         return;
     };
     let m = Manifest::load(None).unwrap();
-    let ks = m.kernel_source("linux-6.1.192-rdma-sw").unwrap();
+    let ks = m.kernel_source("linux-6.1.192-rdma").unwrap();
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join(&ks.name);
     let mut cmd = rdma_nix();

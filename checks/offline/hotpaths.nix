@@ -3,16 +3,18 @@
 # client and server over the device's loopback. Kernel modules, soft dependencies,
 # the config dir and the `rdma link` script come from modules/lib.nix, as the NixOS
 # module computes them. Then rdma-core's own suite on the device (siw also its RDMA CM
-# subset) against checks/payload/suite-expected.toml, and NVMe over Fabrics over the
-# device. result.json: status, kernel, device, each test's pass/fail/unsupported with
-# perftest's figures, the negative PABI case, durations, every suite test's outcome,
-# NVMe-oF's verification and figures.
+# subset) against checks/payload/suite-expected.toml, NVMe over Fabrics over the
+# device, and RNBD over RTRS over the device (restored where the kernel lacks them:
+# pkgs/generated/restore.nix). result.json: status, kernel, device, each test's
+# pass/fail/unsupported with perftest's figures, the negative PABI case, durations,
+# every suite test's outcome, NVMe-oF's and RNBD's verification and figures.
 {
   lib,
   runVM,
   writeText,
   softDevice,
   rdmaNixLib,
+  kernelPackages,
   rdma-core,
   perftest,
   rdmaPackages,
@@ -32,6 +34,8 @@
   # Fabrics path (both on in every check of the matrix).
   withSuite ? true,
   withNvmeof ? true,
+  # RNBD over RTRS over the device (on in every check of the matrix).
+  withRnbd ? true,
   # More test files for the suite, name → file (test_*.py), added beside upstream's
   # (tests/vm_checks.rs adds one that fails on purpose).
   suiteExtraTests ? { },
@@ -48,6 +52,12 @@
 let
   sd = softDevice { inherit kernelName driver; };
   inherit (sd) kernel provider dev;
+  kp = kernelPackages.${kernelName};
+  # RNBD's modules: the kernel's own, or ours where its config leaves them out.
+  rnbdModules = [ "rtrs_core" "rtrs_server" "rtrs_client" "rnbd_server" "rnbd_client" ];
+  rnbdRestored = lib.filterAttrs (d: _: builtins.elem d [ "rtrs" "rnbd" ]) kp.rdmaRestored;
+  rnbdFiles = builtins.foldl' (a: p: a // rdmaNixLib.moduleFiles kernel p) { } (builtins.attrValues rnbdRestored);
+  storage = withNvmeof || withRnbd;
 
   # The negative case: the same provider from another rdma-core release (another
   # PABI), in a config dir written by hand (mkVerbsConfigDir refuses to).
@@ -61,9 +71,10 @@ let
     ++ map (t: "${perftest}/bin/${t}") [ "ib_send_bw" "ib_write_bw" "ib_read_lat" ]
     # Python for the suite's runner and reports, and iproute2's ip (JSON output;
     # busybox's has none).
-    ++ lib.optionals (withSuite || withNvmeof) [ "/usr/bin/python3" "/usr/bin/ip" ]
-    # NVMe over Fabrics: Debian's nvme-cli and fio.
-    ++ lib.optionals withNvmeof [ "/usr/sbin/nvme" "/usr/bin/fio" ];
+    ++ lib.optionals (withSuite || storage) [ "/usr/bin/python3" "/usr/bin/ip" ]
+    # NVMe over Fabrics and RNBD: Debian's nvme-cli and fio.
+    ++ lib.optionals withNvmeof [ "/usr/sbin/nvme" ]
+    ++ lib.optionals storage [ "/usr/bin/fio" ];
   pyverbs = rdma-core-pyverbs;
   suiteDir = if suiteExtraTests == { } then "${pyverbs}/${pyverbs.suiteDir}" else "/tmp/rdma-tests";
   suite = run: args: ''
@@ -73,8 +84,13 @@ let
   '';
 in
 runVM (sd.vmModules // {
-  # NVMe over Fabrics (target, host) and the ramdisk it exports.
-  modules = sd.vmModules.modules ++ lib.optionals withNvmeof [ "nvmet" "nvmet_rdma" "nvme_rdma" "brd" ];
+  # NVMe over Fabrics (target, host), RNBD's modules the kernel has, and the ramdisk
+  # both export.
+  modules = sd.vmModules.modules
+    ++ lib.optionals withNvmeof [ "nvmet" "nvmet_rdma" "nvme_rdma" ]
+    ++ lib.optionals withRnbd (builtins.filter (m: !(rnbdFiles ? ${builtins.replaceStrings [ "_" ] [ "-" ] m})) rnbdModules)
+    ++ lib.optionals storage [ "brd" ];
+  extraModules = sd.vmModules.extraModules // lib.optionalAttrs withRnbd rnbdFiles;
   name = "hotpaths-${driver}-${kernelName}";
   inherit kernel;
   timeout = if withSuite then 900 else 600;
@@ -97,18 +113,24 @@ runVM (sd.vmModules // {
       "payload/suite-expected.toml" = "${suiteExpected}";
     }
     // lib.mapAttrs' (n: f: lib.nameValuePair "payload/suite-extra/${n}" "${f}") suiteExtraTests
+    // lib.optionalAttrs storage {
+      "payload/fio-verify.sh" = "${payload}/fio-verify.sh";
+    }
     // lib.optionalAttrs withNvmeof {
       "payload/rdma-nvmeof.sh" = "${payload}/rdma-nvmeof.sh";
+    }
+    // lib.optionalAttrs withRnbd {
+      "payload/rdma-rnbd.sh" = "${payload}/rdma-rnbd.sh";
     }
     // extraFiles;
   # The suite's interpreter and pyverbs (with its own libraries, providers and
   # config dir), whole.
-  trees = lib.optionalAttrs (withSuite || withNvmeof) {
+  trees = lib.optionalAttrs (withSuite || storage) {
     "usr/lib/${python3.libPrefix}" = "/usr/lib/${python3.libPrefix}";
   } // lib.optionalAttrs withSuite {
     ${builtins.unsafeDiscardStringContext pyverbs} = pyverbs;
   };
-  treeSkip = lib.optionals (withSuite || withNvmeof) [ "test" "idlelib" "tkinter" "turtledemo" "ensurepip" "lib2to3" "pydoc_data" "config-${python3.pythonVersion}-x86_64-linux-gnu" ];
+  treeSkip = lib.optionals (withSuite || storage) [ "test" "idlelib" "tkinter" "turtledemo" "ensurepip" "lib2to3" "pydoc_data" "config-${python3.pythonVersion}-x86_64-linux-gnu" ];
   passthru.checkName = "${kernelName}-${driver}";
   resultAttrs = {
     kernel_name = kernelName;
@@ -139,7 +161,7 @@ runVM (sd.vmModules // {
     fi
     negative=pass
     sh /payload/rdma-hotpaths.sh negative ${dev.name} /negative/libibverbs.d || negative=fail
-    suite=pass nvmeof=pass
+    suite=pass nvmeof=pass rnbd=pass
   '' + lib.optionalString withSuite ''
     # rdma-core's own suite on the device (and siw's RDMA CM subset, which needs GID 0
     # named: tests/base.py takes siw's GID for zero and skips the rest).
@@ -152,11 +174,14 @@ runVM (sd.vmModules // {
   '' + lib.optionalString withNvmeof ''
     # The kernel's RDMA storage path over the same device.
     PATH=/usr/sbin:/usr/bin:$PATH sh /payload/rdma-nvmeof.sh 10.0.2.15 /tmp/nvmeof.json || nvmeof=fail
+  '' + lib.optionalString withRnbd ''
+    # The block ULP over RTRS over the same device.
+    PATH=/usr/sbin:/usr/bin:$PATH sh /payload/rdma-rnbd.sh 10.0.2.15 /tmp/rnbd.json || rnbd=fail
   '' + ''
     ${rdmaNixLib.linkDownScript { rdma = "/usr/bin/rdma"; inherit dev; }}
     removed=pass
     rdma dev show ${dev.name} >/dev/null 2>&1 && removed=fail
-  '' + (if !(withSuite || withNvmeof) then ''
+  '' + (if !(withSuite || storage) then ''
     sed -e "s/}\$/,\"negative_pabi\":\"$negative\",\"negative_pabi_release\":\"${otherRelease}\",\"link_removed\":\"$removed\"}/" /tmp/hotpaths.json > /tmp/result.json
   '' else ''
     python3 -c '
@@ -164,11 +189,12 @@ runVM (sd.vmModules // {
     r = json.load(open("/tmp/hotpaths.json"))
     r.update(negative_pabi=sys.argv[1], negative_pabi_release=sys.argv[2], link_removed=sys.argv[3], suite_status=sys.argv[4])
     r["suite"] = [json.load(open(f"/tmp/suite-{n}.json")) for n in ("suite", "cm") if os.path.exists(f"/tmp/suite-{n}.json")]
-    if os.path.exists("/tmp/nvmeof.json"):
-        r["nvmeof"] = json.load(open("/tmp/nvmeof.json"))
+    for n in ("nvmeof", "rnbd"):
+        if os.path.exists(f"/tmp/{n}.json"):
+            r[n] = json.load(open(f"/tmp/{n}.json"))
     json.dump(r, open("/tmp/result.json", "w"))
     ' "$negative" ${otherRelease} "$removed" "$suite"
   '') + ''
-    [ "$rc" = 0 ] && [ "$negative" = pass ] && [ "$removed" = pass ] && [ "$suite" = pass ] && [ "$nvmeof" = pass ]
+    [ "$rc" = 0 ] && [ "$negative" = pass ] && [ "$removed" = pass ] && [ "$suite" = pass ] && [ "$nvmeof" = pass ] && [ "$rnbd" = pass ]
   '';
 })

@@ -10,7 +10,8 @@
 # OUT.json: status, the write phase's bandwidth and IOPS, the verify and random read
 # phases', the verify errors, and the reason when it fails. Exits 1 on any failure,
 # a verify error included. Needs the modules nvmet, nvmet_rdma, nvme_rdma and brd
-# (a ramdisk of rd_size KiB), nvme and fio on PATH, python3 for the JSON.
+# (a ramdisk of rd_size KiB), nvme and fio on PATH, python3 for the JSON, and
+# fio-verify.sh beside it.
 set -u
 
 addr=$1 out=$2
@@ -23,37 +24,8 @@ size_mb=32
 logs=/tmp/rdma-nvmeof
 mkdir -p $logs
 
-report() {
-  python3 - "$1" "$2" "$out" "$logs" <<'EOF'
-import json, os, sys
-status, reason, out, logs = sys.argv[1:5]
-r = {"status": status}
-if reason:
-    r["reason"] = reason
-def job(name):
-    p = os.path.join(logs, f"{name}.json")
-    try:
-        return json.load(open(p))["jobs"][0]
-    except (OSError, ValueError, KeyError, IndexError):
-        return None
-w, rr = job("write-verify"), job("randread")
-if w:
-    r["write_bw_mib_s"] = round(w["write"]["bw"] / 1024, 2)
-    r["write_iops"] = round(w["write"]["iops"], 1)
-    r["verify_read_bw_mib_s"] = round(w["read"]["bw"] / 1024, 2)
-    r["verify_errors"] = w["error"]
-if rr:
-    r["randread_iops"] = round(rr["read"]["iops"], 1)
-    r["randread_lat_us"] = round(rr["read"]["clat_ns"]["mean"] / 1000, 1)
-json.dump(r, open(out, "w"))
-EOF
-}
-
-fail() {
-  echo "rdma-nvmeof: $1" >&2
-  report fail "$1"
-  exit 1
-}
+tag=rdma-nvmeof
+. "$(dirname "$0")/fio-verify.sh"
 
 # The ramdisk: one, of the size used.
 rmmod brd 2>/dev/null
@@ -101,13 +73,7 @@ if [ -z "$blk" ]; then
 fi
 echo "rdma-nvmeof: $nqn on $blk over rdma $addr:$port"
 
-common="--filename=$blk --direct=1 --ioengine=libaio --iodepth=16 --output-format=json"
-# Sequential writes with a checksum in every block, then every block read back.
-fio --name=write-verify $common --rw=write --bs=64k --size=${size_mb}M \
-  --verify=crc32c --do_verify=1 --verify_fatal=1 --output=$logs/write-verify.json \
-  > $logs/write-verify.log 2>&1 || { cat $logs/write-verify.log; nvme disconnect -n $nqn; fail "fio write-verify failed"; }
-fio --name=randread $common --rw=randread --bs=4k --size=${size_mb}M --runtime=8 --time_based \
-  --output=$logs/randread.json > $logs/randread.log 2>&1 || { cat $logs/randread.log; nvme disconnect -n $nqn; fail "fio randread failed"; }
+fio_verify $blk $size_mb || { nvme disconnect -n $nqn; fail "fio failed"; }
 
 nvme disconnect -n $nqn > $logs/disconnect.log 2>&1 || fail "nvme disconnect failed"
 rm $p/subsystems/$nqn
@@ -116,5 +82,4 @@ echo 0 > $s/namespaces/1/enable
 rmdir $s/namespaces/1
 rmdir $s
 report pass ""
-python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("rdma-nvmeof:", r); sys.exit(0 if r.get("verify_errors") == 0 and r.get("write_bw_mib_s", 0) > 0 and r.get("randread_iops", 0) > 0 else 1)' "$out" ||
-  fail "a zero or missing figure, or a verify error"
+check_figures

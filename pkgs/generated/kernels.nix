@@ -11,13 +11,14 @@
       "rxe"
     ];
     moduleSource = {
-      name = "linux-6.1.192-rdma-sw";
+      name = "linux-6.1.192-rdma";
       package = "linux-source-6.1";
       subdirs = [
-        "drivers/infiniband/sw/rxe"
-        "drivers/infiniband/sw/siw"
+        "Makefile"
+        "drivers/infiniband"
+        "drivers/block/rnbd"
       ];
-      hash = "sha256-TuKfb03cxir6QmhIesZWKnMbL8LB6IU+6/E8GpHeRTg=";
+      hash = "sha256-PiSanEJHHJoTwr4E1Z755RSlArGvspoqUe+sXf3UHKU=";
     };
   };
   "debian-6.1.0-47" = {
@@ -31,13 +32,14 @@
       "rxe"
     ];
     moduleSource = {
-      name = "linux-6.1.192-rdma-sw";
+      name = "linux-6.1.192-rdma";
       package = "linux-source-6.1";
       subdirs = [
-        "drivers/infiniband/sw/rxe"
-        "drivers/infiniband/sw/siw"
+        "Makefile"
+        "drivers/infiniband"
+        "drivers/block/rnbd"
       ];
-      hash = "sha256-TuKfb03cxir6QmhIesZWKnMbL8LB6IU+6/E8GpHeRTg=";
+      hash = "sha256-PiSanEJHHJoTwr4E1Z755RSlArGvspoqUe+sXf3UHKU=";
     };
   };
   "debian-6.1.0-55" = {
@@ -51,13 +53,14 @@
       "rxe"
     ];
     moduleSource = {
-      name = "linux-6.1.192-rdma-sw";
+      name = "linux-6.1.192-rdma";
       package = "linux-source-6.1";
       subdirs = [
-        "drivers/infiniband/sw/rxe"
-        "drivers/infiniband/sw/siw"
+        "Makefile"
+        "drivers/infiniband"
+        "drivers/block/rnbd"
       ];
-      hash = "sha256-TuKfb03cxir6QmhIesZWKnMbL8LB6IU+6/E8GpHeRTg=";
+      hash = "sha256-PiSanEJHHJoTwr4E1Z755RSlArGvspoqUe+sXf3UHKU=";
     };
   };
   "debian-6.1.0-56" = {
@@ -71,13 +74,14 @@
       "rxe"
     ];
     moduleSource = {
-      name = "linux-6.1.192-rdma-sw";
+      name = "linux-6.1.192-rdma";
       package = "linux-source-6.1";
       subdirs = [
-        "drivers/infiniband/sw/rxe"
-        "drivers/infiniband/sw/siw"
+        "Makefile"
+        "drivers/infiniband"
+        "drivers/block/rnbd"
       ];
-      hash = "sha256-TuKfb03cxir6QmhIesZWKnMbL8LB6IU+6/E8GpHeRTg=";
+      hash = "sha256-PiSanEJHHJoTwr4E1Z755RSlArGvspoqUe+sXf3UHKU=";
     };
   };
   "debian-5.10.0-32" = {
@@ -91,13 +95,14 @@
       "rxe"
     ];
     moduleSource = {
-      name = "linux-5.10.223-rdma-sw";
+      name = "linux-5.10.223-rdma";
       package = "linux-source-5.10";
       subdirs = [
-        "drivers/infiniband/sw/rxe"
-        "drivers/infiniband/sw/siw"
+        "Makefile"
+        "drivers/infiniband"
+        "drivers/block/rnbd"
       ];
-      hash = "sha256-jUrFLBk4aVMy55511yO3y2UlWGz7NvqivZxNOVY/qOI=";
+      hash = "sha256-M/1bRkedYVrTJjnj6DN/zclOxZzbZNITU0KX0RtSgGY=";
     };
   };
   "debian-6.12.117" = {
@@ -111,13 +116,14 @@
       "rxe"
     ];
     moduleSource = {
-      name = "linux-6.12.117-rdma-sw";
+      name = "linux-6.12.117-rdma";
       package = "linux-source-6.12";
       subdirs = [
-        "drivers/infiniband/sw/rxe"
-        "drivers/infiniband/sw/siw"
+        "Makefile"
+        "drivers/infiniband"
+        "drivers/block/rnbd"
       ];
-      hash = "sha256-sPN6JU3zcbuWoOLgkZ9/tif5lUZypb+V2KkjtX5Fyxc=";
+      hash = "sha256-ni/PtyNDw1EPVAKGc0WPNDmy50QHjbtUEGP43+2uSLA=";
     };
   };
   "debian-7.2.13" = {
@@ -135,13 +141,14 @@
       "rxe"
     ];
     moduleSource = {
-      name = "linux-7.2.13-rdma-sw";
+      name = "linux-7.2.13-rdma";
       package = "linux-source-7.2";
       subdirs = [
-        "drivers/infiniband/sw/rxe"
-        "drivers/infiniband/sw/siw"
+        "Makefile"
+        "drivers/infiniband"
+        "drivers/block/rnbd"
       ];
-      hash = "sha256-SEeIY3rWTy+dqSvjt9FE6/oFH+NK9P19yu9Pfq3NOLw=";
+      hash = "sha256-ZmT4EMQsqUqhMBMDqisPKaPnjXlxHFayLoDmjtwiwuE=";
     };
   };
 }

@@ -10,19 +10,26 @@
   reason,
 }:
 
+let
+  # A driver's modules (rtrs: rtrs-core, rtrs-client, rtrs-server), or the one.
+  modules = module.moduleNames or [ module.moduleName ];
+in
 stdenv.mkDerivation {
-  name = "${module.moduleName}-module-${kernel.modDirVersion}-from-${module.builtFor}";
+  name = "${module.pname or module.moduleName}-${kernel.modDirVersion}-from-${module.builtFor}";
   dontUnpack = true;
   dontConfigure = true;
   dontBuild = true;
   installPhase = ''
     mkdir -p $out/lib/modules/${kernel.modDirVersion}/weak-updates
-    ln -s ${module}/lib/modules/${module.builtFor}/updates/${module.moduleName}.ko \
-      $out/lib/modules/${kernel.modDirVersion}/weak-updates/${module.moduleName}.ko
+    for m in ${lib.escapeShellArgs modules}; do
+      ln -s ${module}/lib/modules/${module.builtFor}/updates/$m.ko \
+        $out/lib/modules/${kernel.modDirVersion}/weak-updates/$m.ko
+    done
   '';
   passthru = {
     inherit kernel reason;
     inherit (module) driver moduleName builtFor;
+    moduleNames = modules;
     reusedFrom = module;
   };
   meta = module.meta // {

@@ -112,38 +112,62 @@ let
     kernelSource = self.callPackage ./kernel-source.nix { };
 
     # A kernel's module package set, shaped like nixpkgs' `linuxPackagesFor kernel`
-    # (kernel, kernelModuleMakeFlags, callPackage), extended with our modules.
-    linuxPackagesFor = kernel: moduleSrc:
+    # (kernel, kernelModuleMakeFlags, callPackage), extended with our modules: the soft
+    # RDMA drivers, and every driver its source has and its config leaves out
+    # (`restorePlan`: the kernel's entry of pkgs/generated/restore.nix).
+    linuxPackagesFor = kernel: moduleSrc: restorePlan:
       let
+        # A fixed point, as nixpkgs' `.extend`: a restored driver finds those it needs.
         set = base // {
           inherit kernel;
           # Modules are built with the kernel's own suite's compiler.
           inherit (kernel) stdenv;
           kernelModuleMakeFlags = kernel.commonMakeFlags;
           callPackage = callPackageWith set;
-        };
+        } // (import ../kernel-modules/extension.nix { src = moduleSrc; inherit restorePlan; }) set set;
       in
-      set // (import ../kernel-modules/extension.nix { src = moduleSrc; }) set set;
+      set;
 
-    # Per kernel of the matrix: `kernelPackages.<kernel>.rdma-siw`, `.rdma-rxe`; where
-    # the generator found a recorded build that loads (pkgs/generated/kernel-modules.nix),
-    # that build is reused instead of compiling again.
+    # What `rdma-nix generate` planned for each matrix kernel's missing drivers, and
+    # the default set restored everywhere it is missing.
+    restorePlans = import ../generated/restore.nix;
+
+    # Per kernel of the matrix: `kernelPackages.<kernel>.rdma-siw`, `.rdma-rxe`, and
+    # `.rdmaRestored.<driver>` for every driver the kernel lacks; where the generator
+    # found a recorded build that loads (pkgs/generated/kernel-modules.nix), that build
+    # is reused instead of compiling again.
     kernelModulePlan = import ../generated/kernel-modules.nix;
     kernelPackages = builtins.mapAttrs
       (name: k:
         let
-          own = base.linuxPackagesFor base.kernels.${name} (base.kernelSource k.moduleSource);
-          pick = driver: attr:
-            let plan = base.kernelModulePlan.${driver}.${name}; in
-            if plan.reuse == null then own.${attr}
+          own = base.linuxPackagesFor base.kernels.${name} (base.kernelSource k.moduleSource)
+            base.restorePlans.kernels.${name};
+          pick = driver: pkg: get:
+            let plan = base.kernelModulePlan.${driver}.${name} or { reuse = null; }; in
+            if plan.reuse == null then pkg
             else base.callPackage ../kernel-modules/weak-update.nix {
               kernel = base.kernels.${name};
-              module = base.kernelPackages.${plan.reuse}.${attr};
+              module = get base.kernelPackages.${plan.reuse};
               inherit (plan) reason;
             };
+          set = own // {
+            rdma-siw = pick "siw" own.rdma-siw (p: p.rdma-siw);
+            rdma-rxe = pick "rxe" own.rdma-rxe (p: p.rdma-rxe);
+            rdmaRestored = builtins.mapAttrs
+              (d: pkg: if d == "siw" then set.rdma-siw else pick d pkg (p: p.rdmaRestored.${d}))
+              own.rdmaRestored;
+            # The default set's drivers this kernel lacks, built or reused.
+            rdmaRestoredDefault = lib.filterAttrs
+              (d: _: builtins.elem d base.restorePlans.default)
+              set.rdmaRestored;
+          };
         in
-        own // { rdma-siw = pick "siw" "rdma-siw"; rdma-rxe = pick "rxe" "rdma-rxe"; })
+        set)
       (import ../generated/kernels.nix);
+
+    # Load every restored driver of the default set on a matrix kernel, check the
+    # kernel stays clean, and unload them (checks/offline/restored-load.nix).
+    restoredLoadCheck = self.callPackage ../../checks/offline/restored-load.nix { };
 
     runVM = self.callPackage ./vm { };
 
@@ -196,7 +220,8 @@ let
     checks =
       let
         perKernel = builtins.mapAttrs
-          (k: _: lib.genAttrs [ "rxe" "siw" ] (self.hotpathsCheck k))
+          (k: _: lib.genAttrs [ "rxe" "siw" ] (self.hotpathsCheck k)
+            // { restored = self.restoredLoadCheck { kernelName = k; }; })
           (import ../generated/kernels.nix);
       in
       perKernel // {
@@ -228,7 +253,8 @@ let
 
     # The default stack in one output (what the README's main command builds): the
     # release's userspace (core, every provider, the full build, perftest, the config
-    # dir) under userspace/, and every matrix kernel's modules under kernels/<kernel>/.
+    # dir) under userspace/, and every matrix kernel's modules under kernels/<kernel>/
+    # (the default set's restored drivers under kernels/<kernel>/restored/).
     stack = self.runCommand "rdma-nix-stack" { } (''
       mkdir -p $out/userspace $out/kernels
     '' + lib.concatMapStringsSep "\n" (p: "ln -s ${p} $out/userspace/${p.name}")
@@ -238,7 +264,11 @@ let
       mkdir -p $out/kernels/${k}
       ln -s ${self.kernelPackages.${k}.rdma-siw} $out/kernels/${k}/rdma-siw
       ln -s ${self.kernelPackages.${k}.rdma-rxe} $out/kernels/${k}/rdma-rxe
-    '') (builtins.attrNames (import ../generated/kernels.nix)));
+      mkdir -p $out/kernels/${k}/restored
+    '' + lib.concatStringsSep "\n" (lib.mapAttrsToList
+      (d: p: "ln -s ${p} $out/kernels/${k}/restored/${d}")
+      self.kernelPackages.${k}.rdmaRestoredDefault))
+      (builtins.attrNames (import ../generated/kernels.nix)));
   };
   # The default release's packages at the top level, as the overlay has them.
   defaultPackages = base.rdmaPackages.${base.rdmaCoreReleases.default};

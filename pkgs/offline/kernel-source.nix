@@ -14,9 +14,11 @@ stdenv.mkDerivation {
   buildCommand = ''
     mkdir -p $out
     # The package's data tar names its files ./usr/…; a bare usr/… pattern matches none.
+    # In the source tarball `*` stands for its top directory only (not a slash), so
+    # `*/Makefile` is the top-level Makefile, not every one.
     dpkg-deb --fsys-tarfile $src \
       | tar -xO --wildcards '*usr/src/linux-source-*.tar.xz' \
-      | tar -xJ -C $out --strip-components=1 --no-same-owner --wildcards \
+      | tar -xJ -C $out --strip-components=1 --no-same-owner --wildcards --no-wildcards-match-slash \
           ${builtins.concatStringsSep " " (map (d: "'*/${d}'") subdirs)}
   '';
 }

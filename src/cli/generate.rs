@@ -30,7 +30,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
         .manifest
         .as_deref()
         .map(|p| p.parent().unwrap_or(std::path::Path::new(".")));
-    let plan = emit::kernel_modules::plan(&m, manifest_dir, source)?;
+    let kernels = emit::kernel_modules::load_kernels(&m)?;
+    let restored = emit::restore::plan(&m, &kernels, source)?;
+    eprintln!(
+        "rdma-nix: restored drivers (default set × kernels): {} built out of tree, {} in the kernel already, {} can't be built",
+        restored.builds, restored.in_tree, restored.refused
+    );
+    let plan = emit::kernel_modules::plan(&m, &kernels, &restored.needs, manifest_dir, source)?;
     eprintln!(
         "rdma-nix: kernel modules: {} builds, {} reused by kABI ({} builds saved of {})",
         plan.builds,
@@ -39,6 +45,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         plan.builds + plan.reused
     );
     files.push(plan.file);
+    files.push(restored.file);
     if a.check {
         let stale = emit::check_all(&a.out, &files)?;
         for (path, diff) in &stale {

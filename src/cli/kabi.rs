@@ -21,6 +21,10 @@ pub struct Args {
     /// file: the record `rdma-nix generate` decides reuse from.
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
+    /// The Module.symvers of the module's own build: its exports go into the record
+    /// (`provides`), for the drivers that link against it (rnbd on rtrs).
+    #[arg(long, value_name = "FILE", requires = "record")]
+    symvers: Option<PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -37,8 +41,29 @@ pub fn run(a: Args) -> Result<ExitCode> {
         std::fs::read(&a.module).with_context(|| format!("{}: cannot read", a.module.display()))?;
     let m = module::parse(&bytes).with_context(|| a.module.display().to_string())?;
     if let Some(path) = &a.record {
-        let rec = kabi::Record::of(&m)
+        let mut rec = kabi::Record::of(&m)
             .with_context(|| format!("{}: no name or vermagic in .modinfo", a.module.display()))?;
+        if let Some(sv) = &a.symvers {
+            let f = std::fs::File::open(sv)
+                .with_context(|| format!("{}: cannot read", sv.display()))?;
+            let sv_parsed = crate::kernel::symvers::Symvers::parse(std::io::BufReader::new(f))
+                .with_context(|| format!("{}: not a Module.symvers", sv.display()))?;
+            // Its lines name the module by path (…/rtrs-core); .modinfo by rtrs_core.
+            let norm = |s: &str| s.replace('-', "_");
+            let mut provides: Vec<kabi::RecordedImport> = sv_parsed
+                .symbols
+                .iter()
+                .filter(|(_, e)| {
+                    norm(e.module.rsplit('/').next().unwrap_or("")) == norm(&rec.module)
+                })
+                .map(|(s, e)| kabi::RecordedImport {
+                    symbol: s.clone(),
+                    crc: format!("0x{:08x}", e.crc),
+                })
+                .collect();
+            provides.sort_by(|a, b| a.symbol.cmp(&b.symbol));
+            rec.provides = provides;
+        }
         let tmp = path.with_extension("json.tmp");
         std::fs::write(&tmp, serde_json::to_string_pretty(&rec)? + "\n")
             .with_context(|| format!("{}: cannot write", tmp.display()))?;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 
 use crate::emit::atomic_write;
-use crate::report::{read_result, Matrix};
+use crate::report::{is_restored_load, read_restored_load, read_result, Matrix};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -43,13 +43,20 @@ fn expand(path: &Path) -> Result<Vec<PathBuf>> {
 
 /// Exits 1 when a check didn't pass (after writing the files), 0 otherwise.
 pub fn run(a: Args) -> Result<ExitCode> {
-    let mut checks = Vec::new();
+    let (mut checks, mut restored) = (Vec::new(), Vec::new());
     for p in &a.results {
         for f in expand(p)? {
-            checks.push(read_result(&f)?);
+            let text = std::fs::read_to_string(&f).with_context(|| format!("{}", f.display()))?;
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not JSON", f.display()))?;
+            if is_restored_load(&v) {
+                restored.push(read_restored_load(&f)?);
+            } else {
+                checks.push(read_result(&f)?);
+            }
         }
     }
-    let m = Matrix::new(checks);
+    let m = Matrix::new(checks).with_restored(restored);
     if let Some(f) = &a.md {
         atomic_write(f, m.markdown().as_bytes())?;
     }

@@ -5,6 +5,7 @@
 pub mod kernel_modules;
 pub mod nix_expr;
 pub mod rdma_core;
+pub mod restore;
 pub mod roots;
 pub mod stack;
 

@@ -99,7 +99,7 @@ pub struct ModuleReport {
 }
 
 /// Largest build file read from a kernel source (the top-level Makefile is ~70 KiB).
-const MAX_SOURCE_FILE: u64 = 1 << 20;
+pub const MAX_SOURCE_FILE: u64 = 1 << 20;
 
 #[derive(Default)]
 struct Found {

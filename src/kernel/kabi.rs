@@ -50,6 +50,17 @@ pub fn expected_flags(c: &KernelConfig) -> Vec<&'static str> {
 }
 
 pub fn decide(m: &ModuleInfo, k: &LoadedKernel) -> Verdict {
+    decide_with(m, k, &std::collections::HashMap::new())
+}
+
+/// `decide`, with symbols that modules loaded beside this one export (symbol → CRC):
+/// a restored driver reused together with the drivers it links against (rnbd's
+/// imports from rtrs-core, rtrs-client's from it), which the kernel doesn't export.
+pub fn decide_with(
+    m: &ModuleInfo,
+    k: &LoadedKernel,
+    beside: &std::collections::HashMap<String, u32>,
+) -> Verdict {
     let verdict = |loads: bool, reason: String, differing: Vec<SymbolDiff>| Verdict {
         kernel: k.release.clone(),
         loads,
@@ -107,7 +118,11 @@ pub fn decide(m: &ModuleInfo, k: &LoadedKernel) -> Verdict {
         .imports
         .iter()
         .filter_map(|i| {
-            let kernel_crc = symvers.symbols.get(&i.symbol).map(|e| e.crc);
+            let kernel_crc = symvers
+                .symbols
+                .get(&i.symbol)
+                .map(|e| e.crc)
+                .or_else(|| beside.get(&i.symbol).copied());
             (kernel_crc != Some(i.crc)).then(|| SymbolDiff {
                 symbol: i.symbol.clone(),
                 module_crc: i.crc,
@@ -152,6 +167,10 @@ pub struct Record {
     pub module: String,
     pub vermagic: String,
     pub imports: Vec<RecordedImport>,
+    /// The symbols the module exports, with their CRCs (from its build's
+    /// Module.symvers): what the drivers built on it import.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provides: Vec<RecordedImport>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -173,7 +192,22 @@ impl Record {
                     crc: format!("0x{:08x}", i.crc),
                 })
                 .collect(),
+            provides: Vec::new(),
         })
+    }
+
+    /// The exports as symbol → CRC.
+    pub fn provided(&self) -> Result<std::collections::HashMap<String, u32>, String> {
+        self.provides
+            .iter()
+            .map(|i| {
+                i.crc
+                    .strip_prefix("0x")
+                    .and_then(|h| u32::from_str_radix(h, 16).ok())
+                    .map(|crc| (i.symbol.clone(), crc))
+                    .ok_or_else(|| format!("{}: CRC {:?} is not 0x<hex>", i.symbol, i.crc))
+            })
+            .collect()
     }
 
     /// Back to the form `decide` reads.

@@ -313,3 +313,47 @@ pub fn extract_subtrees(
     }
     result
 }
+
+/// Reads the regular files `want` selects (paths below `dir`) out of an unpacked
+/// kernel source tree, such as an extracted `[[kernel_source]]` in the store, each at
+/// most `max_file` bytes and valid UTF-8. Symbolic links are not followed.
+pub fn read_dir_files(
+    dir: &Path,
+    max_file: u64,
+    want: &dyn Fn(&Path) -> bool,
+) -> Result<std::collections::BTreeMap<PathBuf, String>, SourceError> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let here = dir.join(&rel);
+        let err = |path: &Path, e: io::Error| SourceError::Input {
+            file: path.to_path_buf(),
+            message: e.to_string(),
+        };
+        for entry in fs::read_dir(&here).map_err(|e| err(&here, e))? {
+            let entry = entry.map_err(|e| err(&here, e))?;
+            let below = rel.join(entry.file_name());
+            let kind = entry.file_type().map_err(|e| err(&entry.path(), e))?;
+            if kind.is_dir() {
+                stack.push(below);
+            } else if kind.is_file() && want(&below) {
+                let path = entry.path();
+                let mut text = String::new();
+                fs::File::open(&path)
+                    .and_then(|f| f.take(max_file + 1).read_to_string(&mut text))
+                    .map_err(|e| SourceError::Input {
+                        file: path.clone(),
+                        message: format!("not readable as text: {e}"),
+                    })?;
+                if text.len() as u64 > max_file {
+                    return Err(SourceError::Input {
+                        file: path,
+                        message: format!("larger than {max_file} bytes"),
+                    });
+                }
+                out.insert(below, text);
+            }
+        }
+    }
+    Ok(out)
+}

@@ -201,21 +201,40 @@ def main():
 
     load = []
     extra = dict(e.split("=", 1) for e in a.extra_module)
+    extra_keys = {m.replace("-", "_"): m for m in extra}
     in_tree = [m for m in a.module if m not in extra]
-    if in_tree or soft:
+    # Each out-of-tree module's dependencies, from its own depends=: in-tree ones are
+    # resolved in the kernel's tree, out-of-tree ones (rnbd_server on rtrs_server) are
+    # loaded before it.
+    extra_deps = {}
+    for name, path in extra.items():
+        info = subprocess.run(["modinfo", "-F", "depends", path], capture_output=True, text=True, check=True)
+        extra_deps[name] = [d for d in info.stdout.strip().split(",") if d]
+    if in_tree or soft or any(extra_deps.values()):
         if not a.modules_tree:
             sys.exit("make-initrd: --module needs --modules-tree")
         wanted = in_tree + [p for m in extra for p in soft.get(m.replace("-", "_"), [])]
-        # An out-of-tree module's in-tree dependencies come from its own depends=.
-        for path in extra.values():
-            info = subprocess.run(["modinfo", "-F", "depends", path], capture_output=True, text=True, check=True)
-            wanted += [d for d in info.stdout.strip().split(",") if d]
+        wanted += [d for ds in extra_deps.values() for d in ds if d.replace("-", "_") not in extra_keys]
         for rel in resolve_modules(a.modules_tree, wanted, soft):
             name = os.path.basename(rel).split(".ko")[0] + ".ko"
             cpio.add_file(f"lib/modules/{name}", module_bytes(os.path.join(a.modules_tree, rel)))
             load.append(name)
-    for name, path in extra.items():
-        cpio.add_file(f"lib/modules/{name}.ko", module_bytes(path))
+    ordered = []
+
+    def visit_extra(name, chain=()):
+        if name in ordered:
+            return
+        if name in chain:
+            sys.exit(f"make-initrd: out-of-tree modules depend on each other in a cycle: {' -> '.join(chain + (name,))}")
+        for d in extra_deps[name]:
+            if d.replace("-", "_") in extra_keys:
+                visit_extra(extra_keys[d.replace("-", "_")], chain + (name,))
+        ordered.append(name)
+
+    for name in extra:
+        visit_extra(name)
+    for name in ordered:
+        cpio.add_file(f"lib/modules/{name}.ko", module_bytes(extra[name]))
         load.append(f"{name}.ko")
     cpio.add_file("etc/modules-load", "".join(m + "\n" for m in load).encode())
 

@@ -1,0 +1,201 @@
+//! `pkgs/generated/restore.nix`: for each kernel of the matrix, every RDMA driver of
+//! its series' source (the `[[kernel_source]]` its modules are built from), planned
+//! for an out-of-tree build where the kernel's config leaves it unset (its modules,
+//! the config symbols make gets, the restored drivers it needs first, the source
+//! directories it includes), or the reason it isn't built there; and the default set.
+//! The plans come from the source's Kconfig and Kbuild files (`kernel::restore`);
+//! `pkgs/kernel-modules/restored.nix` builds an entry.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::nix_expr::Value;
+use super::stack::GENERATED_DIR;
+use super::GeneratedFile;
+use crate::fetch::kernel_source_store_path;
+use crate::kernel::drivers::{self, SourceDrivers};
+use crate::kernel::inspect::{LoadedKernel, MAX_SOURCE_FILE};
+use crate::kernel::restore;
+use crate::kernel::source::read_dir_files;
+use crate::manifest::Manifest;
+
+/// The generated file and what it plans for the default set.
+pub struct Restored {
+    pub file: GeneratedFile,
+    /// Kernel × default driver pairs built out of tree.
+    pub builds: usize,
+    /// Kernel × default driver pairs the kernel has already.
+    pub in_tree: usize,
+    /// Kernel × default driver pairs that can't be built (absent, unmet dependency).
+    pub refused: usize,
+    /// Every driver built out of tree, per kernel, with the drivers it needs.
+    pub needs: crate::emit::kernel_modules::RestoredNeeds,
+}
+
+fn strs(v: &[String]) -> Value {
+    Value::List(v.iter().map(|s| Value::str(s.as_str())).collect())
+}
+
+/// What a kernel's plan does with a driver.
+enum Outcome {
+    Build,
+    InTree,
+    Refused,
+}
+
+/// One driver's entry for one kernel: the build, or why not. `tree` is the source
+/// subset the build gets: a driver that includes a directory outside it is refused,
+/// naming the directory.
+fn entry(
+    src: &SourceDrivers,
+    tree: &Path,
+    kernel: &LoadedKernel,
+    name: &str,
+) -> Result<(Value, Outcome, Option<Vec<String>>)> {
+    let config = kernel
+        .config
+        .as_ref()
+        .with_context(|| format!("kernel {}: no config in its headers", kernel.release))?;
+    let p = restore::plan(src, config, &[name.to_string()]);
+    let build = p.build.iter().find(|b| b.driver == name);
+    let outside = build.and_then(|b| b.includes.iter().find(|i| !tree.join(i).is_dir()));
+    if let Some(dir) = outside {
+        let reason = format!(
+            "its build includes {dir}, which the kernel source subset lacks (add it to the [[kernel_source]]'s subdirs)"
+        );
+        return Ok((
+            Value::attrs([("skip", Value::str(reason)), ("inTree", Value::Bool(false))]),
+            Outcome::Refused,
+            None,
+        ));
+    }
+    if let Some(b) = build {
+        return Ok((
+            Value::attrs([
+                ("dir", Value::str(b.dir.as_str())),
+                ("modules", strs(&b.modules)),
+                (
+                    "symbols",
+                    Value::attrs(
+                        b.symbols
+                            .iter()
+                            .map(|(s, v)| (format!("CONFIG_{s}"), Value::str(v.as_str()))),
+                    ),
+                ),
+                ("needs", strs(&b.needs)),
+                ("includes", strs(&b.includes)),
+            ]),
+            Outcome::Build,
+            Some(b.needs.clone()),
+        ));
+    }
+    let s = p
+        .skip
+        .iter()
+        .find(|s| s.driver == name)
+        .with_context(|| format!("kernel {}: no plan for {name}", kernel.release))?;
+    let outcome = if s.in_tree {
+        Outcome::InTree
+    } else {
+        Outcome::Refused
+    };
+    Ok((
+        Value::attrs([
+            ("skip", Value::str(s.reason.as_str())),
+            ("inTree", Value::Bool(s.in_tree)),
+        ]),
+        outcome,
+        None,
+    ))
+}
+
+/// Plans every driver of every kernel's source; `kernels` are the matrix's, by name,
+/// as read from their headers (`kernel_modules::load_kernels`).
+pub fn plan(m: &Manifest, kernels: &[(String, LoadedKernel)], source: &str) -> Result<Restored> {
+    // Each source tree scanned once.
+    let mut scanned: BTreeMap<String, (PathBuf, SourceDrivers)> = BTreeMap::new();
+    for k in &m.kernels {
+        if scanned.contains_key(&k.module_source) {
+            continue;
+        }
+        let ks = m.kernel_source(&k.module_source).expect("validated");
+        let dir = PathBuf::from(kernel_source_store_path(ks).to_string());
+        if !dir.is_dir() {
+            anyhow::bail!(
+                "{}: kernel source {} is not in the Nix store; run `rdma-nix fetch` first",
+                dir.display(),
+                ks.name
+            );
+        }
+        let files = read_dir_files(&dir, MAX_SOURCE_FILE, &drivers::wanted)?;
+        let src = drivers::scan(&files)
+            .with_context(|| format!("{}: kernel source {}", dir.display(), ks.name))?;
+        anyhow::ensure!(
+            !src.drivers.is_empty(),
+            "{}: kernel source {} holds no RDMA driver (its subdirs must include drivers/infiniband)",
+            dir.display(),
+            ks.name
+        );
+        scanned.insert(k.module_source.clone(), (dir, src));
+    }
+    let defaults = drivers::default_restore_names();
+    // Every driver any source has, and the default set: each is planned (or refused
+    // by name) on every kernel.
+    let names: BTreeSet<String> = scanned
+        .values()
+        .flat_map(|(_, s)| s.drivers.iter().map(|d| d.name.clone()))
+        .chain(defaults.iter().cloned())
+        .collect();
+    let (mut builds, mut in_tree, mut refused) = (0, 0, 0);
+    let mut restored_needs = crate::emit::kernel_modules::RestoredNeeds::new();
+    let mut per_kernel = Vec::new();
+    for k in &m.kernels {
+        let (_, loaded) = kernels
+            .iter()
+            .find(|(n, _)| n == &k.name)
+            .with_context(|| format!("kernel {}: not loaded", k.name))?;
+        let (tree, src) = &scanned[&k.module_source];
+        let mut entries = Vec::new();
+        for name in &names {
+            let (e, outcome, needs) = entry(src, tree, loaded, name)?;
+            if let Some(n) = needs {
+                restored_needs
+                    .entry(k.name.clone())
+                    .or_default()
+                    .insert(name.clone(), n);
+            }
+            if defaults.contains(name) {
+                match outcome {
+                    Outcome::Build => builds += 1,
+                    Outcome::InTree => in_tree += 1,
+                    Outcome::Refused => refused += 1,
+                }
+            }
+            entries.push((name.clone(), e));
+        }
+        per_kernel.push((
+            k.name.clone(),
+            Value::attrs([
+                ("source", Value::str(src.version.as_str())),
+                ("drivers", Value::attrs(entries)),
+            ]),
+        ));
+    }
+    let body = Value::attrs([
+        ("default", strs(&defaults)),
+        ("kernels", Value::attrs(per_kernel)),
+    ]);
+    Ok(Restored {
+        file: GeneratedFile::nix(
+            format!("{GENERATED_DIR}/restore.nix"),
+            source,
+            &body.render(),
+        ),
+        builds,
+        in_tree,
+        refused,
+        needs: restored_needs,
+    })
+}
