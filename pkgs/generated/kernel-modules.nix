@@ -60,4 +60,150 @@
       reason = "no recorded build loads here: debian-6.1.0-55: vermagic flags \"SMP preempt mod_unload modversions\" differ from the kernel's \"SMP preempt mod_unload\"";
     };
   };
+  efa = {
+    "debian-6.1.0-50" = {
+      reuse = null;
+      reason = "no recorded build loads here: debian-6.1.0-55: 52 of 112 imported symbols differ: ib_umem_release, pci_msix_vec_count, pci_request_selected_regions, pci_release_selected_regions, devm_kmalloc, …";
+    };
+    "debian-6.1.0-47" = {
+      reuse = null;
+      reason = "no recorded build loads here: debian-6.1.0-55: 52 of 112 imported symbols differ: ib_umem_release, pci_msix_vec_count, pci_request_selected_regions, pci_release_selected_regions, devm_kmalloc, …";
+    };
+    "debian-6.1.0-55" = {
+      reuse = null;
+      reason = "recorded build";
+    };
+    "debian-6.1.0-56" = {
+      reuse = "debian-6.1.0-55";
+      reason = "reusable: all 112 imported symbols have the same CRC here";
+    };
+    "debian-5.10.0-32" = {
+      reuse = null;
+      reason = "no recorded build loads here: debian-6.1.0-55: vermagic flags \"SMP preempt mod_unload modversions\" differ from the kernel's \"SMP mod_unload modversions\"";
+    };
+    "debian-6.12.117" = {
+      reuse = null;
+      reason = "no recorded build loads here: debian-6.1.0-55: 64 of 112 imported symbols differ: ib_umem_release, __rdma_block_iter_start, pci_msix_vec_count, pci_request_selected_regions, pci_release_selected_regions, …";
+    };
+    "debian-7.2.13" = {
+      reuse = null;
+      reason = "no recorded build loads here: debian-6.1.0-55: vermagic flags \"SMP preempt mod_unload modversions\" differ from the kernel's \"SMP preempt mod_unload\"";
+    };
+  };
+  erdma = {
+    "debian-6.1.0-50" = {
+      reuse = null;
+      reason = "no recorded build loads here: debian-6.1.0-55: 55 of 146 imported symbols differ: ib_umem_release, pci_request_selected_regions, pci_release_selected_regions, devm_kmalloc, pci_enable_device, …";
+    };
+    "debian-6.1.0-47" = {
+      reuse = null;
+      reason = "no recorded build loads here: debian-6.1.0-55: 55 of 146 imported symbols differ: ib_umem_release, pci_request_selected_regions, pci_release_selected_regions, devm_kmalloc, pci_enable_device, …";
+    };
+    "debian-6.1.0-55" = {
+      reuse = null;
+      reason = "recorded build";
+    };
+    "debian-6.1.0-56" = {
+      reuse = "debian-6.1.0-55";
+      reason = "reusable: all 146 imported symbols have the same CRC here";
+    };
+    "debian-6.12.117" = {
+      reuse = null;
+      reason = "no recorded build loads here: debian-6.1.0-55: 65 of 146 imported symbols differ: ib_umem_release, __rdma_block_iter_start, pci_request_selected_regions, pci_release_selected_regions, devm_kmalloc, …";
+    };
+    "debian-7.2.13" = {
+      reuse = null;
+      reason = "no recorded build loads here: debian-6.1.0-55: vermagic flags \"SMP preempt mod_unload modversions\" differ from the kernel's \"SMP preempt mod_unload\"";
+    };
+  };
+  rtrs = {
+    "debian-6.1.0-50" = {
+      reuse = null;
+      reason = "no recorded build loads here: debian-6.1.0-55: rtrs_core: 17 of 48 imported symbols differ: __ib_alloc_pd, dma_unmap_page_attrs, dev_driver_string, dma_map_page_attrs, rdma_create_qp, …";
+    };
+    "debian-6.1.0-47" = {
+      reuse = null;
+      reason = "no recorded build loads here: debian-6.1.0-55: rtrs_core: 17 of 48 imported symbols differ: __ib_alloc_pd, dma_unmap_page_attrs, dev_driver_string, dma_map_page_attrs, rdma_create_qp, …";
+    };
+    "debian-6.1.0-55" = {
+      reuse = null;
+      reason = "recorded build";
+    };
+    "debian-6.1.0-56" = {
+      reuse = "debian-6.1.0-55";
+      reason = "reusable: all 337 imported symbols of its 3 modules have the same CRC here";
+    };
+    "debian-5.10.0-32" = {
+      reuse = null;
+      reason = "no recorded build loads here: debian-6.1.0-55: rtrs_core: vermagic flags \"SMP preempt mod_unload modversions\" differ from the kernel's \"SMP mod_unload modversions\"";
+    };
+    "debian-6.12.117" = {
+      reuse = null;
+      reason = "no recorded build loads here: debian-6.1.0-55: rtrs_core: 21 of 48 imported symbols differ: __ib_alloc_pd, dma_unmap_page_attrs, dev_driver_string, dma_map_page_attrs, __stack_chk_fail, …";
+    };
+    "debian-7.2.13" = {
+      reuse = null;
+      reason = "no recorded build loads here: debian-6.1.0-55: rtrs_core: vermagic flags \"SMP preempt mod_unload modversions\" differ from the kernel's \"SMP preempt mod_unload\"";
+    };
+  };
+  vmw_pvrdma = {
+    "debian-6.1.0-50" = {
+      reuse = null;
+      reason = "no recorded build loads here: debian-6.1.0-55: 35 of 83 imported symbols differ: ib_umem_release, pci_enable_device, pci_dev_put, __pci_register_driver, pci_request_regions, …";
+    };
+    "debian-6.1.0-47" = {
+      reuse = null;
+      reason = "no recorded build loads here: debian-6.1.0-55: 35 of 83 imported symbols differ: ib_umem_release, pci_enable_device, pci_dev_put, __pci_register_driver, pci_request_regions, …";
+    };
+    "debian-6.1.0-55" = {
+      reuse = null;
+      reason = "recorded build";
+    };
+    "debian-6.1.0-56" = {
+      reuse = "debian-6.1.0-55";
+      reason = "reusable: all 83 imported symbols have the same CRC here";
+    };
+    "debian-5.10.0-32" = {
+      reuse = null;
+      reason = "no recorded build loads here: debian-6.1.0-55: vermagic flags \"SMP preempt mod_unload modversions\" differ from the kernel's \"SMP mod_unload modversions\"";
+    };
+    "debian-6.12.117" = {
+      reuse = null;
+      reason = "no recorded build loads here: debian-6.1.0-55: 44 of 83 imported symbols differ: ib_umem_release, __rdma_block_iter_start, pci_enable_device, pci_dev_put, ib_modify_qp_is_ok, …";
+    };
+    "debian-7.2.13" = {
+      reuse = null;
+      reason = "no recorded build loads here: debian-6.1.0-55: vermagic flags \"SMP preempt mod_unload modversions\" differ from the kernel's \"SMP preempt mod_unload\"";
+    };
+  };
+  rnbd = {
+    "debian-6.1.0-50" = {
+      reuse = null;
+      reason = "no recorded build loads here: debian-6.1.0-55: needs rtrs, which is not reused from there";
+    };
+    "debian-6.1.0-47" = {
+      reuse = null;
+      reason = "no recorded build loads here: debian-6.1.0-55: needs rtrs, which is not reused from there";
+    };
+    "debian-6.1.0-55" = {
+      reuse = null;
+      reason = "recorded build";
+    };
+    "debian-6.1.0-56" = {
+      reuse = "debian-6.1.0-55";
+      reason = "reusable: all 232 imported symbols of its 2 modules have the same CRC here";
+    };
+    "debian-5.10.0-32" = {
+      reuse = null;
+      reason = "no recorded build loads here: debian-6.1.0-55: needs rtrs, which is not reused from there";
+    };
+    "debian-6.12.117" = {
+      reuse = null;
+      reason = "no recorded build loads here: debian-6.1.0-55: needs rtrs, which is not reused from there";
+    };
+    "debian-7.2.13" = {
+      reuse = null;
+      reason = "no recorded build loads here: debian-6.1.0-55: needs rtrs, which is not reused from there";
+    };
+  };
 }

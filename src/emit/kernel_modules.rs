@@ -26,6 +26,38 @@ const EMBEDDED_RECORDS: &[(&str, &str)] = &[
         "pkgs/kabi/rdma_rxe-6.1.0-55-amd64.json",
         include_str!("../../pkgs/kabi/rdma_rxe-6.1.0-55-amd64.json"),
     ),
+    (
+        "pkgs/kabi/efa-6.1.0-55-amd64.json",
+        include_str!("../../pkgs/kabi/efa-6.1.0-55-amd64.json"),
+    ),
+    (
+        "pkgs/kabi/erdma-6.1.0-55-amd64.json",
+        include_str!("../../pkgs/kabi/erdma-6.1.0-55-amd64.json"),
+    ),
+    (
+        "pkgs/kabi/vmw_pvrdma-6.1.0-55-amd64.json",
+        include_str!("../../pkgs/kabi/vmw_pvrdma-6.1.0-55-amd64.json"),
+    ),
+    (
+        "pkgs/kabi/rtrs-core-6.1.0-55-amd64.json",
+        include_str!("../../pkgs/kabi/rtrs-core-6.1.0-55-amd64.json"),
+    ),
+    (
+        "pkgs/kabi/rtrs-client-6.1.0-55-amd64.json",
+        include_str!("../../pkgs/kabi/rtrs-client-6.1.0-55-amd64.json"),
+    ),
+    (
+        "pkgs/kabi/rtrs-server-6.1.0-55-amd64.json",
+        include_str!("../../pkgs/kabi/rtrs-server-6.1.0-55-amd64.json"),
+    ),
+    (
+        "pkgs/kabi/rnbd-client-6.1.0-55-amd64.json",
+        include_str!("../../pkgs/kabi/rnbd-client-6.1.0-55-amd64.json"),
+    ),
+    (
+        "pkgs/kabi/rnbd-server-6.1.0-55-amd64.json",
+        include_str!("../../pkgs/kabi/rnbd-server-6.1.0-55-amd64.json"),
+    ),
 ];
 
 /// A record's text: from beside the given manifest, or compiled in for the default.

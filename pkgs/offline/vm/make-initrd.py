@@ -75,6 +75,34 @@ def resolve_modules(tree, names, soft):
     dependency the kernel doesn't have is skipped (newer kernels moved crc32c and
     crc32 into the library the module links against)."""
     deps, by_name = read_modules_dep(tree)
+    # The modules' own soft dependencies (MODULE_SOFTDEP, as depmod lists them:
+    # libcrc32c before crc32c), after the ones given, each optional.
+    soft = {k: list(v) for k, v in soft.items()}
+    softdep_file = os.path.join(tree, "modules.softdep")
+    if os.path.exists(softdep_file):
+        for line in open(softdep_file):
+            words = line.split()
+            if len(words) < 3 or words[0] != "softdep":
+                continue
+            mod, pre, in_pre = words[1].replace("-", "_"), [], False
+            for w in words[2:]:
+                if w in ("pre:", "post:"):
+                    in_pre = w == "pre:"
+                elif in_pre:
+                    pre.append(w)
+            soft.setdefault(mod, []).extend(p for p in pre if p not in soft.get(mod, []))
+    # A soft dependency may name an alias (crc32c, crypto-crc32c): every module that
+    # provides it (crc32c_generic, crc32c_intel: one that the CPU can't run fails to
+    # load, and the crypto API takes another).
+    aliases = {}
+    alias_file = os.path.join(tree, "modules.alias")
+    if os.path.exists(alias_file):
+        for line in open(alias_file):
+            words = line.split()
+            if len(words) == 3 and words[0] == "alias" and "*" not in words[1]:
+                aliases.setdefault(words[1].replace("-", "_"), []).append(words[2].replace("-", "_"))
+    for mod, pres in soft.items():
+        soft[mod] = [t for p in pres for t in ([p] if p.replace("-", "_") in by_name else sorted(aliases.get(p.replace("-", "_"), [p])))]
     # Built into the kernel (virtio_pci on 6.12): nothing to load.
     builtin = set()
     if os.path.exists(os.path.join(tree, "modules.builtin")):
