@@ -62,9 +62,13 @@
       legacyPackages.${system} = {
         offline = import ./pkgs/offline { inherit system; };
 
-        # nixpkgs' kernel module sets extended with our modules (siw, rdma_rxe).
+        # nixpkgs' kernel module sets extended with our modules (siw, rdma_rxe) and,
+        # where rdma-nix has a source of the kernel's series, every RDMA driver it can
+        # restore by name (`rdmaRestored.<driver>`; pkgs/generated/restore.nix).
         kernelPackages = builtins.mapAttrs
-          (_: lp: lp.extend (import ./pkgs/kernel-modules/extension.nix { }))
+          (_: lp: lp.extend (import ./pkgs/kernel-modules/extension.nix {
+            restorePlan = (import ./pkgs/generated/restore.nix).series.${pkgs.lib.versions.majorMinor lp.kernel.version} or null;
+          }))
           {
             linux_6_1 = pkgs.linuxKernel.packages.linux_6_1;
             linux_6_6 = pkgs.linuxKernel.packages.linux_6_6;
@@ -91,7 +95,8 @@
       # for Hydra or `nix build` with remote builders.
       hydraJobs =
         let
-          jobs = lp: { rdma-siw = lp.rdma-siw; rdma-rxe = lp.rdma-rxe; };
+          # The soft-RDMA modules and every driver the kernel lacks, restored by name.
+          jobs = lp: { rdma-siw = lp.rdma-siw; rdma-rxe = lp.rdma-rxe; restored = lp.rdmaRestored; };
         in
         {
           nixpkgs = builtins.mapAttrs (_: jobs) self.legacyPackages.${system}.kernelPackages;

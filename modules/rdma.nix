@@ -72,6 +72,39 @@ let
   };
 
   drivers = lib.optional cfg.softRoce.enable "rxe" ++ lib.optional cfg.siw.enable "siw";
+
+  # boot.kernelPackages with rdma-nix's modules: the offline platform's sets carry them
+  # (with the generated plan of their kernel); nixpkgs' are extended with the plan of
+  # their series (pkgs/generated/restore.nix).
+  restorePlans = import ../pkgs/generated/restore.nix;
+  kp = config.boot.kernelPackages;
+  series = lib.versions.majorMinor kp.kernel.version;
+  kpRdma =
+    if kp ? rdmaRestored then
+      kp
+    else
+      kp.extend (
+        import ../pkgs/kernel-modules/extension.nix { restorePlan = restorePlans.series.${series} or null; }
+      );
+  # The drivers asked for by name, with those they need (rnbd: rtrs).
+  restoreClosure =
+    ds:
+    let
+      more = builtins.filter (n: !(builtins.elem n ds)) (
+        builtins.concatMap (d: kpRdma.rdmaRestored.${d}.restoredNeeds or [ ]) ds
+      );
+    in
+    if more == [ ] then ds else restoreClosure (ds ++ more);
+  restoreMissing = builtins.filter (d: !(kpRdma.rdmaRestored ? ${d})) cfg.kernelModules.restore;
+  restored = map (d: kpRdma.rdmaRestored.${d}) (
+    restoreClosure (builtins.filter (d: kpRdma.rdmaRestored ? ${d}) cfg.kernelModules.restore)
+  );
+  whyNot =
+    d:
+    if !(restorePlans.series ? ${series}) && !(kp ? rdmaRestored) then
+      "rdma-nix has no plan for linux ${series} (it plans from the sources of linux ${lib.concatStringsSep ", " (builtins.attrNames restorePlans.series)}: stack.toml's [[kernel_source]])"
+    else
+      kpRdma.rdmaNotRestored.${d} or "it is not a driver of linux ${series}'s source";
   devices = rdmaNixLib.softDevices "rxe" cfg.softRoce.interfaces ++ rdmaNixLib.softDevices "siw" cfg.siw.interfaces;
 
   # Whether something configures the interface: networking.interfaces, a
@@ -202,6 +235,27 @@ in
       '';
     };
 
+    kernelModules.restore = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [
+        "efa"
+        "rnbd"
+      ];
+      description = ''
+        RDMA drivers of the kernel's source to build out of tree for
+        {option}`boot.kernelPackages` and install (under `updates/`), by their
+        directory's name (`efa`, `erdma`, `vmw_pvrdma`, `rtrs`, `rnbd`, `siw`, any
+        other of `drivers/infiniband/{hw,sw,ulp}` or `drivers/block/rnbd`). What to
+        build (modules, config symbols, the drivers each needs first: rnbd on rtrs)
+        comes from the source's Kconfig and Kbuild files, planned by
+        `rdma-nix generate` for each kernel series it has a source of. The drivers
+        they need are installed too. An assertion names the kernel and the driver when
+        it can't be built there. Generalizes {option}`hardware.rdma.kernelModules.outOfTree`
+        (rxe and siw only) to every driver.
+      '';
+    };
+
     memlockLimit = mkOption {
       type = types.either types.int types.str;
       default = "unlimited";
@@ -259,7 +313,11 @@ in
 
   config = mkIf cfg.enable {
     assertions =
-      [
+      map (d: {
+        assertion = false;
+        message = "hardware.rdma.kernelModules.restore: can't restore ${d} for kernel ${kp.kernel.modDirVersion or kp.kernel.version}: ${whyNot d}";
+      }) restoreMissing
+      ++ [
         {
           assertion = cfg.package ? release && cfg.package ? pabi;
           message = "hardware.rdma.package: ${cfg.package.name or "?"} is not an rdma-nix core (no passthru.release/pabi); use rdma-nix's rdma-core or an override of it.";
@@ -288,7 +346,9 @@ in
     services.udev.packages = [ integration ];
     systemd.packages = [ integration ];
 
-    boot.extraModulePackages = rdmaNixLib.modulePackages config.boot.kernelPackages cfg.kernelModules.outOfTree;
+    boot.extraModulePackages =
+      rdmaNixLib.modulePackages config.boot.kernelPackages cfg.kernelModules.outOfTree
+      ++ builtins.filter (p: !(builtins.elem "siw" cfg.kernelModules.outOfTree && (p.driver or null) == "siw")) restored;
     boot.kernelModules = rdmaNixLib.moduleNames drivers;
     boot.extraModprobeConfig = rdmaNixLib.modprobeConfig drivers;
 

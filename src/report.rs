@@ -959,12 +959,9 @@ impl Matrix {
             s.push_str(&self.chart(title, &|c| Self::figure(c, test, fig)));
             s.push_str("</div>\n");
         }
-        if self
-            .checks
-            .iter()
-            .any(|c| c.nvmeof.is_some() || c.rnbd.is_some())
-        {
-            for (title, get) in Self::NVMEOF_FIGURES {
+        // A storage path's charts where some check has its figures.
+        for (title, get) in Self::NVMEOF_FIGURES {
+            if self.checks.iter().any(|c| get(c).is_some()) {
                 s.push_str("<div>");
                 s.push_str(&self.chart(title, &get));
                 s.push_str("</div>\n");
@@ -1016,6 +1013,94 @@ mod tests {
                 tests.join(",")
             ),
         )
+    }
+
+    #[test]
+    fn rnbd_figures_and_a_verify_error_fail_the_check() {
+        let d = tempfile::tempdir().unwrap();
+        let rnbd = |v: &str| {
+            let p = d.path().join("r.json");
+            std::fs::write(
+                &p,
+                format!(
+                    r#"{{"status":"pass","kernel":"6.1.0-50-amd64","device":"siw_eth0",
+                       "test":{{"tests":[{{"test":"rping","status":"pass"}}],"rnbd":{v}}}}}"#
+                ),
+            )
+            .unwrap();
+            read_result(&p).unwrap()
+        };
+        let ok =
+            rnbd(r#"{"status":"pass","write_bw_mib_s":5.5,"randread_iops":700,"verify_errors":0}"#);
+        assert_eq!(ok.status, "pass");
+        let m = Matrix::new(vec![ok]);
+        assert!(
+            m.markdown().contains("| 5.50 | 700.00 |"),
+            "{}",
+            m.markdown()
+        );
+        assert_eq!(m.html().matches("<svg").count(), 5);
+        let bad =
+            rnbd(r#"{"status":"pass","write_bw_mib_s":5.5,"randread_iops":700,"verify_errors":1}"#);
+        assert_eq!(bad.status, "fail");
+        assert!(bad.reason.unwrap().starts_with("RNBD: verify errors"));
+        let failed = rnbd(r#"{"status":"fail","reason":"no /dev/rnbd* appeared"}"#);
+        assert_eq!(
+            failed.reason.as_deref(),
+            Some("RNBD: no /dev/rnbd* appeared")
+        );
+    }
+
+    #[test]
+    fn a_restored_load_pass_needs_its_evidence() {
+        let d = tempfile::tempdir().unwrap();
+        let load = |test: &str| {
+            let p = d.path().join("l.json");
+            std::fs::write(
+                &p,
+                format!(
+                    r#"{{"check":"restored-load","status":"pass","kernel":"6.1.0-50-amd64","drivers":["efa","rtrs"],"wall_s":28,"test":{test}}}"#
+                ),
+            )
+            .unwrap();
+            let v: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+            assert!(is_restored_load(&v));
+            read_restored_load(&p).unwrap()
+        };
+        let ok = load(
+            r#"{"modules":["efa","rtrs-core"],"registered":["efa:pci/drivers/efa"],"loaded":2,"unloaded":2,"dmesg_clean":true}"#,
+        );
+        assert_eq!(ok.status, "pass", "{ok:?}");
+        for (test, why) in [
+            (
+                r#"{"modules":[],"loaded":0,"unloaded":0,"dmesg_clean":true}"#,
+                "no module",
+            ),
+            (
+                r#"{"modules":["efa","rtrs-core"],"loaded":2,"unloaded":1,"dmesg_clean":true}"#,
+                "2 modules, but",
+            ),
+            (
+                r#"{"modules":["efa"],"loaded":1,"unloaded":1}"#,
+                "the kernel log",
+            ),
+        ] {
+            let r = load(test);
+            assert_eq!(r.status, "fail", "{test}");
+            assert!(r.reason.as_deref().unwrap().starts_with(why), "{r:?}");
+        }
+        let m = Matrix::new(Vec::new()).with_restored(vec![ok]);
+        let md = m.markdown();
+        assert!(
+            md.contains(
+                "| 6.1.0-50-amd64 | pass | efa rtrs | efa rtrs-core | efa:pci/drivers/efa | 28 |"
+            ),
+            "{md}"
+        );
+        assert_eq!(m.failed(), 0);
+        assert!(m.html().contains("<h2>Restored drivers"));
+        // A hot-path result is not a restored-load one.
+        assert!(!is_restored_load(&serde_json::json!({"status": "pass"})));
     }
 
     #[test]

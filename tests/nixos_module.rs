@@ -330,7 +330,7 @@ fn the_module_configures_a_soft_rdma_node_with_offline_packages() {
     // Debian 6.1 ships rdma_rxe but not siw: only siw comes from our builds.
     assert_eq!(
         v["modules"],
-        serde_json::json!(["siw-module-6.1.0-50-amd64"])
+        serde_json::json!(["rdma-siw-module-6.1.0-50-amd64"])
     );
     assert_eq!(v["kernelModules"], serde_json::json!(["rdma_rxe", "siw"]));
     assert!(v["extraModprobeConfig"]
@@ -545,5 +545,45 @@ fn replacing_nixpkgs_rdma_core_without_a_rebuild() {
     assert_eq!(
         old,
         ["hardware.rdma.replaceNixpkgsRdmaCore: the core is rdma-core 56.1, older than nixpkgs' rdma-core 65.0, whose consumers may need symbols it lacks. Choose a newer hardware.rdma.release, or rebuild them against rdma-nix with the flake's overlays.rdma-core."]
+    );
+}
+
+#[test]
+fn drivers_are_restored_by_name_with_what_they_need_or_refused_naming_kernel_and_driver() {
+    if !require("nix-instantiate") {
+        return;
+    }
+    // Debian 6.1: rnbd comes with rtrs, which it needs; irdma is in the kernel; ionic
+    // is newer than 6.1; opa_vnic is outside the default set, restored by name.
+    let v = module_eval(
+        r#"{ enable = true; kernelModules.restore = [ "rnbd" "efa" "opa_vnic" "irdma" "ionic" ]; }"#,
+        r#"{
+          assertions = map (a: a.message) (builtins.filter (a: !a.assertion) c.assertions);
+          modules = map (p: p.name) c.boot.extraModulePackages;
+        }"#,
+    );
+    assert_eq!(
+        v["modules"],
+        serde_json::json!([
+            "rdma-rnbd-module-6.1.0-50-amd64",
+            "rdma-efa-module-6.1.0-50-amd64",
+            "rdma-opa_vnic-module-6.1.0-50-amd64",
+            "rdma-rtrs-module-6.1.0-50-amd64"
+        ])
+    );
+    let msgs: Vec<&str> = v["assertions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    assert_eq!(
+        msgs[0],
+        "hardware.rdma.kernelModules.restore: can't restore irdma for kernel 6.1.0-50-amd64: built by the kernel already (INFINIBAND_IRDMA=m)"
+    );
+    assert_eq!(
+        msgs[1],
+        "hardware.rdma.kernelModules.restore: can't restore ionic for kernel 6.1.0-50-amd64: not in linux 6.1.192's source"
     );
 }

@@ -1291,4 +1291,1228 @@
       };
     };
   };
+  series = {
+    "6.1" = {
+      source = "6.1.192";
+      drivers = {
+        rnbd = {
+          dir = "drivers/block/rnbd";
+          modules = [
+            "rnbd-client"
+            "rnbd-server"
+          ];
+          symbols = {
+            CONFIG_BLK_DEV_RNBD = "y";
+            CONFIG_BLK_DEV_RNBD_CLIENT = "m";
+            CONFIG_BLK_DEV_RNBD_SERVER = "m";
+          };
+          needs = [
+            "rtrs"
+          ];
+          includes = [
+            "drivers/infiniband/ulp/rtrs"
+          ];
+        };
+        bnxt_re = {
+          dir = "drivers/infiniband/hw/bnxt_re";
+          modules = [
+            "bnxt_re"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_BNXT_RE = "m";
+          };
+          needs = [ ];
+          includes = [
+            "drivers/net/ethernet/broadcom/bnxt"
+          ];
+        };
+        cxgb4 = {
+          dir = "drivers/infiniband/hw/cxgb4";
+          modules = [
+            "iw_cxgb4"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_CXGB4 = "m";
+          };
+          needs = [ ];
+          includes = [
+            "drivers/net/ethernet/chelsio/cxgb4"
+            "drivers/net/ethernet/chelsio/libcxgb"
+          ];
+        };
+        efa = {
+          dir = "drivers/infiniband/hw/efa";
+          modules = [
+            "efa"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_EFA = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        erdma = {
+          dir = "drivers/infiniband/hw/erdma";
+          modules = [
+            "erdma"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_ERDMA = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        hfi1 = {
+          dir = "drivers/infiniband/hw/hfi1";
+          modules = [
+            "hfi1"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_HFI1 = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        hns = {
+          skip = "INFINIBAND_HNS depends on `NET_VENDOR_HISILICON`, which this kernel's config does not satisfy";
+          inTree = false;
+        };
+        irdma = {
+          dir = "drivers/infiniband/hw/irdma";
+          modules = [
+            "irdma"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_IRDMA = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        mlx4 = {
+          dir = "drivers/infiniband/hw/mlx4";
+          modules = [
+            "mlx4_ib"
+          ];
+          symbols = {
+            CONFIG_MLX4_INFINIBAND = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        mlx5 = {
+          dir = "drivers/infiniband/hw/mlx5";
+          modules = [
+            "mlx5_ib"
+          ];
+          symbols = {
+            CONFIG_MLX5_INFINIBAND = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        mthca = {
+          dir = "drivers/infiniband/hw/mthca";
+          modules = [
+            "ib_mthca"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_MTHCA = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        ocrdma = {
+          dir = "drivers/infiniband/hw/ocrdma";
+          modules = [
+            "ocrdma"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_OCRDMA = "m";
+          };
+          needs = [ ];
+          includes = [
+            "drivers/net/ethernet/emulex/benet"
+          ];
+        };
+        qedr = {
+          dir = "drivers/infiniband/hw/qedr";
+          modules = [
+            "qedr"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_QEDR = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        qib = {
+          dir = "drivers/infiniband/hw/qib";
+          modules = [
+            "ib_qib"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_QIB = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        usnic = {
+          dir = "drivers/infiniband/hw/usnic";
+          modules = [
+            "usnic_verbs"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_USNIC = "m";
+          };
+          needs = [ ];
+          includes = [
+            "drivers/net/ethernet/cisco/enic"
+          ];
+        };
+        vmw_pvrdma = {
+          dir = "drivers/infiniband/hw/vmw_pvrdma";
+          modules = [
+            "vmw_pvrdma"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_VMWARE_PVRDMA = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        rdmavt = {
+          dir = "drivers/infiniband/sw/rdmavt";
+          modules = [
+            "rdmavt"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_RDMAVT = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        rxe = {
+          dir = "drivers/infiniband/sw/rxe";
+          modules = [
+            "rdma_rxe"
+          ];
+          symbols = {
+            CONFIG_RDMA_RXE = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        siw = {
+          dir = "drivers/infiniband/sw/siw";
+          modules = [
+            "siw"
+          ];
+          symbols = {
+            CONFIG_RDMA_SIW = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        ipoib = {
+          dir = "drivers/infiniband/ulp/ipoib";
+          modules = [
+            "ib_ipoib"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_IPOIB = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        iser = {
+          dir = "drivers/infiniband/ulp/iser";
+          modules = [
+            "ib_iser"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_ISER = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        isert = {
+          dir = "drivers/infiniband/ulp/isert";
+          modules = [
+            "ib_isert"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_ISERT = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        opa_vnic = {
+          dir = "drivers/infiniband/ulp/opa_vnic";
+          modules = [
+            "opa_vnic"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_OPA_VNIC = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        rtrs = {
+          dir = "drivers/infiniband/ulp/rtrs";
+          modules = [
+            "rtrs-core"
+            "rtrs-client"
+            "rtrs-server"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_RTRS = "m";
+            CONFIG_INFINIBAND_RTRS_CLIENT = "m";
+            CONFIG_INFINIBAND_RTRS_SERVER = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        srp = {
+          dir = "drivers/infiniband/ulp/srp";
+          modules = [
+            "ib_srp"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_SRP = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        srpt = {
+          dir = "drivers/infiniband/ulp/srpt";
+          modules = [
+            "ib_srpt"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_SRPT = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+      };
+    };
+    "5.10" = {
+      source = "5.10.223";
+      drivers = {
+        rnbd = {
+          dir = "drivers/block/rnbd";
+          modules = [
+            "rnbd-client"
+            "rnbd-server"
+          ];
+          symbols = {
+            CONFIG_BLK_DEV_RNBD = "y";
+            CONFIG_BLK_DEV_RNBD_CLIENT = "m";
+            CONFIG_BLK_DEV_RNBD_SERVER = "m";
+          };
+          needs = [
+            "rtrs"
+          ];
+          includes = [
+            "drivers/infiniband/ulp/rtrs"
+          ];
+        };
+        bnxt_re = {
+          dir = "drivers/infiniband/hw/bnxt_re";
+          modules = [
+            "bnxt_re"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_BNXT_RE = "m";
+          };
+          needs = [ ];
+          includes = [
+            "drivers/net/ethernet/broadcom/bnxt"
+          ];
+        };
+        cxgb4 = {
+          dir = "drivers/infiniband/hw/cxgb4";
+          modules = [
+            "iw_cxgb4"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_CXGB4 = "m";
+          };
+          needs = [ ];
+          includes = [
+            "drivers/net/ethernet/chelsio/cxgb4"
+            "drivers/net/ethernet/chelsio/libcxgb"
+          ];
+        };
+        efa = {
+          dir = "drivers/infiniband/hw/efa";
+          modules = [
+            "efa"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_EFA = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        hfi1 = {
+          dir = "drivers/infiniband/hw/hfi1";
+          modules = [
+            "hfi1"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_HFI1 = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        hns = {
+          skip = "INFINIBAND_HNS depends on `NET_VENDOR_HISILICON`, which this kernel's config does not satisfy";
+          inTree = false;
+        };
+        i40iw = {
+          dir = "drivers/infiniband/hw/i40iw";
+          modules = [
+            "i40iw"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_I40IW = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        mlx4 = {
+          dir = "drivers/infiniband/hw/mlx4";
+          modules = [
+            "mlx4_ib"
+          ];
+          symbols = {
+            CONFIG_MLX4_INFINIBAND = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        mlx5 = {
+          dir = "drivers/infiniband/hw/mlx5";
+          modules = [
+            "mlx5_ib"
+          ];
+          symbols = {
+            CONFIG_MLX5_INFINIBAND = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        mthca = {
+          dir = "drivers/infiniband/hw/mthca";
+          modules = [
+            "ib_mthca"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_MTHCA = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        ocrdma = {
+          dir = "drivers/infiniband/hw/ocrdma";
+          modules = [
+            "ocrdma"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_OCRDMA = "m";
+          };
+          needs = [ ];
+          includes = [
+            "drivers/net/ethernet/emulex/benet"
+          ];
+        };
+        qedr = {
+          dir = "drivers/infiniband/hw/qedr";
+          modules = [
+            "qedr"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_QEDR = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        qib = {
+          dir = "drivers/infiniband/hw/qib";
+          modules = [
+            "ib_qib"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_QIB = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        usnic = {
+          dir = "drivers/infiniband/hw/usnic";
+          modules = [
+            "usnic_verbs"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_USNIC = "m";
+          };
+          needs = [ ];
+          includes = [
+            "drivers/net/ethernet/cisco/enic"
+          ];
+        };
+        vmw_pvrdma = {
+          dir = "drivers/infiniband/hw/vmw_pvrdma";
+          modules = [
+            "vmw_pvrdma"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_VMWARE_PVRDMA = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        rdmavt = {
+          dir = "drivers/infiniband/sw/rdmavt";
+          modules = [
+            "rdmavt"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_RDMAVT = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        rxe = {
+          dir = "drivers/infiniband/sw/rxe";
+          modules = [
+            "rdma_rxe"
+          ];
+          symbols = {
+            CONFIG_RDMA_RXE = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        siw = {
+          dir = "drivers/infiniband/sw/siw";
+          modules = [
+            "siw"
+          ];
+          symbols = {
+            CONFIG_RDMA_SIW = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        ipoib = {
+          dir = "drivers/infiniband/ulp/ipoib";
+          modules = [
+            "ib_ipoib"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_IPOIB = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        iser = {
+          dir = "drivers/infiniband/ulp/iser";
+          modules = [
+            "ib_iser"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_ISER = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        isert = {
+          dir = "drivers/infiniband/ulp/isert";
+          modules = [
+            "ib_isert"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_ISERT = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        opa_vnic = {
+          dir = "drivers/infiniband/ulp/opa_vnic";
+          modules = [
+            "opa_vnic"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_OPA_VNIC = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        rtrs = {
+          dir = "drivers/infiniband/ulp/rtrs";
+          modules = [
+            "rtrs-core"
+            "rtrs-client"
+            "rtrs-server"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_RTRS = "m";
+            CONFIG_INFINIBAND_RTRS_CLIENT = "m";
+            CONFIG_INFINIBAND_RTRS_SERVER = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        srp = {
+          dir = "drivers/infiniband/ulp/srp";
+          modules = [
+            "ib_srp"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_SRP = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        srpt = {
+          dir = "drivers/infiniband/ulp/srpt";
+          modules = [
+            "ib_srpt"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_SRPT = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+      };
+    };
+    "6.12" = {
+      source = "6.12.117";
+      drivers = {
+        rnbd = {
+          dir = "drivers/block/rnbd";
+          modules = [
+            "rnbd-client"
+            "rnbd-server"
+          ];
+          symbols = {
+            CONFIG_BLK_DEV_RNBD = "y";
+            CONFIG_BLK_DEV_RNBD_CLIENT = "m";
+            CONFIG_BLK_DEV_RNBD_SERVER = "m";
+          };
+          needs = [
+            "rtrs"
+          ];
+          includes = [
+            "drivers/infiniband/ulp/rtrs"
+          ];
+        };
+        bnxt_re = {
+          dir = "drivers/infiniband/hw/bnxt_re";
+          modules = [
+            "bnxt_re"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_BNXT_RE = "m";
+          };
+          needs = [ ];
+          includes = [
+            "drivers/net/ethernet/broadcom/bnxt"
+          ];
+        };
+        cxgb4 = {
+          dir = "drivers/infiniband/hw/cxgb4";
+          modules = [
+            "iw_cxgb4"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_CXGB4 = "m";
+          };
+          needs = [ ];
+          includes = [
+            "drivers/net/ethernet/chelsio/cxgb4"
+            "drivers/net/ethernet/chelsio/libcxgb"
+          ];
+        };
+        efa = {
+          dir = "drivers/infiniband/hw/efa";
+          modules = [
+            "efa"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_EFA = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        erdma = {
+          dir = "drivers/infiniband/hw/erdma";
+          modules = [
+            "erdma"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_ERDMA = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        hfi1 = {
+          dir = "drivers/infiniband/hw/hfi1";
+          modules = [
+            "hfi1"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_HFI1 = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        hns = {
+          skip = "INFINIBAND_HNS_HIP08 depends on `ARM64 || (COMPILE_TEST && 64BIT)`, which this kernel's config does not satisfy";
+          inTree = false;
+        };
+        irdma = {
+          dir = "drivers/infiniband/hw/irdma";
+          modules = [
+            "irdma"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_IRDMA = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        mana = {
+          dir = "drivers/infiniband/hw/mana";
+          modules = [
+            "mana_ib"
+          ];
+          symbols = {
+            CONFIG_MANA_INFINIBAND = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        mlx4 = {
+          dir = "drivers/infiniband/hw/mlx4";
+          modules = [
+            "mlx4_ib"
+          ];
+          symbols = {
+            CONFIG_MLX4_INFINIBAND = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        mlx5 = {
+          dir = "drivers/infiniband/hw/mlx5";
+          modules = [
+            "mlx5_ib"
+          ];
+          symbols = {
+            CONFIG_MLX5_INFINIBAND = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        mthca = {
+          dir = "drivers/infiniband/hw/mthca";
+          modules = [
+            "ib_mthca"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_MTHCA = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        ocrdma = {
+          dir = "drivers/infiniband/hw/ocrdma";
+          modules = [
+            "ocrdma"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_OCRDMA = "m";
+          };
+          needs = [ ];
+          includes = [
+            "drivers/net/ethernet/emulex/benet"
+          ];
+        };
+        qedr = {
+          dir = "drivers/infiniband/hw/qedr";
+          modules = [
+            "qedr"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_QEDR = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        qib = {
+          dir = "drivers/infiniband/hw/qib";
+          modules = [
+            "ib_qib"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_QIB = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        usnic = {
+          dir = "drivers/infiniband/hw/usnic";
+          modules = [
+            "usnic_verbs"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_USNIC = "m";
+          };
+          needs = [ ];
+          includes = [
+            "drivers/net/ethernet/cisco/enic"
+          ];
+        };
+        vmw_pvrdma = {
+          dir = "drivers/infiniband/hw/vmw_pvrdma";
+          modules = [
+            "vmw_pvrdma"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_VMWARE_PVRDMA = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        rdmavt = {
+          dir = "drivers/infiniband/sw/rdmavt";
+          modules = [
+            "rdmavt"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_RDMAVT = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        rxe = {
+          dir = "drivers/infiniband/sw/rxe";
+          modules = [
+            "rdma_rxe"
+          ];
+          symbols = {
+            CONFIG_RDMA_RXE = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        siw = {
+          dir = "drivers/infiniband/sw/siw";
+          modules = [
+            "siw"
+          ];
+          symbols = {
+            CONFIG_RDMA_SIW = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        ipoib = {
+          dir = "drivers/infiniband/ulp/ipoib";
+          modules = [
+            "ib_ipoib"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_IPOIB = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        iser = {
+          dir = "drivers/infiniband/ulp/iser";
+          modules = [
+            "ib_iser"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_ISER = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        isert = {
+          dir = "drivers/infiniband/ulp/isert";
+          modules = [
+            "ib_isert"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_ISERT = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        opa_vnic = {
+          dir = "drivers/infiniband/ulp/opa_vnic";
+          modules = [
+            "opa_vnic"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_OPA_VNIC = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        rtrs = {
+          dir = "drivers/infiniband/ulp/rtrs";
+          modules = [
+            "rtrs-core"
+            "rtrs-client"
+            "rtrs-server"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_RTRS = "m";
+            CONFIG_INFINIBAND_RTRS_CLIENT = "m";
+            CONFIG_INFINIBAND_RTRS_SERVER = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        srp = {
+          dir = "drivers/infiniband/ulp/srp";
+          modules = [
+            "ib_srp"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_SRP = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        srpt = {
+          dir = "drivers/infiniband/ulp/srpt";
+          modules = [
+            "ib_srpt"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_SRPT = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+      };
+    };
+    "7.2" = {
+      source = "7.2.13";
+      drivers = {
+        rnbd = {
+          dir = "drivers/block/rnbd";
+          modules = [
+            "rnbd-client"
+            "rnbd-server"
+          ];
+          symbols = {
+            CONFIG_BLK_DEV_RNBD = "y";
+            CONFIG_BLK_DEV_RNBD_CLIENT = "m";
+            CONFIG_BLK_DEV_RNBD_SERVER = "m";
+          };
+          needs = [
+            "rtrs"
+          ];
+          includes = [
+            "drivers/infiniband/ulp/rtrs"
+          ];
+        };
+        bng_re = {
+          skip = "INFINIBAND_BNG_RE depends on `INET && DCB && BNGE`, which this kernel's config does not satisfy";
+          inTree = false;
+        };
+        bnxt_re = {
+          dir = "drivers/infiniband/hw/bnxt_re";
+          modules = [
+            "bnxt_re"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_BNXT_RE = "m";
+          };
+          needs = [ ];
+          includes = [
+            "drivers/net/ethernet/broadcom/bnxt"
+          ];
+        };
+        cxgb4 = {
+          dir = "drivers/infiniband/hw/cxgb4";
+          modules = [
+            "iw_cxgb4"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_CXGB4 = "m";
+          };
+          needs = [ ];
+          includes = [
+            "drivers/net/ethernet/chelsio/cxgb4"
+            "drivers/net/ethernet/chelsio/libcxgb"
+          ];
+        };
+        efa = {
+          dir = "drivers/infiniband/hw/efa";
+          modules = [
+            "efa"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_EFA = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        erdma = {
+          dir = "drivers/infiniband/hw/erdma";
+          modules = [
+            "erdma"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_ERDMA = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        hfi1 = {
+          dir = "drivers/infiniband/hw/hfi1";
+          modules = [
+            "hfi1"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_HFI1 = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        hns = {
+          skip = "INFINIBAND_HNS_HIP08 depends on `ARM64 || (COMPILE_TEST && 64BIT)`, which this kernel's config does not satisfy";
+          inTree = false;
+        };
+        ionic = {
+          dir = "drivers/infiniband/hw/ionic";
+          modules = [
+            "ionic_rdma"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_IONIC = "m";
+          };
+          needs = [ ];
+          includes = [
+            "drivers/net/ethernet/pensando/ionic"
+          ];
+        };
+        irdma = {
+          dir = "drivers/infiniband/hw/irdma";
+          modules = [
+            "irdma"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_IRDMA = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        mana = {
+          dir = "drivers/infiniband/hw/mana";
+          modules = [
+            "mana_ib"
+          ];
+          symbols = {
+            CONFIG_MANA_INFINIBAND = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        mlx4 = {
+          dir = "drivers/infiniband/hw/mlx4";
+          modules = [
+            "mlx4_ib"
+          ];
+          symbols = {
+            CONFIG_MLX4_INFINIBAND = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        mlx5 = {
+          dir = "drivers/infiniband/hw/mlx5";
+          modules = [
+            "mlx5_ib"
+          ];
+          symbols = {
+            CONFIG_MLX5_INFINIBAND = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        mthca = {
+          dir = "drivers/infiniband/hw/mthca";
+          modules = [
+            "ib_mthca"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_MTHCA = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        ocrdma = {
+          dir = "drivers/infiniband/hw/ocrdma";
+          modules = [
+            "ocrdma"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_OCRDMA = "m";
+          };
+          needs = [ ];
+          includes = [
+            "drivers/net/ethernet/emulex/benet"
+          ];
+        };
+        qedr = {
+          dir = "drivers/infiniband/hw/qedr";
+          modules = [
+            "qedr"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_QEDR = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        usnic = {
+          dir = "drivers/infiniband/hw/usnic";
+          modules = [
+            "usnic_verbs"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_USNIC = "m";
+          };
+          needs = [ ];
+          includes = [
+            "drivers/net/ethernet/cisco/enic"
+          ];
+        };
+        vmw_pvrdma = {
+          dir = "drivers/infiniband/hw/vmw_pvrdma";
+          modules = [
+            "vmw_pvrdma"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_VMWARE_PVRDMA = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        rdmavt = {
+          dir = "drivers/infiniband/sw/rdmavt";
+          modules = [
+            "rdmavt"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_RDMAVT = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        rxe = {
+          dir = "drivers/infiniband/sw/rxe";
+          modules = [
+            "rdma_rxe"
+          ];
+          symbols = {
+            CONFIG_RDMA_RXE = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        siw = {
+          dir = "drivers/infiniband/sw/siw";
+          modules = [
+            "siw"
+          ];
+          symbols = {
+            CONFIG_RDMA_SIW = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        ipoib = {
+          dir = "drivers/infiniband/ulp/ipoib";
+          modules = [
+            "ib_ipoib"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_IPOIB = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        iser = {
+          dir = "drivers/infiniband/ulp/iser";
+          modules = [
+            "ib_iser"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_ISER = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        isert = {
+          dir = "drivers/infiniband/ulp/isert";
+          modules = [
+            "ib_isert"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_ISERT = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        rtrs = {
+          dir = "drivers/infiniband/ulp/rtrs";
+          modules = [
+            "rtrs-core"
+            "rtrs-client"
+            "rtrs-server"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_RTRS = "m";
+            CONFIG_INFINIBAND_RTRS_CLIENT = "m";
+            CONFIG_INFINIBAND_RTRS_SERVER = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        srp = {
+          dir = "drivers/infiniband/ulp/srp";
+          modules = [
+            "ib_srp"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_SRP = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        srpt = {
+          dir = "drivers/infiniband/ulp/srpt";
+          modules = [
+            "ib_srpt"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_SRPT = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+      };
+    };
+  };
 }

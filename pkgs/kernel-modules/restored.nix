@@ -70,6 +70,8 @@ stdenv.mkDerivation {
   passthru = {
     inherit kernel driver plan;
     moduleNames = plan.modules;
+    # The restored drivers it needs, by name (installed with it).
+    restoredNeeds = plan.needs;
     # The single module of a one-module driver (siw), as soft-rdma.nix has it.
     moduleName = if builtins.length plan.modules == 1 then builtins.head plan.modules else null;
     builtFor = kernel.modDirVersion;

@@ -30,6 +30,7 @@ stdenv.mkDerivation {
     inherit kernel reason;
     inherit (module) driver moduleName builtFor;
     moduleNames = modules;
+    restoredNeeds = module.restoredNeeds or [ ];
     reusedFrom = module;
   };
   meta = module.meta // {

@@ -4,7 +4,8 @@
 //! the config symbols make gets, the restored drivers it needs first, the source
 //! directories it includes), or the reason it isn't built there; and the default set.
 //! The plans come from the source's Kconfig and Kbuild files (`kernel::restore`);
-//! `pkgs/kernel-modules/restored.nix` builds an entry.
+//! `pkgs/kernel-modules/restored.nix` builds an entry. `series` plans every driver of
+//! each series' source for kernels outside the matrix (nixpkgs' kernels of a series).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use super::nix_expr::Value;
 use super::stack::GENERATED_DIR;
 use super::GeneratedFile;
 use crate::fetch::kernel_source_store_path;
+use crate::kernel::config::KernelConfig;
 use crate::kernel::drivers::{self, SourceDrivers};
 use crate::kernel::inspect::{LoadedKernel, MAX_SOURCE_FILE};
 use crate::kernel::restore;
@@ -46,21 +48,21 @@ enum Outcome {
 }
 
 /// One driver's entry for one kernel: the build, or why not. `tree` is the source
-/// subset the build gets: a driver that includes a directory outside it is refused,
-/// naming the directory.
+/// subset the build gets, if not the whole source: a driver that includes a directory
+/// outside it is refused, naming the directory.
 fn entry(
     src: &SourceDrivers,
-    tree: &Path,
-    kernel: &LoadedKernel,
+    tree: Option<&Path>,
+    config: &KernelConfig,
     name: &str,
 ) -> Result<(Value, Outcome, Option<Vec<String>>)> {
-    let config = kernel
-        .config
-        .as_ref()
-        .with_context(|| format!("kernel {}: no config in its headers", kernel.release))?;
     let p = restore::plan(src, config, &[name.to_string()]);
     let build = p.build.iter().find(|b| b.driver == name);
-    let outside = build.and_then(|b| b.includes.iter().find(|i| !tree.join(i).is_dir()));
+    let outside = build.and_then(|b| {
+        b.includes
+            .iter()
+            .find(|i| tree.is_some_and(|t| !t.join(i).is_dir()))
+    });
     if let Some(dir) = outside {
         let reason = format!(
             "its build includes {dir}, which the kernel source subset lacks (add it to the [[kernel_source]]'s subdirs)"
@@ -95,7 +97,7 @@ fn entry(
         .skip
         .iter()
         .find(|s| s.driver == name)
-        .with_context(|| format!("kernel {}: no plan for {name}", kernel.release))?;
+        .with_context(|| format!("linux {}: no plan for {name}", src.version))?;
     let outcome = if s.in_tree {
         Outcome::InTree
     } else {
@@ -157,9 +159,13 @@ pub fn plan(m: &Manifest, kernels: &[(String, LoadedKernel)], source: &str) -> R
             .find(|(n, _)| n == &k.name)
             .with_context(|| format!("kernel {}: not loaded", k.name))?;
         let (tree, src) = &scanned[&k.module_source];
+        let config = loaded
+            .config
+            .as_ref()
+            .with_context(|| format!("kernel {}: no config in its headers", k.name))?;
         let mut entries = Vec::new();
         for name in &names {
-            let (e, outcome, needs) = entry(src, tree, loaded, name)?;
+            let (e, outcome, needs) = entry(src, Some(tree), config, name)?;
             if let Some(n) = needs {
                 restored_needs
                     .entry(k.name.clone())
@@ -183,9 +189,42 @@ pub fn plan(m: &Manifest, kernels: &[(String, LoadedKernel)], source: &str) -> R
             ]),
         ));
     }
+    // Per series, for kernels outside the matrix (nixpkgs' of the same series, built
+    // from their whole source): each driver planned as if the kernel left out its own
+    // symbols, against the first matrix kernel of the series' config for the rest.
+    let mut per_series: Vec<(String, Value)> = Vec::new();
+    for k in &m.kernels {
+        let (_, src) = &scanned[&k.module_source];
+        if per_series.iter().any(|(s, _)| s == &src.series) {
+            continue;
+        }
+        let (_, loaded) = kernels
+            .iter()
+            .find(|(n, _)| n == &k.name)
+            .with_context(|| format!("kernel {}: not loaded", k.name))?;
+        let config = loaded
+            .config
+            .as_ref()
+            .with_context(|| format!("kernel {}: no config in its headers", k.name))?;
+        let mut entries = Vec::new();
+        for d in &src.drivers {
+            let own = d.symbols.iter().map(|e| e.symbol.as_str());
+            // nixpkgs builds from the whole source (`kernel.src`).
+            let (e, _, _) = entry(src, None, &config.without(own), &d.name)?;
+            entries.push((d.name.clone(), e));
+        }
+        per_series.push((
+            src.series.clone(),
+            Value::attrs([
+                ("source", Value::str(src.version.as_str())),
+                ("drivers", Value::attrs(entries)),
+            ]),
+        ));
+    }
     let body = Value::attrs([
         ("default", strs(&defaults)),
         ("kernels", Value::attrs(per_kernel)),
+        ("series", Value::attrs(per_series)),
     ]);
     Ok(Restored {
         file: GeneratedFile::nix(

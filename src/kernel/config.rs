@@ -74,6 +74,16 @@ impl KernelConfig {
         }
     }
 
+    /// The same config with `names` unset (what another distribution's kernel of the
+    /// same series may leave out).
+    pub fn without<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> KernelConfig {
+        let mut c = self.clone();
+        for n in names {
+            c.options.remove(n);
+        }
+        c
+    }
+
     pub fn is_enabled(&self, name: &str) -> bool {
         matches!(self.options.get(name), Some(Value::Yes | Value::Module))
     }
