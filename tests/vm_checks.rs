@@ -1,9 +1,10 @@
 //! The hot-path VM checks (checks/offline/hotpaths.nix with checks/payload) on the CI
 //! matrix: four kernel series of four Debian suites, each built in its own suite's
 //! root (bullseye 5.10, bookworm 6.1 with two ABIs, one where the modules are reused
-//! across the ABI, trixie 6.12, sid 7.2), × {rxe, siw} as `checks.all` has them; their
-//! results rendered by `rdma-nix matrix`. And a check whose test fails inside the VM
-//! fails with that test's output.
+//! across the ABI, trixie 6.12, sid 7.2), × {rxe, siw} as `checks.all` has them, with
+//! NVMe-oF and RNBD over each device; the restored drivers' load checks on each kernel
+//! and a driver restored by name; their results rendered by `rdma-nix matrix`. And a
+//! check whose test fails inside the VM fails with that test's output.
 
 mod common;
 
@@ -46,7 +47,7 @@ fn hot_paths_pass_on_the_ci_matrix_and_render_as_a_matrix() {
         )
         .collect();
     let expr = format!(
-        "let o = import ./pkgs/offline {{ }}; in o.gatherChecks \"vm-checks-ci\" ([ {} ] ++ builtins.attrValues o.checks.regressions)",
+        "let o = import ./pkgs/offline {{ }}; in o.gatherChecks \"vm-checks-ci\" ([ {} ] ++ builtins.attrValues o.checks.regressions ++ builtins.attrValues o.checks.restoredByName)",
         checks.join(" ")
     );
     let start = Instant::now();
@@ -161,6 +162,16 @@ fn hot_paths_pass_on_the_ci_matrix_and_render_as_a_matrix() {
             registered.contains("efa:pci/drivers/efa"),
             "{k}: {registered}"
         );
+    }
+    // A driver outside the default set, restored by name only, builds and loads.
+    for k in ["debian-6.1.0-50", "debian-6.12.117"] {
+        let r: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(Path::new(&out).join(format!("{k}-restored-opa_vnic/result.json")))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(r["status"], "pass", "{k} opa_vnic: {r}");
+        assert_eq!(r["test"]["modules"], serde_json::json!(["opa_vnic"]), "{k}");
     }
 
     // The regressions: each a defect the matrix found, by its smallest reproducer.

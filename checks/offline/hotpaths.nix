@@ -174,10 +174,14 @@ runVM (sd.vmModules // {
   '' + lib.optionalString withNvmeof ''
     # The kernel's RDMA storage path over the same device.
     PATH=/usr/sbin:/usr/bin:$PATH sh /payload/rdma-nvmeof.sh 10.0.2.15 /tmp/nvmeof.json || nvmeof=fail
-  '' + lib.optionalString withRnbd ''
+  '' + lib.optionalString withRnbd (if driver == "siw" then ''
+    # The block ULP over RTRS over siw, to an IPv6 address of the netdev.
+    /usr/bin/ip -6 addr add fd00:0:0:2::15/64 dev eth0 nodad || rnbd=fail
+    PATH=/usr/sbin:/usr/bin:$PATH sh /payload/rdma-rnbd.sh fd00:0:0:2::15 /tmp/rnbd.json || rnbd=fail
+  '' else ''
     # The block ULP over RTRS over the same device.
     PATH=/usr/sbin:/usr/bin:$PATH sh /payload/rdma-rnbd.sh 10.0.2.15 /tmp/rnbd.json || rnbd=fail
-  '' + ''
+  '') + ''
     ${rdmaNixLib.linkDownScript { rdma = "/usr/bin/rdma"; inherit dev; }}
     removed=pass
     rdma dev show ${dev.name} >/dev/null 2>&1 && removed=fail

@@ -4,7 +4,10 @@
 # the soft device's address; fio writes the mapped device with checksums and reads
 # every block back to verify it, then measures random 4 KiB reads.
 #
-#   rdma-rnbd.sh ADDR OUT.json
+#   rdma-rnbd.sh ADDR OUT.json [SRC]
+#
+# SRC: the client's source address (the path's `ip:SRC,ip:ADDR` form), binding the
+# connection to the RDMA device that holds it.
 #
 # OUT.json: status, the write phase's bandwidth and IOPS, the verify and random read
 # phases', the verify errors, and the reason when it fails. Exits 1 on any failure,
@@ -13,7 +16,9 @@
 # on every RDMA device), fio on PATH, python3 for the JSON, and fio-verify.sh beside it.
 set -u
 
-addr=$1 out=$2
+addr=$1 out=$2 src=${3:-}
+path=ip:$addr
+[ -n "$src" ] && path=ip:$src,ip:$addr
 sess=rdma-nix
 size_mb=32
 logs=/tmp/rdma-rnbd
@@ -33,8 +38,8 @@ insmod /lib/modules/brd.ko rd_nr=1 rd_size=$((size_mb * 1024)) || fail "can't lo
 
 ctl=/sys/devices/virtual/rnbd-client/ctl
 [ -w $ctl/map_device ] || fail "no $ctl/map_device (is rnbd_client loaded?)"
-echo "sessname=$sess path=ip:$addr device_path=/dev/ram0 access_mode=rw" > $ctl/map_device ||
-  { dmesg | tail -n 30; fail "map_device refused sessname=$sess path=ip:$addr device_path=/dev/ram0"; }
+echo "sessname=$sess path=$path device_path=/dev/ram0 access_mode=rw" > $ctl/map_device ||
+  { dmesg | tail -n 30; fail "map_device refused sessname=$sess path=$path device_path=/dev/ram0"; }
 blk=""
 for i in $(seq 30); do
   for b in /sys/block/rnbd*; do
@@ -46,7 +51,7 @@ done
 [ -n "$blk" ] || { dmesg | tail -n 30; fail "no /dev/rnbd* appeared"; }
 size=$(cat /sys/block/${blk#/dev/}/size)
 [ "$size" = $((size_mb * 2048)) ] || fail "$blk has $size sectors, the ramdisk $((size_mb * 2048))"
-echo "rdma-rnbd: /dev/ram0 mapped as $blk over rtrs, session $sess to $addr"
+echo "rdma-rnbd: /dev/ram0 mapped as $blk over rtrs, session $sess, path $path"
 
 unmap() { echo normal > /sys/block/${blk#/dev/}/rnbd/unmap_device; }
 fio_verify $blk $size_mb || { unmap; fail "fio failed"; }
