@@ -220,6 +220,14 @@ fn read_suite(
     Ok(runs)
 }
 
+impl BlockPath {
+    /// Passed, or, over iWARP (siw), recorded as unsupported, which the check
+    /// verified (RNBD: RTRS needs RDMA WRITE with immediate data, which iWARP lacks).
+    pub fn fine_on(&self, driver: &str) -> bool {
+        self.status == "pass" || (self.status == "unsupported" && driver == "siw")
+    }
+}
+
 fn read_block_path(report: &Value, key: &str) -> Option<BlockPath> {
     let n = report.get(key)?;
     let num = |k: &str| n.get(k).and_then(Value::as_f64);
@@ -336,7 +344,7 @@ pub fn read_result(path: &Path) -> Result<CheckResult, ReportError> {
                 "NVMe-oF: {}",
                 n.reason.as_deref().unwrap_or("failed")
             ));
-        } else if let Some(n) = rnbd.as_ref().filter(|n| n.status != "pass") {
+        } else if let Some(n) = rnbd.as_ref().filter(|n| !n.fine_on(&driver)) {
             status = "fail".into();
             reason = Some(format!("RNBD: {}", n.reason.as_deref().unwrap_or("failed")));
         } else if let Some(t) = tests.iter().find(|t| t.status == "fail") {
@@ -647,7 +655,7 @@ impl Matrix {
                     format!("NVMe-oF: {}", n.reason.as_deref().unwrap_or("failed")),
                 ));
             }
-            if let Some(n) = c.rnbd.as_ref().filter(|n| n.status != "pass") {
+            if let Some(n) = c.rnbd.as_ref().filter(|n| !n.fine_on(&c.driver)) {
                 out.push((
                     c,
                     format!("RNBD: {}", n.reason.as_deref().unwrap_or("failed")),
@@ -1049,6 +1057,18 @@ mod tests {
             failed.reason.as_deref(),
             Some("RNBD: no /dev/rnbd* appeared")
         );
+        // Unsupported is accepted over siw (iWARP) only.
+        let unsupported =
+            rnbd(r#"{"status":"unsupported","reason":"RTRS over iWARP: map_device refused"}"#);
+        assert_eq!(unsupported.status, "pass", "{unsupported:?}");
+        let p = d.path().join("x.json");
+        std::fs::write(
+            &p,
+            r#"{"status":"pass","kernel":"6.1.0-50-amd64","device":"rxe_eth0",
+               "test":{"tests":[{"test":"rping","status":"pass"}],"rnbd":{"status":"unsupported"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(read_result(&p).unwrap().status, "fail");
     }
 
     #[test]

@@ -14,16 +14,8 @@ final: prev:
 let
   withSrc = if src == null then { } else { inherit src; };
   soft = driver: final.callPackage ./soft-rdma.nix ({ inherit driver; } // withSrc);
-  # Fixes carried on every kernel's own source (each patch says what and why); rtrs's
-  # names its path `sess` before 5.18 (`clt_path` since).
-  patches = {
-    siw = [ ./patches/siw-accept-read-early-data.patch ];
-    rtrs =
-      if builtins.compareVersions final.kernel.version "5.18" < 0 then
-        [ ./patches/rtrs-clt-fresh-source-port-5.10.patch ]
-      else
-        [ ./patches/rtrs-clt-fresh-source-port.patch ];
-  };
+  # Fixes carried on every kernel's own source (each patch says what and why).
+  patches.siw = [ ./patches/siw-accept-read-early-data.patch ];
   drivers = if restorePlan == null then { } else restorePlan.drivers;
   buildable = builtins.filter (d: !(drivers.${d} ? skip)) (builtins.attrNames drivers);
   restore =
