@@ -65,10 +65,6 @@
       reuse = null;
       reason = "no recorded build loads here: debian-6.1.0-55: 52 of 112 imported symbols differ: ib_umem_release, pci_msix_vec_count, pci_request_selected_regions, pci_release_selected_regions, devm_kmalloc, …";
     };
-    "debian-6.1.0-47" = {
-      reuse = null;
-      reason = "no recorded build loads here: debian-6.1.0-55: 52 of 112 imported symbols differ: ib_umem_release, pci_msix_vec_count, pci_request_selected_regions, pci_release_selected_regions, devm_kmalloc, …";
-    };
     "debian-6.1.0-55" = {
       reuse = null;
       reason = "recorded build";
@@ -92,10 +88,6 @@
   };
   erdma = {
     "debian-6.1.0-50" = {
-      reuse = null;
-      reason = "no recorded build loads here: debian-6.1.0-55: 55 of 146 imported symbols differ: ib_umem_release, pci_request_selected_regions, pci_release_selected_regions, devm_kmalloc, pci_enable_device, …";
-    };
-    "debian-6.1.0-47" = {
       reuse = null;
       reason = "no recorded build loads here: debian-6.1.0-55: 55 of 146 imported symbols differ: ib_umem_release, pci_request_selected_regions, pci_release_selected_regions, devm_kmalloc, pci_enable_device, …";
     };
@@ -148,10 +140,6 @@
   };
   vmw_pvrdma = {
     "debian-6.1.0-50" = {
-      reuse = null;
-      reason = "no recorded build loads here: debian-6.1.0-55: 35 of 83 imported symbols differ: ib_umem_release, pci_enable_device, pci_dev_put, __pci_register_driver, pci_request_regions, …";
-    };
-    "debian-6.1.0-47" = {
       reuse = null;
       reason = "no recorded build loads here: debian-6.1.0-55: 35 of 83 imported symbols differ: ib_umem_release, pci_enable_device, pci_dev_put, __pci_register_driver, pci_request_regions, …";
     };

@@ -202,7 +202,7 @@
           inTree = false;
         };
         bnxt_re = {
-          skip = "its build includes drivers/net/ethernet/broadcom/bnxt, which the kernel source subset lacks (add it to the [[kernel_source]]'s subdirs)";
+          skip = "its source (linux 6.1.192) includes <rdma/iter.h>, which 6.1.0-47-amd64's headers lack (a newer point release's driver)";
           inTree = false;
         };
         cxgb4 = {
@@ -210,26 +210,12 @@
           inTree = true;
         };
         efa = {
-          dir = "drivers/infiniband/hw/efa";
-          modules = [
-            "efa"
-          ];
-          symbols = {
-            CONFIG_INFINIBAND_EFA = "m";
-          };
-          needs = [ ];
-          includes = [ ];
+          skip = "its source (linux 6.1.192) includes <rdma/iter.h>, which 6.1.0-47-amd64's headers lack (a newer point release's driver)";
+          inTree = false;
         };
         erdma = {
-          dir = "drivers/infiniband/hw/erdma";
-          modules = [
-            "erdma"
-          ];
-          symbols = {
-            CONFIG_INFINIBAND_ERDMA = "m";
-          };
-          needs = [ ];
-          includes = [ ];
+          skip = "its source (linux 6.1.192) includes <rdma/iter.h>, which 6.1.0-47-amd64's headers lack (a newer point release's driver)";
+          inTree = false;
         };
         hfi1 = {
           skip = "built by the kernel already (INFINIBAND_HFI1=m)";
@@ -367,15 +353,8 @@
           inTree = true;
         };
         vmw_pvrdma = {
-          dir = "drivers/infiniband/hw/vmw_pvrdma";
-          modules = [
-            "vmw_pvrdma"
-          ];
-          symbols = {
-            CONFIG_INFINIBAND_VMWARE_PVRDMA = "m";
-          };
-          needs = [ ];
-          includes = [ ];
+          skip = "its source (linux 6.1.192) includes <rdma/iter.h>, which 6.1.0-47-amd64's headers lack (a newer point release's driver)";
+          inTree = false;
         };
       };
     };

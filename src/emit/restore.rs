@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use super::nix_expr::Value;
 use super::stack::GENERATED_DIR;
 use super::GeneratedFile;
-use crate::fetch::kernel_source_store_path;
+use crate::fetch::{expected_store_path, kernel_source_store_path};
 use crate::kernel::config::KernelConfig;
 use crate::kernel::drivers::{self, SourceDrivers};
 use crate::kernel::inspect::{LoadedKernel, MAX_SOURCE_FILE};
@@ -40,6 +40,52 @@ fn strs(v: &[String]) -> Value {
     Value::List(v.iter().map(|s| Value::str(s.as_str())).collect())
 }
 
+/// The RDMA subsystem headers (`rdma/…`, from `include/rdma` and
+/// `include/uapi/rdma`) a kernel's headers packages ship.
+fn rdma_headers(debs: &[PathBuf]) -> Result<BTreeSet<String>> {
+    let mut out = BTreeSet::new();
+    for deb in debs {
+        crate::archive::deb::for_each_entry(deb, crate::archive::DEFAULT_MAX_UNPACKED, |e| {
+            let p = e.path.to_string_lossy();
+            // usr/src/linux-headers-<release>/include/rdma/iter.h
+            for dir in ["/include/rdma/", "/include/uapi/rdma/"] {
+                if let Some((_, h)) = p.split_once(dir) {
+                    out.insert(format!("rdma/{h}"));
+                }
+            }
+            Ok(true)
+        })
+        .with_context(|| format!("{}: headers package", deb.display()))?;
+    }
+    Ok(out)
+}
+
+/// Each driver's `#include <rdma/…>` lines (its .c and .h files), by driver name.
+fn rdma_includes(tree: &Path, src: &SourceDrivers) -> Result<BTreeMap<String, BTreeSet<String>>> {
+    let code = |p: &Path| p.extension().is_some_and(|x| x == "c" || x == "h");
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for d in &src.drivers {
+        let dir = tree.join(&d.dir);
+        let files = read_dir_files(&dir, MAX_SOURCE_FILE, &code)?;
+        let set = out.entry(d.name.clone()).or_default();
+        for text in files.values() {
+            for line in text.lines() {
+                let l = line.trim_start();
+                let Some(rest) = l.strip_prefix("#include") else {
+                    continue;
+                };
+                let rest = rest.trim_start();
+                if let Some(h) = rest.strip_prefix('<').and_then(|r| r.split_once('>')) {
+                    if h.0.starts_with("rdma/") {
+                        set.insert(h.0.to_string());
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// What a kernel's plan does with a driver.
 enum Outcome {
     Build,
@@ -50,14 +96,35 @@ enum Outcome {
 /// One driver's entry for one kernel: the build, or why not. `tree` is the source
 /// subset the build gets, if not the whole source: a driver that includes a directory
 /// outside it is refused, naming the directory.
+/// `headers`: the kernel's RDMA headers and each driver's `<rdma/…>` includes, where
+/// known: a driver (or one it needs) of a newer point release than the kernel may
+/// include one the kernel's headers lack, and is refused naming it.
 fn entry(
     src: &SourceDrivers,
     tree: Option<&Path>,
     config: &KernelConfig,
     name: &str,
+    headers: Option<(&BTreeSet<String>, &BTreeMap<String, BTreeSet<String>>, &str)>,
 ) -> Result<(Value, Outcome, Option<Vec<String>>)> {
     let p = restore::plan(src, config, &[name.to_string()]);
     let build = p.build.iter().find(|b| b.driver == name);
+    if let (Some(b), Some((have, wants, release))) = (build, headers) {
+        let missing = std::iter::once(name)
+            .chain(b.needs.iter().map(String::as_str))
+            .flat_map(|d| wants.get(d).into_iter().flatten())
+            .find(|h| !have.contains(*h));
+        if let Some(h) = missing {
+            let reason = format!(
+                "its source (linux {}) includes <{h}>, which {release}'s headers lack (a newer point release's driver)",
+                src.version
+            );
+            return Ok((
+                Value::attrs([("skip", Value::str(reason)), ("inTree", Value::Bool(false))]),
+                Outcome::Refused,
+                None,
+            ));
+        }
+    }
     let outside = build.and_then(|b| {
         b.includes
             .iter()
@@ -152,6 +219,7 @@ pub fn plan(m: &Manifest, kernels: &[(String, LoadedKernel)], source: &str) -> R
         .collect();
     let (mut builds, mut in_tree, mut refused) = (0, 0, 0);
     let mut restored_needs = crate::emit::kernel_modules::RestoredNeeds::new();
+    let mut includes: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
     let mut per_kernel = Vec::new();
     for k in &m.kernels {
         let (_, loaded) = kernels
@@ -163,9 +231,30 @@ pub fn plan(m: &Manifest, kernels: &[(String, LoadedKernel)], source: &str) -> R
             .config
             .as_ref()
             .with_context(|| format!("kernel {}: no config in its headers", k.name))?;
+        eprintln!(
+            "rdma-nix: restore: planning {} (linux {})",
+            k.name, src.version
+        );
+        let debs: Vec<PathBuf> = [&k.headers, &k.headers_common]
+            .iter()
+            .map(|p| {
+                PathBuf::from(expected_store_path(m.package(p).expect("validated")).to_string())
+            })
+            .collect();
+        let have = rdma_headers(&debs)?;
+        if !includes.contains_key(&k.module_source) {
+            includes.insert(k.module_source.clone(), rdma_includes(tree, src)?);
+        }
+        let wants = &includes[&k.module_source];
         let mut entries = Vec::new();
         for name in &names {
-            let (e, outcome, needs) = entry(src, Some(tree), config, name)?;
+            let (e, outcome, needs) = entry(
+                src,
+                Some(tree),
+                config,
+                name,
+                Some((&have, wants, &loaded.release)),
+            )?;
             if let Some(n) = needs {
                 restored_needs
                     .entry(k.name.clone())
@@ -210,7 +299,7 @@ pub fn plan(m: &Manifest, kernels: &[(String, LoadedKernel)], source: &str) -> R
         for d in &src.drivers {
             let own = d.symbols.iter().map(|e| e.symbol.as_str());
             // nixpkgs builds from the whole source (`kernel.src`).
-            let (e, _, _) = entry(src, None, &config.without(own), &d.name)?;
+            let (e, _, _) = entry(src, None, &config.without(own), &d.name, None)?;
             entries.push((d.name.clone(), e));
         }
         per_series.push((
