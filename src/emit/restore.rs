@@ -93,26 +93,33 @@ enum Outcome {
     Refused,
 }
 
+/// A kernel's RDMA headers and its source's drivers' `<rdma/…>` includes.
+struct Headers<'a> {
+    release: &'a str,
+    have: &'a BTreeSet<String>,
+    wants: &'a BTreeMap<String, BTreeSet<String>>,
+}
+
 /// One driver's entry for one kernel: the build, or why not. `tree` is the source
 /// subset the build gets, if not the whole source: a driver that includes a directory
-/// outside it is refused, naming the directory.
-/// `headers`: the kernel's RDMA headers and each driver's `<rdma/…>` includes, where
-/// known: a driver (or one it needs) of a newer point release than the kernel may
-/// include one the kernel's headers lack, and is refused naming it.
+/// outside it is refused, naming the directory. `headers`, where known: a driver (or
+/// one it needs) of a newer point release than the kernel may include an RDMA header
+/// the kernel's headers lack, and is refused naming it.
 fn entry(
     src: &SourceDrivers,
     tree: Option<&Path>,
     config: &KernelConfig,
     name: &str,
-    headers: Option<(&BTreeSet<String>, &BTreeMap<String, BTreeSet<String>>, &str)>,
+    headers: Option<Headers<'_>>,
 ) -> Result<(Value, Outcome, Option<Vec<String>>)> {
     let p = restore::plan(src, config, &[name.to_string()]);
     let build = p.build.iter().find(|b| b.driver == name);
-    if let (Some(b), Some((have, wants, release))) = (build, headers) {
+    if let (Some(b), Some(hd)) = (build, headers) {
+        let release = hd.release;
         let missing = std::iter::once(name)
             .chain(b.needs.iter().map(String::as_str))
-            .flat_map(|d| wants.get(d).into_iter().flatten())
-            .find(|h| !have.contains(*h));
+            .flat_map(|d| hd.wants.get(d).into_iter().flatten())
+            .find(|h| !hd.have.contains(*h));
         if let Some(h) = missing {
             let reason = format!(
                 "its source (linux {}) includes <{h}>, which {release}'s headers lack (a newer point release's driver)",
@@ -253,7 +260,11 @@ pub fn plan(m: &Manifest, kernels: &[(String, LoadedKernel)], source: &str) -> R
                 Some(tree),
                 config,
                 name,
-                Some((&have, wants, &loaded.release)),
+                Some(Headers {
+                    release: &loaded.release,
+                    have: &have,
+                    wants,
+                }),
             )?;
             if let Some(n) = needs {
                 restored_needs
