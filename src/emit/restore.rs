@@ -242,30 +242,33 @@ pub fn plan(m: &Manifest, kernels: &[(String, LoadedKernel)], source: &str) -> R
             "rdma-nix: restore: planning {} (linux {})",
             k.name, src.version
         );
-        let debs: Vec<PathBuf> = [&k.headers, &k.headers_common]
-            .iter()
-            .map(|p| {
-                PathBuf::from(expected_store_path(m.package(p).expect("validated")).to_string())
-            })
-            .collect();
-        let have = rdma_headers(&debs)?;
-        if !includes.contains_key(&k.module_source) {
-            includes.insert(k.module_source.clone(), rdma_includes(tree, src)?);
-        }
-        let wants = &includes[&k.module_source];
+        // Headers of another point release than the source's may lack what its
+        // drivers include; those of the same release have it (read only when needed:
+        // each headers package is a stream of some MB).
+        let headers_pkg = m.package(&k.headers).expect("validated");
+        let same_release = headers_pkg.version.split('-').next() == Some(src.version.as_str());
+        let have = if same_release {
+            None
+        } else {
+            let debs: Vec<PathBuf> = [&k.headers, &k.headers_common]
+                .iter()
+                .map(|p| {
+                    PathBuf::from(expected_store_path(m.package(p).expect("validated")).to_string())
+                })
+                .collect();
+            if !includes.contains_key(&k.module_source) {
+                includes.insert(k.module_source.clone(), rdma_includes(tree, src)?);
+            }
+            Some(rdma_headers(&debs)?)
+        };
         let mut entries = Vec::new();
         for name in &names {
-            let (e, outcome, needs) = entry(
-                src,
-                Some(tree),
-                config,
-                name,
-                Some(Headers {
-                    release: &loaded.release,
-                    have: &have,
-                    wants,
-                }),
-            )?;
+            let headers = have.as_ref().map(|have| Headers {
+                release: &loaded.release,
+                have,
+                wants: &includes[&k.module_source],
+            });
+            let (e, outcome, needs) = entry(src, Some(tree), config, name, headers)?;
             if let Some(n) = needs {
                 restored_needs
                     .entry(k.name.clone())
