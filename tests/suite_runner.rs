@@ -176,6 +176,8 @@ fn a_failing_test_not_listed_fails_the_check() {
         p[0].contains("test_fails: fail, not an expected failure"),
         "{p:?}"
     );
+    // With the error itself, so that a failure explains itself.
+    assert!(p[0].contains(": one is not two"), "{p:?}");
 }
 
 #[test]

@@ -160,11 +160,15 @@ def verdict(outcomes, expectations, run, device, series):
         if applies(f, run, device, series):
             listed[f["test"]] = f.get("reason", "")
     by_test = {}
+    why = {}
     for o in outcomes:
         by_test[o["test"]] = o["outcome"]
+        why[o["test"]] = f" after {o.get('seconds', 0):.1f} s: {o['reason']}" if o.get("reason") else ""
     for name, outcome in by_test.items():
         if outcome in ("fail", "error") and name not in listed:
-            problems.append(f"{name}: {outcome}, not an expected failure on {device} {series}")
+            # The error itself goes with it: a failure explains itself in the serial
+            # log's tail and in result.json.
+            problems.append(f"{name}: {outcome}, not an expected failure on {device} {series}{why[name]}")
     for name in listed:
         outcome = by_test.get(name)
         if outcome is None:
