@@ -107,6 +107,18 @@ rdmaLib
       }) (pkg.moduleNames or [ pkg.moduleName ])
     );
 
+  # Every `.ko` of several module packages, by module name.
+  moduleFilesOf = kernel: pkgs: builtins.foldl' (a: p: a // moduleFiles kernel p) { } pkgs;
+
+  # Restored drivers by name with those they need, transitively (rnbd: rtrs);
+  # `needsOf` gives a driver's needs.
+  restoreClosure =
+    needsOf: ds:
+    let
+      more = builtins.filter (n: !(builtins.elem n ds)) (builtins.concatMap needsOf ds);
+    in
+    if more == [ ] then ds else restoreClosure needsOf (ds ++ more);
+
   # Module names to load for the drivers, and `{ module = [ pre… ]; }` soft deps.
   moduleNames = drivers: map (d: softDrivers.${checkDriver d}.module) drivers;
   softDepsOf =

@@ -86,18 +86,12 @@ let
       kp.extend (
         import ../pkgs/kernel-modules/extension.nix { restorePlan = restorePlans.series.${series} or null; }
       );
-  # The drivers asked for by name, with those they need (rnbd: rtrs).
-  restoreClosure =
-    ds:
-    let
-      more = builtins.filter (n: !(builtins.elem n ds)) (
-        builtins.concatMap (d: kpRdma.rdmaRestored.${d}.restoredNeeds or [ ]) ds
-      );
-    in
-    if more == [ ] then ds else restoreClosure (ds ++ more);
   restoreMissing = builtins.filter (d: !(kpRdma.rdmaRestored ? ${d})) cfg.kernelModules.restore;
+  # The drivers asked for by name, with those they need (rnbd: rtrs).
   restored = map (d: kpRdma.rdmaRestored.${d}) (
-    restoreClosure (builtins.filter (d: kpRdma.rdmaRestored ? ${d}) cfg.kernelModules.restore)
+    rdmaNixLib.restoreClosure (d: kpRdma.rdmaRestored.${d}.restoredNeeds or [ ]) (
+      builtins.filter (d: kpRdma.rdmaRestored ? ${d}) cfg.kernelModules.restore
+    )
   );
   whyNot =
     d:

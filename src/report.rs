@@ -258,8 +258,32 @@ fn str_field(v: &Value, key: &str) -> Option<String> {
 
 /// Reads one result.json.
 pub fn read_result(path: &Path) -> Result<CheckResult, ReportError> {
+    check_result(path, &read_json(path)?)
+}
+
+/// A result.json, parsed.
+fn read_json(path: &Path) -> Result<Value, ReportError> {
     let text = std::fs::read_to_string(path).map_err(|e| ReportError::Io(path.into(), e))?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| ReportError::Json(path.into(), e))?;
+    serde_json::from_str(&text).map_err(|e| ReportError::Json(path.into(), e))
+}
+
+/// One VM check's result.json, as a hot-path check or a restored-drivers load check.
+pub enum AnyResult {
+    Check(Box<CheckResult>),
+    RestoredLoad(RestoredLoad),
+}
+
+/// Reads a result.json once and takes it as what it is.
+pub fn read_any(path: &Path) -> Result<AnyResult, ReportError> {
+    let v = read_json(path)?;
+    if is_restored_load(&v) {
+        Ok(AnyResult::RestoredLoad(restored_load(path, &v)?))
+    } else {
+        Ok(AnyResult::Check(Box::new(check_result(path, &v)?)))
+    }
+}
+
+fn check_result(path: &Path, v: &Value) -> Result<CheckResult, ReportError> {
     let shape = |m: &str| ReportError::Shape(path.into(), m.to_owned());
     if !v.is_object() {
         return Err(shape("expected a JSON object (a VM check's result.json)"));
@@ -267,14 +291,14 @@ pub fn read_result(path: &Path) -> Result<CheckResult, ReportError> {
     // The payload's report: nested under `test` (offline runner) or at the top.
     let report = match v.get("test") {
         Some(t) if t.is_object() => t,
-        _ => &v,
+        _ => v,
     };
-    let kernel = str_field(&v, "kernel").ok_or_else(|| shape("no \"kernel\" (string)"))?;
-    let status = str_field(&v, "status").ok_or_else(|| shape("no \"status\" (string)"))?;
-    let device = str_field(&v, "device")
+    let kernel = str_field(v, "kernel").ok_or_else(|| shape("no \"kernel\" (string)"))?;
+    let status = str_field(v, "status").ok_or_else(|| shape("no \"status\" (string)"))?;
+    let device = str_field(v, "device")
         .or_else(|| str_field(report, "device"))
         .ok_or_else(|| shape("no \"device\" (string)"))?;
-    let driver = str_field(&v, "driver")
+    let driver = str_field(v, "driver")
         .or_else(|| str_field(report, "driver"))
         .unwrap_or_else(|| device.split('_').next().unwrap_or_default().to_owned());
     let mut tests = Vec::new();
@@ -329,7 +353,7 @@ pub fn read_result(path: &Path) -> Result<CheckResult, ReportError> {
     let nvmeof = read_block_path(report, "nvmeof");
     let rnbd = read_block_path(report, "rnbd");
     let mut status = status;
-    let mut reason = str_field(&v, "reason");
+    let mut reason = str_field(v, "reason");
     if status == "pass" {
         if let Some(r) = suite.iter().find(|r| r.status != "pass") {
             status = "fail".into();
@@ -364,8 +388,7 @@ pub fn read_result(path: &Path) -> Result<CheckResult, ReportError> {
         status,
         reason,
         wall_s: v.get("wall_s").and_then(Value::as_f64),
-        negative_pabi: str_field(&v, "negative_pabi")
-            .or_else(|| str_field(report, "negative_pabi")),
+        negative_pabi: str_field(v, "negative_pabi").or_else(|| str_field(report, "negative_pabi")),
         tests,
         suite,
         nvmeof,
@@ -400,17 +423,19 @@ pub fn is_restored_load(v: &Value) -> bool {
 /// (no module, fewer loaded or unloaded than listed, the kernel log not checked) is a
 /// failure.
 pub fn read_restored_load(path: &Path) -> Result<RestoredLoad, ReportError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ReportError::Io(path.into(), e))?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| ReportError::Json(path.into(), e))?;
+    restored_load(path, &read_json(path)?)
+}
+
+fn restored_load(path: &Path, v: &Value) -> Result<RestoredLoad, ReportError> {
     let shape = |m: &str| ReportError::Shape(path.into(), m.to_owned());
-    if !is_restored_load(&v) {
+    if !is_restored_load(v) {
         return Err(shape(
             "not a restored-drivers load check (no \"check\": \"restored-load\")",
         ));
     }
-    let kernel = str_field(&v, "kernel").ok_or_else(|| shape("no \"kernel\" (string)"))?;
-    let mut status = str_field(&v, "status").ok_or_else(|| shape("no \"status\" (string)"))?;
-    let mut reason = str_field(&v, "reason");
+    let kernel = str_field(v, "kernel").ok_or_else(|| shape("no \"kernel\" (string)"))?;
+    let mut status = str_field(v, "status").ok_or_else(|| shape("no \"status\" (string)"))?;
+    let mut reason = str_field(v, "reason");
     let strings = |o: &Value, k: &str| -> Vec<String> {
         o.get(k)
             .and_then(Value::as_array)
@@ -448,7 +473,7 @@ pub fn read_restored_load(path: &Path) -> Result<RestoredLoad, ReportError> {
         kernel,
         status,
         reason,
-        drivers: strings(&v, "drivers"),
+        drivers: strings(v, "drivers"),
         modules,
         registered: test.map(|t| strings(t, "registered")).unwrap_or_default(),
         wall_s: v.get("wall_s").and_then(Value::as_f64),

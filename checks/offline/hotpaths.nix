@@ -56,7 +56,7 @@ let
   # RNBD's modules: the kernel's own, or ours where its config leaves them out.
   rnbdModules = [ "rtrs_core" "rtrs_server" "rtrs_client" "rnbd_server" "rnbd_client" ];
   rnbdRestored = lib.filterAttrs (d: _: builtins.elem d [ "rtrs" "rnbd" ]) kp.rdmaRestored;
-  rnbdFiles = builtins.foldl' (a: p: a // rdmaNixLib.moduleFiles kernel p) { } (builtins.attrValues rnbdRestored);
+  rnbdFiles = rdmaNixLib.moduleFilesOf kernel (builtins.attrValues rnbdRestored);
   storage = withNvmeof || withRnbd;
 
   # The negative case: the same provider from another rdma-core release (another

@@ -13,15 +13,11 @@
 let
   kp = kernelPackages.${kernelName};
   plans = restorePlans.kernels.${kernelName}.drivers;
-  needsOf = d: plans.${d}.needs or [ ];
-  closure = ds:
-    let more = builtins.filter (n: !(builtins.elem n ds)) (builtins.concatMap needsOf ds);
-    in if more == [ ] then ds else closure (ds ++ more);
   missing = if drivers == null then [ ] else builtins.filter (d: !(kp.rdmaRestored ? ${d})) drivers;
   chosen =
     if drivers == null then kp.rdmaRestoredDefault
-    else lib.genAttrs (closure drivers) (d: kp.rdmaRestored.${d});
-  files = builtins.foldl' (a: p: a // rdmaNixLib.moduleFiles kp.kernel p) { } (builtins.attrValues chosen);
+    else lib.genAttrs (rdmaNixLib.restoreClosure (d: plans.${d}.needs or [ ]) drivers) (d: kp.rdmaRestored.${d});
+  files = rdmaNixLib.moduleFilesOf kp.kernel (builtins.attrValues chosen);
   name = "restored-load-${kernelName}" + lib.optionalString (drivers != null) "-${lib.concatStringsSep "-" drivers}";
 in
 assert lib.assertMsg (missing == [ ])

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 
 use crate::emit::atomic_write;
-use crate::report::{is_restored_load, read_restored_load, read_result, Matrix};
+use crate::report::{read_any, AnyResult, Matrix};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -46,13 +46,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let (mut checks, mut restored) = (Vec::new(), Vec::new());
     for p in &a.results {
         for f in expand(p)? {
-            let text = std::fs::read_to_string(&f).with_context(|| format!("{}", f.display()))?;
-            let v: serde_json::Value = serde_json::from_str(&text)
-                .with_context(|| format!("{}: not JSON", f.display()))?;
-            if is_restored_load(&v) {
-                restored.push(read_restored_load(&f)?);
-            } else {
-                checks.push(read_result(&f)?);
+            match read_any(&f)? {
+                AnyResult::Check(c) => checks.push(*c),
+                AnyResult::RestoredLoad(r) => restored.push(r),
             }
         }
     }

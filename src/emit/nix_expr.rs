@@ -55,6 +55,11 @@ impl Value {
         Value::Str(s.into())
     }
 
+    /// A list of strings.
+    pub fn strs<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Self {
+        Value::List(items.into_iter().map(|s| Value::str(s.as_ref())).collect())
+    }
+
     pub fn attrs<K: Into<String>>(items: impl IntoIterator<Item = (K, Value)>) -> Self {
         Value::Attrs(items.into_iter().map(|(k, v)| (k.into(), v)).collect())
     }

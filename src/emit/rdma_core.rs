@@ -88,10 +88,6 @@ pub fn scan_pinned(m: &Manifest, r: &RdmaCoreRelease) -> Result<Release, RdmaCor
     }
 }
 
-fn strs<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Value {
-    Value::List(items.into_iter().map(|s| Value::str(s.as_ref())).collect())
-}
-
 fn provider(p: &Provider) -> Value {
     let public = match &p.public_library {
         None => Value::Null,
@@ -99,7 +95,7 @@ fn provider(p: &Provider) -> Value {
             ("name", Value::str(&l.name)),
             ("soversion", Value::str(&l.soversion)),
             ("version", Value::str(&l.version)),
-            ("headers", strs(&l.headers)),
+            ("headers", Value::strs(&l.headers)),
             (
                 "pkgConfig",
                 l.pkg_config
@@ -114,7 +110,7 @@ fn provider(p: &Provider) -> Value {
         ("plugin", Value::str(&p.plugin)),
         ("driverFile", Value::str(&p.driver_file)),
         ("publicLibrary", public),
-        ("kernelModules", strs(&p.kernel_modules)),
+        ("kernelModules", Value::strs(&p.kernel_modules)),
         ("needsCoherentDma", Value::Bool(p.needs_coherent_dma)),
         (
             "extraFiles",
@@ -130,7 +126,7 @@ fn provider(p: &Provider) -> Value {
                     .collect(),
             ),
         ),
-        ("manPages", strs(&p.man_pages)),
+        ("manPages", Value::strs(&p.man_pages)),
     ])
 }
 
@@ -144,7 +140,7 @@ pub fn release_file(m: &Manifest, r: &RdmaCoreRelease, rel: &Release) -> Generat
             "src",
             Value::attrs([
                 ("name", Value::str(crate::fetch::TREE_NAME)),
-                ("urls", strs(pin.tree_urls())),
+                ("urls", Value::strs(pin.tree_urls())),
                 ("hash", Value::str(&rel.tree.nar_hash)),
             ]),
         ),
@@ -162,11 +158,11 @@ pub fn release_file(m: &Manifest, r: &RdmaCoreRelease, rel: &Release) -> Generat
         ),
         (
             "tools",
-            strs(rel.tools.iter().filter(|t| !t.sbin).map(|t| &t.name)),
+            Value::strs(rel.tools.iter().filter(|t| !t.sbin).map(|t| &t.name)),
         ),
         (
             "sbinTools",
-            strs(rel.tools.iter().filter(|t| t.sbin).map(|t| &t.name)),
+            Value::strs(rel.tools.iter().filter(|t| t.sbin).map(|t| &t.name)),
         ),
         (
             "providers",

@@ -36,10 +36,6 @@ pub struct Restored {
     pub needs: crate::emit::kernel_modules::RestoredNeeds,
 }
 
-fn strs(v: &[String]) -> Value {
-    Value::List(v.iter().map(|s| Value::str(s.as_str())).collect())
-}
-
 /// The RDMA subsystem headers (`rdma/…`, from `include/rdma` and
 /// `include/uapi/rdma`) a kernel's headers packages ship.
 fn rdma_headers(debs: &[PathBuf]) -> Result<BTreeSet<String>> {
@@ -151,7 +147,7 @@ fn entry(
         return Ok((
             Value::attrs([
                 ("dir", Value::str(b.dir.as_str())),
-                ("modules", strs(&b.modules)),
+                ("modules", Value::strs(&b.modules)),
                 (
                     "symbols",
                     Value::attrs(
@@ -160,8 +156,8 @@ fn entry(
                             .map(|(s, v)| (format!("CONFIG_{s}"), Value::str(v.as_str()))),
                     ),
                 ),
-                ("needs", strs(&b.needs)),
-                ("includes", strs(&b.includes)),
+                ("needs", Value::strs(&b.needs)),
+                ("includes", Value::strs(&b.includes)),
             ]),
             Outcome::Build,
             Some(b.needs.clone()),
@@ -325,7 +321,7 @@ pub fn plan(m: &Manifest, kernels: &[(String, LoadedKernel)], source: &str) -> R
         ));
     }
     let body = Value::attrs([
-        ("default", strs(&defaults)),
+        ("default", Value::strs(&defaults)),
         ("kernels", Value::attrs(per_kernel)),
         ("series", Value::attrs(per_series)),
     ]);
