@@ -26,6 +26,7 @@ let
       suiteRuns =
         "[(\"suite\", \"\")"
         + lib.optionalString (driver == "siw") ", (\"cm\", \"--gid 0 -k test_rdmacm\")"
+        + lib.optionalString (driver == "rxe") ", (\"ext-qp-late-recv\", \"-k test_rdmacm_async_traffic_external_qp\")"
         + "]";
       node =
         { config, pkgs, ... }:

@@ -72,7 +72,7 @@ pub struct CheckResult {
     pub wall_s: Option<f64>,
     pub negative_pabi: Option<String>,
     pub tests: Vec<TestResult>,
-    /// rdma-core's suite, one entry per run (`suite`, siw's `cm`).
+    /// rdma-core's suite, one entry per run (`suite`, siw's `cm`, rxe's `ext-qp-late-recv` probe).
     pub suite: Vec<SuiteRun>,
     pub nvmeof: Option<BlockPath>,
     /// RNBD over RTRS over the device (checks/payload/rdma-rnbd.sh).

@@ -87,6 +87,16 @@ fn series() -> String {
 
 /// Runs the runner with these expectations; (exit code, report).
 fn check(s: &Suite, expectations: &str, extra: &[&str]) -> (i32, serde_json::Value) {
+    check_run(s, "suite", expectations, extra)
+}
+
+/// The same for the named run.
+fn check_run(
+    s: &Suite,
+    name: &str,
+    expectations: &str,
+    extra: &[&str],
+) -> (i32, serde_json::Value) {
     let exp = s.root.join("expected.toml");
     write(&exp, expectations.as_bytes());
     let out = s.root.join("out.json");
@@ -96,10 +106,11 @@ fn check(s: &Suite, expectations: &str, extra: &[&str]) -> (i32, serde_json::Val
         .arg(script)
         .arg(&s.tests)
         .arg(&exp)
-        .arg("suite")
+        .arg(name)
         .arg(&out)
         .args(["--", "--dev", "rxe_eth0"])
-        .args(extra));
+        .args(extra)
+        .env("RDMA_SUITE_LATE_RECV_SECONDS", "0.4"));
     let report = std::fs::read_to_string(&out)
         .map(|t| serde_json::from_str(&t).unwrap())
         .unwrap_or(serde_json::Value::Null);
@@ -262,4 +273,88 @@ fn excluded_tests_are_not_run_and_say_why() {
         .unwrap();
     assert_eq!(t["outcome"], "excluded");
     assert_eq!(t["reason"], "takes the kernel down");
+}
+
+/// rdma-core's tests/rdmacm_utils.py as far as the `ext-qp-late-recv` probe touches it:
+/// a module-level poll_cq, and the external-QP test's active-side loop (two polls per
+/// message), here noting when each poll returned.
+const RDMACM_UTILS: &str = r#"
+import time
+def poll_cq(cq, count=1, data=None):
+    cq.append(time.monotonic())
+    return []
+class Resources:
+    num_msgs = 3
+class Connection:
+    def __init__(self):
+        self.cm_res = Resources()
+    def _ext_qp_client_traffic(self, cq):
+        for _ in range(self.cm_res.num_msgs):
+            poll_cq(cq)
+            poll_cq(cq)
+"#;
+
+/// The probe held the active side once, after its next-to-last poll (before its last
+/// receive in upstream's order), for RDMA_SUITE_LATE_RECV_SECONDS.
+const EXT_QP_TEST: &str = r#"
+import time, unittest
+from tests.rdmacm_utils import Connection
+class CM(unittest.TestCase):
+    def test_rdmacm_async_traffic_external_qp(self):
+        polls = []
+        Connection()._ext_qp_client_traffic(polls)
+        gaps = [b - a for a, b in zip(polls, polls[1:])]
+        self.assertEqual(len(gaps), 5)
+        self.assertGreaterEqual(gaps[4], 0.4)
+        self.assertLess(max(gaps[:4]), 0.4)
+    def test_rdmacm_sync_traffic(self):
+        pass
+"#;
+
+fn probe_expectations() -> String {
+    format!("[passes.ext-qp-late-recv.rxe]\n\"{}\" = 1\n", series())
+}
+
+#[test]
+fn the_late_receive_probe_holds_the_active_side_before_its_last_receive() {
+    if !require("python3") {
+        return;
+    }
+    let s = suite();
+    write(&s.tests.join("rdmacm_utils.py"), RDMACM_UTILS.as_bytes());
+    write(&s.tests.join("test_cm.py"), EXT_QP_TEST.as_bytes());
+    let (code, r) = check_run(
+        &s,
+        "ext-qp-late-recv",
+        &probe_expectations(),
+        &["-k", "test_rdmacm_async_traffic_external_qp"],
+    );
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["counts"]["pass"], 1);
+    assert_eq!(r["probe"]["holds"], 1);
+    assert_eq!(r["probe"]["late_recv_seconds"], 0.4);
+}
+
+#[test]
+fn a_late_receive_probe_that_never_held_fails_and_one_without_the_module_cannot_run() {
+    if !require("python3") {
+        return;
+    }
+    let s = suite();
+    write(&s.tests.join("rdmacm_utils.py"), RDMACM_UTILS.as_bytes());
+    write(&s.tests.join("test_cm.py"), EXT_QP_TEST.as_bytes());
+    // The test ran and passed, but not through the held loop: not evidence.
+    let (code, r) = check_run(
+        &s,
+        "ext-qp-late-recv",
+        &probe_expectations(),
+        &["-k", "test_rdmacm_sync_traffic"],
+    );
+    assert_eq!(code, 1, "{r}");
+    assert!(problems(&r).iter().any(|p| p.contains("never held")), "{r}");
+    // A suite without tests.rdmacm_utils: the probe can't run at all.
+    let s = suite();
+    let (code, r) = check_run(&s, "ext-qp-late-recv", &probe_expectations(), &[]);
+    assert_eq!(code, 2);
+    assert_eq!(r, serde_json::Value::Null);
 }

@@ -41,6 +41,8 @@
   suiteExtraTests ? { },
   # The payload directory (another one to compare harnesses).
   payload ? ../payload,
+  # pyverbs and the suite (another build to compare the suite's patches).
+  pyverbs ? rdma-core-pyverbs,
   # A repetition number, recorded in result.json: distinct derivations of the same
   # check, for measuring how often it fails (scripts/repeat-checks).
   repeat ? null,
@@ -75,7 +77,6 @@ let
     # NVMe over Fabrics and RNBD: Debian's nvme-cli and fio.
     ++ lib.optionals withNvmeof [ "/usr/sbin/nvme" ]
     ++ lib.optionals storage [ "/usr/bin/fio" ];
-  pyverbs = rdma-core-pyverbs;
   suiteDir = if suiteExtraTests == { } then "${pyverbs}/${pyverbs.suiteDir}" else "/tmp/rdma-tests";
   suite = run: args: ''
     PATH=/usr/sbin:/usr/bin:$PATH PYTHONPATH=${pyverbs}/${pyverbs.sitePackages} \
@@ -173,6 +174,7 @@ runVM (sd.vmModules // {
       cp /payload/suite-extra/* ${suiteDir}/
     ''}    ${suite "suite" ""}
     ${lib.optionalString (driver == "siw") (suite "cm" "--gid 0 -k test_rdmacm")}
+    ${lib.optionalString (driver == "rxe") (suite "ext-qp-late-recv" "-k test_rdmacm_async_traffic_external_qp")}
   '' + lib.optionalString withNvmeof ''
     # The kernel's RDMA storage path over the same device.
     PATH=/usr/sbin:/usr/bin:$PATH sh /payload/rdma-nvmeof.sh 10.0.2.15 /tmp/nvmeof.json || nvmeof=fail
@@ -209,7 +211,7 @@ runVM (sd.vmModules // {
     import json, os, sys
     r = json.load(open("/tmp/hotpaths.json"))
     r.update(negative_pabi=sys.argv[1], negative_pabi_release=sys.argv[2], link_removed=sys.argv[3], suite_status=sys.argv[4])
-    r["suite"] = [json.load(open(f"/tmp/suite-{n}.json")) for n in ("suite", "cm") if os.path.exists(f"/tmp/suite-{n}.json")]
+    r["suite"] = [json.load(open(f"/tmp/suite-{n}.json")) for n in ("suite", "cm", "ext-qp-late-recv") if os.path.exists(f"/tmp/suite-{n}.json")]
     for n in ("nvmeof", "rnbd"):
         if os.path.exists(f"/tmp/{n}.json"):
             r[n] = json.load(open(f"/tmp/{n}.json"))

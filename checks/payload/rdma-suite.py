@@ -6,8 +6,20 @@ against the expectations of this kernel series and device.
 
 SUITE_DIR is the installed tests/ directory (rdma-core-pyverbs' share/doc/rdma-core/
 tests), pyverbs on PYTHONPATH. RUN names the run in EXPECTATIONS (`suite`: every
-test on the device; `cm`: siw's RDMA CM subset). The arguments after `--` are
+test on the device; `cm`: siw's RDMA CM subset; `ext-qp-late-recv`: below). The arguments after `--` are
 run_tests.py's (`--dev siw_eth0 --gid 0 -k test_rdmacm`).
+
+RUN `ext-qp-late-recv` is a probe of the suite's harness, not a run of upstream's
+tests as they are: test_rdmacm_async_traffic_external_qp, with the active side
+holding still for LATE_RECV_SECONDS (8; RDMA_SUITE_LATE_RECV_SECONDS) after its
+next-to-last completion of its traffic loop (`_ext_qp_client_traffic`). Upstream's
+loop posts the receive for the passive side's reply only after its send completed,
+so there a reply arrives ahead of its receive (an RNR NAK; the passive side's send
+fails "RNR retry exceeded" after rnr_retry 5 x 655 ms) whenever the active side is
+that slow: what a loaded guest did now and then. rdma-core-pyverbs posts the receive
+first (pkgs/rdma-core/patches/suite-ext-qp-recv-before-send.patch), and this run
+passes with it and fails without it, every time. A run in which the hold never
+happened fails.
 
 Python's `random` is seeded with a fixed number first: several tests pick QP
 attributes at random, and a check gives the same answer every time.
@@ -40,6 +52,8 @@ import unittest
 from importlib.machinery import SourceFileLoader
 
 SEED = 20261202
+LATE_RECV_RUN = "ext-qp-late-recv"
+LATE_RECV_SECONDS = float(os.environ.get("RDMA_SUITE_LATE_RECV_SECONDS", "8"))
 
 
 class Recorder(unittest.TextTestResult):
@@ -111,7 +125,33 @@ def applies(entry, run, driver, series):
     return entry.get("run", "suite") == run and driver in entry.get("devices", []) and series in entry.get("series", [])
 
 
-def run_suite(suite_dir, args, excluded):
+def hold_late_recv(seconds, marker):
+    """The `ext-qp-late-recv` probe: in the process running the external-QP test's
+    active side (`_ext_qp_client_traffic`), sleeps `seconds` after its next-to-last
+    CQ poll (2 per message), and notes each hold in `marker` (the test's sides are
+    forked processes)."""
+    utils = sys.modules.get("tests.rdmacm_utils")
+    if utils is None or not callable(getattr(utils, "poll_cq", None)):
+        print("rdma-suite: the suite has no tests.rdmacm_utils.poll_cq to hold", file=sys.stderr)
+        raise SystemExit(2)
+    poll = utils.poll_cq
+    polls = [0]
+
+    def held_poll_cq(cq, *args, **kwargs):
+        wcs = poll(cq, *args, **kwargs)
+        caller = sys._getframe(1)
+        if caller.f_code.co_name == "_ext_qp_client_traffic":
+            polls[0] += 1
+            if polls[0] == 2 * caller.f_locals["self"].cm_res.num_msgs - 1:
+                with open(marker, "a") as f:
+                    f.write(f"{seconds}\n")
+                time.sleep(seconds)
+        return wcs
+
+    utils.poll_cq = held_poll_cq
+
+
+def run_suite(suite_dir, args, excluded, hold=None):
     """Loads the suite as run_tests.py does and runs it with the Recorder, leaving out
     the tests matching `excluded` (glob → reason); returns every outcome and the time."""
     sys.argv = ["run_tests.py"] + args
@@ -133,6 +173,8 @@ def run_suite(suite_dir, args, excluded):
             raise SystemExit(f"rdma-suite: unknown argument {rest[i]!r}")
     random.seed(SEED)
     tests = SourceFileLoader("tests", os.path.join(suite_dir, "__init__.py")).load_module()
+    if hold is not None:
+        hold_late_recv(*hold)
     loader = unittest.TestLoader()
     if patterns:
         loader.testNamePatterns = patterns
@@ -200,8 +242,19 @@ def main():
     driver = device.split("_")[0]
     series = series_of(platform.release())
     excluded = {e["test"]: e.get("reason", "") for e in expectations.get("exclude", []) if applies(e, run, driver, series)}
-    outcomes, seconds = run_suite(suite_dir, args, excluded)
+    hold = None
+    if run == LATE_RECV_RUN:
+        hold = (LATE_RECV_SECONDS, out + ".held")
+        if os.path.exists(hold[1]):
+            os.remove(hold[1])
+    outcomes, seconds = run_suite(suite_dir, args, excluded, hold)
     problems, listed = verdict(outcomes, expectations, run, driver, series)
+    probe = {}
+    if hold is not None:
+        held = open(hold[1]).read().split() if os.path.exists(hold[1]) else []
+        probe = {"probe": {"late_recv_seconds": LATE_RECV_SECONDS, "holds": len(held)}}
+        if not held:
+            problems.append(f"{run}: the active side was never held (no _ext_qp_client_traffic ran)")
     counts = {k: sum(1 for o in outcomes if o["outcome"] == k) for k in ("pass", "skip", "fail", "error", "excluded")}
     for o in outcomes:
         if o["test"] in listed:
@@ -218,6 +271,7 @@ def main():
         "status": "pass" if not problems else "fail",
         "problems": problems,
         "tests": outcomes,
+        **probe,
     }
     with open(out, "w") as f:
         json.dump(report, f, indent=1)

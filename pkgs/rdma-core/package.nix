@@ -36,6 +36,14 @@ assert withPyverbs -> configDir == null;
 
 let
   monolithic = configDir == null;
+  # Fixes to upstream's test harness (tests/), in the pyverbs variant only: the
+  # libraries are the same tree as rdma-core-full's.
+  suitePatches = [
+    # A race of the external-QP RDMA CM test's two processes (an RNR NAK when the
+    # active side is slow; checks/payload/rdma-suite.py's `ext-qp-late-recv` run
+    # proves it both ways).
+    ./patches/suite-ext-qp-recv-before-send.patch
+  ];
   providerDirs = lib.mapAttrsToList (name: p: "${name}:${p.directory}") release.providers;
 in
 stdenv.mkDerivation (finalAttrs: {
@@ -149,6 +157,8 @@ stdenv.mkDerivation (finalAttrs: {
   passthru = {
     inherit (release) pabi;
     inherit release configDir;
+    # What `patches` holds of the suite's fixes (an override can leave them out).
+    suitePatches = lib.optionals withPyverbs suitePatches;
     # Where pyverbs and the suite are below `out` (withPyverbs), and the interpreter
     # they are for.
     inherit (python3) sitePackages;
@@ -169,4 +179,6 @@ stdenv.mkDerivation (finalAttrs: {
     license = lib.licenses.gpl2Only;
     platforms = lib.platforms.linux;
   };
-})
+}
+# Only here, so the other variants' derivations are what they were without it.
+// lib.optionalAttrs withPyverbs { patches = suitePatches; })
