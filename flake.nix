@@ -95,8 +95,11 @@
       # for Hydra or `nix build` with remote builders.
       hydraJobs =
         let
-          # The soft-RDMA modules and every driver the kernel lacks, restored by name.
-          jobs = lp: { rdma-siw = lp.rdma-siw; rdma-rxe = lp.rdma-rxe; restored = lp.rdmaRestored; };
+          # The soft-RDMA modules and every driver the kernel lacks, restored by name;
+          # and which drivers the kernel builds itself (rdma-drivers.json, from its
+          # .config), where rdma-nix has its series.
+          jobs = lp: { rdma-siw = lp.rdma-siw; rdma-rxe = lp.rdma-rxe; restored = lp.rdmaRestored; }
+            // (if lp ? rdmaDriverStates then { driverStates = lp.rdmaDriverStates; } else { });
         in
         {
           nixpkgs = builtins.mapAttrs (_: jobs) self.legacyPackages.${system}.kernelPackages;

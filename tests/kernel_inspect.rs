@@ -6,7 +6,7 @@ mod common;
 use std::fs;
 use std::path::PathBuf;
 
-use common::{pinned, rdma_nix, require, run, stdout_ok};
+use common::{nix_build_offline, pinned, rdma_nix, require, run, stdout_ok};
 
 fn inspect_json(files: &[PathBuf]) -> serde_json::Value {
     serde_json::from_str(&stdout_ok(
@@ -245,6 +245,45 @@ fn every_matrix_kernel_lists_its_rdma_drivers_from_its_source() {
         let siw = &find("siw")["modules"][0];
         assert_eq!(siw["type"], "tristate");
         assert_eq!(siw["symbol"], "RDMA_SIW");
+    }
+
+    // The Nix side of the same report (pkgs/kernel-modules/driver-states.nix: what
+    // nixpkgs' kernels get, from their .config and their series' plan) agrees with it
+    // for every driver of the series, on every kernel.
+    let out = stdout_ok(nix_build_offline().args([
+        "-E",
+        "let o = import ./pkgs/offline { }; in map (k: o.kernelPackages.${k}.rdmaDriverStates) (builtins.attrNames o.kernelPackages)",
+    ]));
+    let reports: Vec<serde_json::Value> = out
+        .lines()
+        .map(|p| {
+            let f = PathBuf::from(p).join("rdma-drivers.json");
+            serde_json::from_str(&fs::read_to_string(&f).unwrap()).unwrap()
+        })
+        .collect();
+    assert_eq!(reports.len(), kernels.len());
+    for nix in &reports {
+        let rel = nix["kernel"].as_str().unwrap();
+        let k = kernels
+            .iter()
+            .find(|k| k["release"] == rel)
+            .unwrap_or_else(|| panic!("{rel}: not inspected"));
+        let drivers = nix["drivers"].as_object().unwrap();
+        assert!(drivers.len() >= 20, "{rel}: {nix}");
+        for (name, d) in drivers {
+            let inspected = k["rdma_drivers"]["drivers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["name"] == name.as_str())
+                .unwrap_or_else(|| panic!("{rel}: {name} in the Nix report only"));
+            assert_eq!(d["state"], inspected["state"], "{rel} {name}: {d}");
+        }
+        assert_eq!(drivers["rxe"]["state"], "m", "{rel}");
+        assert_eq!(
+            drivers["siw"]["symbols"]["CONFIG_RDMA_SIW"], "unset",
+            "{rel}"
+        );
     }
 }
 

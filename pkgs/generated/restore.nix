@@ -1291,6 +1291,10 @@
           includes = [
             "drivers/infiniband/ulp/rtrs"
           ];
+          kconfig = [
+            "CONFIG_BLK_DEV_RNBD_CLIENT"
+            "CONFIG_BLK_DEV_RNBD_SERVER"
+          ];
         };
         bnxt_re = {
           dir = "drivers/infiniband/hw/bnxt_re";
@@ -1303,6 +1307,9 @@
           needs = [ ];
           includes = [
             "drivers/net/ethernet/broadcom/bnxt"
+          ];
+          kconfig = [
+            "CONFIG_INFINIBAND_BNXT_RE"
           ];
         };
         cxgb4 = {
@@ -1318,6 +1325,9 @@
             "drivers/net/ethernet/chelsio/cxgb4"
             "drivers/net/ethernet/chelsio/libcxgb"
           ];
+          kconfig = [
+            "CONFIG_INFINIBAND_CXGB4"
+          ];
         };
         efa = {
           dir = "drivers/infiniband/hw/efa";
@@ -1329,6 +1339,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_EFA"
+          ];
         };
         erdma = {
           dir = "drivers/infiniband/hw/erdma";
@@ -1340,6 +1353,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_ERDMA"
+          ];
         };
         hfi1 = {
           dir = "drivers/infiniband/hw/hfi1";
@@ -1351,10 +1367,16 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_HFI1"
+          ];
         };
         hns = {
           skip = "INFINIBAND_HNS depends on `NET_VENDOR_HISILICON`, which this kernel's config does not satisfy";
           inTree = false;
+          kconfig = [
+            "CONFIG_INFINIBAND_HNS"
+          ];
         };
         irdma = {
           dir = "drivers/infiniband/hw/irdma";
@@ -1366,6 +1388,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_IRDMA"
+          ];
         };
         mlx4 = {
           dir = "drivers/infiniband/hw/mlx4";
@@ -1377,6 +1402,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_MLX4_INFINIBAND"
+          ];
         };
         mlx5 = {
           dir = "drivers/infiniband/hw/mlx5";
@@ -1388,6 +1416,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_MLX5_INFINIBAND"
+          ];
         };
         mthca = {
           dir = "drivers/infiniband/hw/mthca";
@@ -1399,6 +1430,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_MTHCA"
+          ];
         };
         ocrdma = {
           dir = "drivers/infiniband/hw/ocrdma";
@@ -1412,6 +1446,9 @@
           includes = [
             "drivers/net/ethernet/emulex/benet"
           ];
+          kconfig = [
+            "CONFIG_INFINIBAND_OCRDMA"
+          ];
         };
         qedr = {
           dir = "drivers/infiniband/hw/qedr";
@@ -1423,6 +1460,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_QEDR"
+          ];
         };
         qib = {
           dir = "drivers/infiniband/hw/qib";
@@ -1434,6 +1474,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_QIB"
+          ];
         };
         usnic = {
           dir = "drivers/infiniband/hw/usnic";
@@ -1447,6 +1490,9 @@
           includes = [
             "drivers/net/ethernet/cisco/enic"
           ];
+          kconfig = [
+            "CONFIG_INFINIBAND_USNIC"
+          ];
         };
         vmw_pvrdma = {
           dir = "drivers/infiniband/hw/vmw_pvrdma";
@@ -1458,6 +1504,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_VMWARE_PVRDMA"
+          ];
         };
         rdmavt = {
           dir = "drivers/infiniband/sw/rdmavt";
@@ -1469,6 +1518,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_RDMAVT"
+          ];
         };
         rxe = {
           dir = "drivers/infiniband/sw/rxe";
@@ -1480,6 +1532,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_RDMA_RXE"
+          ];
         };
         siw = {
           dir = "drivers/infiniband/sw/siw";
@@ -1491,6 +1546,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_RDMA_SIW"
+          ];
         };
         ipoib = {
           dir = "drivers/infiniband/ulp/ipoib";
@@ -1502,6 +1560,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_IPOIB"
+          ];
         };
         iser = {
           dir = "drivers/infiniband/ulp/iser";
@@ -1513,6 +1574,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_ISER"
+          ];
         };
         isert = {
           dir = "drivers/infiniband/ulp/isert";
@@ -1524,6 +1588,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_ISERT"
+          ];
         };
         opa_vnic = {
           dir = "drivers/infiniband/ulp/opa_vnic";
@@ -1535,6 +1602,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_OPA_VNIC"
+          ];
         };
         rtrs = {
           dir = "drivers/infiniband/ulp/rtrs";
@@ -1550,6 +1620,11 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_RTRS"
+            "CONFIG_INFINIBAND_RTRS_CLIENT"
+            "CONFIG_INFINIBAND_RTRS_SERVER"
+          ];
         };
         srp = {
           dir = "drivers/infiniband/ulp/srp";
@@ -1561,6 +1636,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_SRP"
+          ];
         };
         srpt = {
           dir = "drivers/infiniband/ulp/srpt";
@@ -1572,6 +1650,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_SRPT"
+          ];
         };
       };
     };
@@ -1595,6 +1676,10 @@
           includes = [
             "drivers/infiniband/ulp/rtrs"
           ];
+          kconfig = [
+            "CONFIG_BLK_DEV_RNBD_CLIENT"
+            "CONFIG_BLK_DEV_RNBD_SERVER"
+          ];
         };
         bnxt_re = {
           dir = "drivers/infiniband/hw/bnxt_re";
@@ -1607,6 +1692,9 @@
           needs = [ ];
           includes = [
             "drivers/net/ethernet/broadcom/bnxt"
+          ];
+          kconfig = [
+            "CONFIG_INFINIBAND_BNXT_RE"
           ];
         };
         cxgb4 = {
@@ -1622,6 +1710,9 @@
             "drivers/net/ethernet/chelsio/cxgb4"
             "drivers/net/ethernet/chelsio/libcxgb"
           ];
+          kconfig = [
+            "CONFIG_INFINIBAND_CXGB4"
+          ];
         };
         efa = {
           dir = "drivers/infiniband/hw/efa";
@@ -1633,6 +1724,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_EFA"
+          ];
         };
         hfi1 = {
           dir = "drivers/infiniband/hw/hfi1";
@@ -1644,10 +1738,16 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_HFI1"
+          ];
         };
         hns = {
           skip = "INFINIBAND_HNS depends on `NET_VENDOR_HISILICON`, which this kernel's config does not satisfy";
           inTree = false;
+          kconfig = [
+            "CONFIG_INFINIBAND_HNS"
+          ];
         };
         i40iw = {
           dir = "drivers/infiniband/hw/i40iw";
@@ -1659,6 +1759,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_I40IW"
+          ];
         };
         mlx4 = {
           dir = "drivers/infiniband/hw/mlx4";
@@ -1670,6 +1773,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_MLX4_INFINIBAND"
+          ];
         };
         mlx5 = {
           dir = "drivers/infiniband/hw/mlx5";
@@ -1681,6 +1787,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_MLX5_INFINIBAND"
+          ];
         };
         mthca = {
           dir = "drivers/infiniband/hw/mthca";
@@ -1692,6 +1801,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_MTHCA"
+          ];
         };
         ocrdma = {
           dir = "drivers/infiniband/hw/ocrdma";
@@ -1705,6 +1817,9 @@
           includes = [
             "drivers/net/ethernet/emulex/benet"
           ];
+          kconfig = [
+            "CONFIG_INFINIBAND_OCRDMA"
+          ];
         };
         qedr = {
           dir = "drivers/infiniband/hw/qedr";
@@ -1716,6 +1831,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_QEDR"
+          ];
         };
         qib = {
           dir = "drivers/infiniband/hw/qib";
@@ -1727,6 +1845,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_QIB"
+          ];
         };
         usnic = {
           dir = "drivers/infiniband/hw/usnic";
@@ -1740,6 +1861,9 @@
           includes = [
             "drivers/net/ethernet/cisco/enic"
           ];
+          kconfig = [
+            "CONFIG_INFINIBAND_USNIC"
+          ];
         };
         vmw_pvrdma = {
           dir = "drivers/infiniband/hw/vmw_pvrdma";
@@ -1751,6 +1875,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_VMWARE_PVRDMA"
+          ];
         };
         rdmavt = {
           dir = "drivers/infiniband/sw/rdmavt";
@@ -1762,6 +1889,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_RDMAVT"
+          ];
         };
         rxe = {
           dir = "drivers/infiniband/sw/rxe";
@@ -1773,6 +1903,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_RDMA_RXE"
+          ];
         };
         siw = {
           dir = "drivers/infiniband/sw/siw";
@@ -1784,6 +1917,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_RDMA_SIW"
+          ];
         };
         ipoib = {
           dir = "drivers/infiniband/ulp/ipoib";
@@ -1795,6 +1931,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_IPOIB"
+          ];
         };
         iser = {
           dir = "drivers/infiniband/ulp/iser";
@@ -1806,6 +1945,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_ISER"
+          ];
         };
         isert = {
           dir = "drivers/infiniband/ulp/isert";
@@ -1817,6 +1959,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_ISERT"
+          ];
         };
         opa_vnic = {
           dir = "drivers/infiniband/ulp/opa_vnic";
@@ -1828,6 +1973,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_OPA_VNIC"
+          ];
         };
         rtrs = {
           dir = "drivers/infiniband/ulp/rtrs";
@@ -1843,6 +1991,11 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_RTRS"
+            "CONFIG_INFINIBAND_RTRS_CLIENT"
+            "CONFIG_INFINIBAND_RTRS_SERVER"
+          ];
         };
         srp = {
           dir = "drivers/infiniband/ulp/srp";
@@ -1854,6 +2007,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_SRP"
+          ];
         };
         srpt = {
           dir = "drivers/infiniband/ulp/srpt";
@@ -1865,6 +2021,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_SRPT"
+          ];
         };
       };
     };
@@ -1888,6 +2047,10 @@
           includes = [
             "drivers/infiniband/ulp/rtrs"
           ];
+          kconfig = [
+            "CONFIG_BLK_DEV_RNBD_CLIENT"
+            "CONFIG_BLK_DEV_RNBD_SERVER"
+          ];
         };
         bnxt_re = {
           dir = "drivers/infiniband/hw/bnxt_re";
@@ -1900,6 +2063,9 @@
           needs = [ ];
           includes = [
             "drivers/net/ethernet/broadcom/bnxt"
+          ];
+          kconfig = [
+            "CONFIG_INFINIBAND_BNXT_RE"
           ];
         };
         cxgb4 = {
@@ -1915,6 +2081,9 @@
             "drivers/net/ethernet/chelsio/cxgb4"
             "drivers/net/ethernet/chelsio/libcxgb"
           ];
+          kconfig = [
+            "CONFIG_INFINIBAND_CXGB4"
+          ];
         };
         efa = {
           dir = "drivers/infiniband/hw/efa";
@@ -1926,6 +2095,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_EFA"
+          ];
         };
         erdma = {
           dir = "drivers/infiniband/hw/erdma";
@@ -1937,6 +2109,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_ERDMA"
+          ];
         };
         hfi1 = {
           dir = "drivers/infiniband/hw/hfi1";
@@ -1948,10 +2123,16 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_HFI1"
+          ];
         };
         hns = {
           skip = "INFINIBAND_HNS_HIP08 depends on `ARM64 || (COMPILE_TEST && 64BIT)`, which this kernel's config does not satisfy";
           inTree = false;
+          kconfig = [
+            "CONFIG_INFINIBAND_HNS_HIP08"
+          ];
         };
         irdma = {
           dir = "drivers/infiniband/hw/irdma";
@@ -1963,6 +2144,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_IRDMA"
+          ];
         };
         mana = {
           dir = "drivers/infiniband/hw/mana";
@@ -1974,6 +2158,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_MANA_INFINIBAND"
+          ];
         };
         mlx4 = {
           dir = "drivers/infiniband/hw/mlx4";
@@ -1985,6 +2172,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_MLX4_INFINIBAND"
+          ];
         };
         mlx5 = {
           dir = "drivers/infiniband/hw/mlx5";
@@ -1996,6 +2186,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_MLX5_INFINIBAND"
+          ];
         };
         mthca = {
           dir = "drivers/infiniband/hw/mthca";
@@ -2007,6 +2200,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_MTHCA"
+          ];
         };
         ocrdma = {
           dir = "drivers/infiniband/hw/ocrdma";
@@ -2020,6 +2216,9 @@
           includes = [
             "drivers/net/ethernet/emulex/benet"
           ];
+          kconfig = [
+            "CONFIG_INFINIBAND_OCRDMA"
+          ];
         };
         qedr = {
           dir = "drivers/infiniband/hw/qedr";
@@ -2031,6 +2230,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_QEDR"
+          ];
         };
         qib = {
           dir = "drivers/infiniband/hw/qib";
@@ -2042,6 +2244,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_QIB"
+          ];
         };
         usnic = {
           dir = "drivers/infiniband/hw/usnic";
@@ -2055,6 +2260,9 @@
           includes = [
             "drivers/net/ethernet/cisco/enic"
           ];
+          kconfig = [
+            "CONFIG_INFINIBAND_USNIC"
+          ];
         };
         vmw_pvrdma = {
           dir = "drivers/infiniband/hw/vmw_pvrdma";
@@ -2066,6 +2274,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_VMWARE_PVRDMA"
+          ];
         };
         rdmavt = {
           dir = "drivers/infiniband/sw/rdmavt";
@@ -2077,6 +2288,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_RDMAVT"
+          ];
         };
         rxe = {
           dir = "drivers/infiniband/sw/rxe";
@@ -2088,6 +2302,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_RDMA_RXE"
+          ];
         };
         siw = {
           dir = "drivers/infiniband/sw/siw";
@@ -2099,6 +2316,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_RDMA_SIW"
+          ];
         };
         ipoib = {
           dir = "drivers/infiniband/ulp/ipoib";
@@ -2110,6 +2330,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_IPOIB"
+          ];
         };
         iser = {
           dir = "drivers/infiniband/ulp/iser";
@@ -2121,6 +2344,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_ISER"
+          ];
         };
         isert = {
           dir = "drivers/infiniband/ulp/isert";
@@ -2132,6 +2358,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_ISERT"
+          ];
         };
         opa_vnic = {
           dir = "drivers/infiniband/ulp/opa_vnic";
@@ -2143,6 +2372,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_OPA_VNIC"
+          ];
         };
         rtrs = {
           dir = "drivers/infiniband/ulp/rtrs";
@@ -2158,6 +2390,11 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_RTRS"
+            "CONFIG_INFINIBAND_RTRS_CLIENT"
+            "CONFIG_INFINIBAND_RTRS_SERVER"
+          ];
         };
         srp = {
           dir = "drivers/infiniband/ulp/srp";
@@ -2169,6 +2406,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_SRP"
+          ];
         };
         srpt = {
           dir = "drivers/infiniband/ulp/srpt";
@@ -2180,6 +2420,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_SRPT"
+          ];
         };
       };
     };
@@ -2203,10 +2446,17 @@
           includes = [
             "drivers/infiniband/ulp/rtrs"
           ];
+          kconfig = [
+            "CONFIG_BLK_DEV_RNBD_CLIENT"
+            "CONFIG_BLK_DEV_RNBD_SERVER"
+          ];
         };
         bng_re = {
           skip = "INFINIBAND_BNG_RE depends on `INET && DCB && BNGE`, which this kernel's config does not satisfy";
           inTree = false;
+          kconfig = [
+            "CONFIG_INFINIBAND_BNG_RE"
+          ];
         };
         bnxt_re = {
           dir = "drivers/infiniband/hw/bnxt_re";
@@ -2219,6 +2469,9 @@
           needs = [ ];
           includes = [
             "drivers/net/ethernet/broadcom/bnxt"
+          ];
+          kconfig = [
+            "CONFIG_INFINIBAND_BNXT_RE"
           ];
         };
         cxgb4 = {
@@ -2234,6 +2487,9 @@
             "drivers/net/ethernet/chelsio/cxgb4"
             "drivers/net/ethernet/chelsio/libcxgb"
           ];
+          kconfig = [
+            "CONFIG_INFINIBAND_CXGB4"
+          ];
         };
         efa = {
           dir = "drivers/infiniband/hw/efa";
@@ -2245,6 +2501,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_EFA"
+          ];
         };
         erdma = {
           dir = "drivers/infiniband/hw/erdma";
@@ -2256,6 +2515,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_ERDMA"
+          ];
         };
         hfi1 = {
           dir = "drivers/infiniband/hw/hfi1";
@@ -2267,10 +2529,16 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_HFI1"
+          ];
         };
         hns = {
           skip = "INFINIBAND_HNS_HIP08 depends on `ARM64 || (COMPILE_TEST && 64BIT)`, which this kernel's config does not satisfy";
           inTree = false;
+          kconfig = [
+            "CONFIG_INFINIBAND_HNS_HIP08"
+          ];
         };
         ionic = {
           dir = "drivers/infiniband/hw/ionic";
@@ -2284,6 +2552,9 @@
           includes = [
             "drivers/net/ethernet/pensando/ionic"
           ];
+          kconfig = [
+            "CONFIG_INFINIBAND_IONIC"
+          ];
         };
         irdma = {
           dir = "drivers/infiniband/hw/irdma";
@@ -2295,6 +2566,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_IRDMA"
+          ];
         };
         mana = {
           dir = "drivers/infiniband/hw/mana";
@@ -2306,6 +2580,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_MANA_INFINIBAND"
+          ];
         };
         mlx4 = {
           dir = "drivers/infiniband/hw/mlx4";
@@ -2317,6 +2594,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_MLX4_INFINIBAND"
+          ];
         };
         mlx5 = {
           dir = "drivers/infiniband/hw/mlx5";
@@ -2328,6 +2608,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_MLX5_INFINIBAND"
+          ];
         };
         mthca = {
           dir = "drivers/infiniband/hw/mthca";
@@ -2339,6 +2622,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_MTHCA"
+          ];
         };
         ocrdma = {
           dir = "drivers/infiniband/hw/ocrdma";
@@ -2352,6 +2638,9 @@
           includes = [
             "drivers/net/ethernet/emulex/benet"
           ];
+          kconfig = [
+            "CONFIG_INFINIBAND_OCRDMA"
+          ];
         };
         qedr = {
           dir = "drivers/infiniband/hw/qedr";
@@ -2363,6 +2652,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_QEDR"
+          ];
         };
         usnic = {
           dir = "drivers/infiniband/hw/usnic";
@@ -2376,6 +2668,9 @@
           includes = [
             "drivers/net/ethernet/cisco/enic"
           ];
+          kconfig = [
+            "CONFIG_INFINIBAND_USNIC"
+          ];
         };
         vmw_pvrdma = {
           dir = "drivers/infiniband/hw/vmw_pvrdma";
@@ -2387,6 +2682,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_VMWARE_PVRDMA"
+          ];
         };
         rdmavt = {
           dir = "drivers/infiniband/sw/rdmavt";
@@ -2398,6 +2696,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_RDMAVT"
+          ];
         };
         rxe = {
           dir = "drivers/infiniband/sw/rxe";
@@ -2409,6 +2710,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_RDMA_RXE"
+          ];
         };
         siw = {
           dir = "drivers/infiniband/sw/siw";
@@ -2420,6 +2724,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_RDMA_SIW"
+          ];
         };
         ipoib = {
           dir = "drivers/infiniband/ulp/ipoib";
@@ -2431,6 +2738,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_IPOIB"
+          ];
         };
         iser = {
           dir = "drivers/infiniband/ulp/iser";
@@ -2442,6 +2752,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_ISER"
+          ];
         };
         isert = {
           dir = "drivers/infiniband/ulp/isert";
@@ -2453,6 +2766,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_ISERT"
+          ];
         };
         rtrs = {
           dir = "drivers/infiniband/ulp/rtrs";
@@ -2468,6 +2784,11 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_RTRS"
+            "CONFIG_INFINIBAND_RTRS_CLIENT"
+            "CONFIG_INFINIBAND_RTRS_SERVER"
+          ];
         };
         srp = {
           dir = "drivers/infiniband/ulp/srp";
@@ -2479,6 +2800,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_SRP"
+          ];
         };
         srpt = {
           dir = "drivers/infiniband/ulp/srpt";
@@ -2490,6 +2814,9 @@
           };
           needs = [ ];
           includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_SRPT"
+          ];
         };
       };
     };

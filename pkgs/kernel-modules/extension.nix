@@ -5,9 +5,14 @@
 # `restorePlan` is the kernel's entry of pkgs/generated/restore.nix (its source's
 # drivers, each planned or skipped with the reason); with it, `rdmaRestored.<driver>`
 # builds any driver the kernel lacks, and siw is one of them.
+# `seriesPlan` is the plan of the kernel's series (`series.<s>` there: every driver of
+# its source, with the symbols its modules are built on); with it,
+# `rdmaDriverStates` reports which of them the kernel builds itself. nixpkgs' kernels
+# get their series' plan as `restorePlan` too.
 {
   src ? null,
   restorePlan ? null,
+  seriesPlan ? restorePlan,
 }:
 
 final: prev:
@@ -48,3 +53,11 @@ in
     removeAttrs drivers buildable
   );
 }
+# The drivers of the series' source the kernel builds itself (y or m), read from its
+# .config: rdma-drivers.json (where rdma-nix has a plan of the kernel's series).
+// (
+  if seriesPlan == null then
+    { }
+  else
+    { rdmaDriverStates = final.callPackage ./driver-states.nix { inherit (seriesPlan) drivers; }; }
+)

@@ -124,7 +124,12 @@ let
           inherit (kernel) stdenv;
           kernelModuleMakeFlags = kernel.commonMakeFlags;
           callPackage = callPackageWith set;
-        } // (import ../kernel-modules/extension.nix { src = moduleSrc; inherit restorePlan; }) set set;
+        } // (import ../kernel-modules/extension.nix {
+          src = moduleSrc;
+          inherit restorePlan;
+          seriesPlan = let v = builtins.splitVersion kernel.version; in
+            base.restorePlans.series."${builtins.elemAt v 0}.${builtins.elemAt v 1}" or null;
+        }) set set;
       in
       set;
 

@@ -17,8 +17,9 @@ use super::stack::GENERATED_DIR;
 use super::GeneratedFile;
 use crate::fetch::{expected_store_path, kernel_source_store_path};
 use crate::kernel::config::KernelConfig;
-use crate::kernel::drivers::{self, SourceDrivers};
+use crate::kernel::drivers::{self, Driver, SourceDrivers};
 use crate::kernel::inspect::{LoadedKernel, MAX_SOURCE_FILE};
+use crate::kernel::kbuild::Condition;
 use crate::kernel::restore;
 use crate::kernel::source::read_dir_files;
 use crate::manifest::Manifest;
@@ -183,6 +184,21 @@ fn entry(
     ))
 }
 
+/// The config symbols a driver's modules are built on (`obj-$(CONFIG_X)`), `CONFIG_`
+/// named; a module built on a computed condition has none (its state is unknown).
+fn module_symbols(d: &Driver) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for m in &d.modules {
+        if let Condition::Symbol(s) = &m.condition {
+            let s = format!("CONFIG_{s}");
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        }
+    }
+    out
+}
+
 /// Plans every driver of every kernel's source; `kernels` are the matrix's, by name,
 /// as read from their headers (`kernel_modules::load_kernels`).
 pub fn plan(m: &Manifest, kernels: &[(String, LoadedKernel)], source: &str) -> Result<Restored> {
@@ -309,7 +325,13 @@ pub fn plan(m: &Manifest, kernels: &[(String, LoadedKernel)], source: &str) -> R
         for d in &src.drivers {
             let own = d.symbols.iter().map(|e| e.symbol.as_str());
             // nixpkgs builds from the whole source (`kernel.src`).
-            let (e, _, _) = entry(src, None, &config.without(own), &d.name, None)?;
+            let (mut e, _, _) = entry(src, None, &config.without(own), &d.name, None)?;
+            // The symbols its modules are built on, so a kernel of the series reports
+            // whether it builds the driver itself (pkgs/kernel-modules/driver-states.nix
+            // reads them from its .config, as `kernel inspect` does).
+            if let Value::Attrs(items) = &mut e {
+                items.push(("kconfig".into(), Value::strs(module_symbols(d))));
+            }
             entries.push((d.name.clone(), e));
         }
         per_series.push((
