@@ -311,8 +311,16 @@ class CM(unittest.TestCase):
         pass
 "#;
 
-fn probe_expectations() -> String {
-    format!("[passes.ext-qp-late-recv.rxe]\n\"{}\" = 1\n", series())
+/// The `ext-qp-late-recv` run on a suite with the external-QP test's module (or
+/// without it), selecting tests with `-k pattern`.
+fn probe(with_module: bool, pattern: &str) -> (i32, serde_json::Value) {
+    let s = suite();
+    if with_module {
+        write(&s.tests.join("rdmacm_utils.py"), RDMACM_UTILS.as_bytes());
+        write(&s.tests.join("test_cm.py"), EXT_QP_TEST.as_bytes());
+    }
+    let expectations = format!("[passes.ext-qp-late-recv.rxe]\n\"{}\" = 1\n", series());
+    check_run(&s, "ext-qp-late-recv", &expectations, &["-k", pattern])
 }
 
 #[test]
@@ -320,15 +328,7 @@ fn the_late_receive_probe_holds_the_active_side_before_its_last_receive() {
     if !require("python3") {
         return;
     }
-    let s = suite();
-    write(&s.tests.join("rdmacm_utils.py"), RDMACM_UTILS.as_bytes());
-    write(&s.tests.join("test_cm.py"), EXT_QP_TEST.as_bytes());
-    let (code, r) = check_run(
-        &s,
-        "ext-qp-late-recv",
-        &probe_expectations(),
-        &["-k", "test_rdmacm_async_traffic_external_qp"],
-    );
+    let (code, r) = probe(true, "test_rdmacm_async_traffic_external_qp");
     assert_eq!(code, 0, "{r}");
     assert_eq!(r["counts"]["pass"], 1);
     assert_eq!(r["probe"]["holds"], 1);
@@ -340,21 +340,12 @@ fn a_late_receive_probe_that_never_held_fails_and_one_without_the_module_cannot_
     if !require("python3") {
         return;
     }
-    let s = suite();
-    write(&s.tests.join("rdmacm_utils.py"), RDMACM_UTILS.as_bytes());
-    write(&s.tests.join("test_cm.py"), EXT_QP_TEST.as_bytes());
     // The test ran and passed, but not through the held loop: not evidence.
-    let (code, r) = check_run(
-        &s,
-        "ext-qp-late-recv",
-        &probe_expectations(),
-        &["-k", "test_rdmacm_sync_traffic"],
-    );
+    let (code, r) = probe(true, "test_rdmacm_sync_traffic");
     assert_eq!(code, 1, "{r}");
     assert!(problems(&r).iter().any(|p| p.contains("never held")), "{r}");
     // A suite without tests.rdmacm_utils: the probe can't run at all.
-    let s = suite();
-    let (code, r) = check_run(&s, "ext-qp-late-recv", &probe_expectations(), &[]);
+    let (code, r) = probe(false, "test_passes");
     assert_eq!(code, 2);
     assert_eq!(r, serde_json::Value::Null);
 }
