@@ -314,6 +314,54 @@ fn perftests_rdma_cm_race_is_reproduced_unpatched_and_gone_with_the_patch() {
     }
 }
 
+/// The race in rdma-core's external-QP RDMA CM test (#17: the active side posted the
+/// receive for the reply after its send; a slow guest got an RNR NAK), made
+/// deterministic by the `ext-qp-late-recv` probe (the active side held 8 s before its
+/// last receive): with upstream's tests/rdmacm_utils.py the passive side's send fails
+/// "RNR retry exceeded", every time; with
+/// pkgs/rdma-core/patches/suite-ext-qp-recv-before-send.patch it passes.
+#[test]
+fn the_suites_external_qp_race_is_reproduced_unpatched_and_gone_with_the_patch() {
+    if !ready() {
+        return;
+    }
+    for upstream in [true, false] {
+        let extra = if upstream {
+            "suiteExtraTests = { \"rdmacm_utils.py\" = \"${o.rdma-core-pyverbs.src}/tests/rdmacm_utils.py\"; };"
+        } else {
+            ""
+        };
+        let expr = format!(
+            "let o = import ./pkgs/offline {{ }}; in o.hotpathsCheckWith {{ kernelName = \"debian-6.1.0-50\"; driver = \"rxe\"; recordOnly = true; withNvmeof = false; withRnbd = false; suiteRuns = [ {{ name = \"ext-qp-late-recv\"; args = \"-k test_rdmacm_async_traffic_external_qp\"; }} ]; {extra} }}"
+        );
+        let out = run(nix_build_offline()
+            .args(["-E", &expr])
+            .current_dir(env!("CARGO_MANIFEST_DIR")));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "upstream={upstream}: {err}");
+        let out = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let r: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(Path::new(&out).join("result.json")).unwrap(),
+        )
+        .unwrap();
+        let serial = std::fs::read_to_string(Path::new(&out).join("serial.log")).unwrap();
+        let probe = &r["test"]["suite"][0];
+        assert_eq!(probe["run"], "ext-qp-late-recv", "{r:#}");
+        assert_eq!(probe["probe"]["holds"], 1, "upstream={upstream}: {probe:#}");
+        if upstream {
+            assert_eq!(probe["status"], "fail", "{probe:#}");
+            assert_eq!(probe["counts"]["error"], 1, "{probe:#}");
+            assert!(
+                serial.contains("Player passive got: Completion status is RNR retry exceeded"),
+                "{serial}"
+            );
+        } else {
+            assert_eq!(probe["status"], "pass", "{probe:#}");
+            assert!(!serial.contains("RNR retry exceeded"), "{serial}");
+        }
+    }
+}
+
 /// A program linked against another rdma-core store path (rdma-core-full, whose
 /// libibverbs reads its own config dir, as nixpkgs' rdma-core does), rewritten the way
 /// system.replaceDependencies rewrites a NixOS system, loads our provider through the

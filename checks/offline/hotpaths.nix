@@ -37,8 +37,12 @@
   # RNBD over RTRS over the device (on in every check of the matrix).
   withRnbd ? true,
   # More test files for the suite, name → file (test_*.py), added beside upstream's
-  # (tests/vm_checks.rs adds one that fails on purpose).
+  # (tests/vm_checks.rs adds one that fails on purpose; a file of upstream's own name
+  # replaces it).
   suiteExtraTests ? { },
+  # The suite's runs, in order, each { name; args; } (run_tests.py arguments); null:
+  # the whole suite, then siw's RDMA CM subset or rxe's late-receive probe.
+  suiteRuns ? null,
   # The payload directory (another one to compare harnesses).
   payload ? ../payload,
   # pyverbs and the suite (another build to compare the suite's patches).
@@ -78,6 +82,15 @@ let
     ++ lib.optionals withNvmeof [ "/usr/sbin/nvme" ]
     ++ lib.optionals storage [ "/usr/bin/fio" ];
   suiteDir = if suiteExtraTests == { } then "${pyverbs}/${pyverbs.suiteDir}" else "/tmp/rdma-tests";
+  runs =
+    if suiteRuns != null then
+      suiteRuns
+    else
+      [ { name = "suite"; args = ""; } ]
+      ++ lib.optionals (driver == "siw") [ { name = "cm"; args = "--gid 0 -k test_rdmacm"; } ]
+      ++ lib.optionals (driver == "rxe") [
+        { name = "ext-qp-late-recv"; args = "-k test_rdmacm_async_traffic_external_qp"; }
+      ];
   suite = run: args: ''
     PATH=/usr/sbin:/usr/bin:$PATH PYTHONPATH=${pyverbs}/${pyverbs.sitePackages} \
       python3 /payload/rdma-suite.py ${suiteDir} /payload/suite-expected.toml \
@@ -172,9 +185,7 @@ runVM (sd.vmModules // {
     ${lib.optionalString (suiteExtraTests != { }) ''
       cp -r ${pyverbs}/${pyverbs.suiteDir} ${suiteDir} && chmod -R u+w ${suiteDir}
       cp /payload/suite-extra/* ${suiteDir}/
-    ''}    ${suite "suite" ""}
-    ${lib.optionalString (driver == "siw") (suite "cm" "--gid 0 -k test_rdmacm")}
-    ${lib.optionalString (driver == "rxe") (suite "ext-qp-late-recv" "-k test_rdmacm_async_traffic_external_qp")}
+    ''}    ${lib.concatMapStrings (r: suite r.name r.args) runs}
   '' + lib.optionalString withNvmeof ''
     # The kernel's RDMA storage path over the same device.
     PATH=/usr/sbin:/usr/bin:$PATH sh /payload/rdma-nvmeof.sh 10.0.2.15 /tmp/nvmeof.json || nvmeof=fail
@@ -211,7 +222,7 @@ runVM (sd.vmModules // {
     import json, os, sys
     r = json.load(open("/tmp/hotpaths.json"))
     r.update(negative_pabi=sys.argv[1], negative_pabi_release=sys.argv[2], link_removed=sys.argv[3], suite_status=sys.argv[4])
-    r["suite"] = [json.load(open(f"/tmp/suite-{n}.json")) for n in ("suite", "cm", "ext-qp-late-recv") if os.path.exists(f"/tmp/suite-{n}.json")]
+    r["suite"] = [json.load(open(f"/tmp/suite-{n}.json")) for n in (${lib.concatMapStrings (r: "\"${r.name}\", ") runs}) if os.path.exists(f"/tmp/suite-{n}.json")]
     for n in ("nvmeof", "rnbd"):
         if os.path.exists(f"/tmp/{n}.json"):
             r[n] = json.load(open(f"/tmp/{n}.json"))

@@ -11,6 +11,7 @@ rec {
   optionalString = cond: s: if cond then s else "";
   optionalAttrs = cond: as: if cond then as else { };
   concatStrings = b.concatStringsSep "";
+  concatMapStrings = f: xs: b.concatStringsSep "" (map f xs);
   concatLists = b.concatLists;
   concatMapStringsSep = sep: f: xs: b.concatStringsSep sep (map f xs);
   mapAttrs = b.mapAttrs;
