@@ -325,26 +325,28 @@ fn the_suites_external_qp_race_is_reproduced_unpatched_and_gone_with_the_patch()
     if !ready() {
         return;
     }
-    for upstream in [true, false] {
-        let extra = if upstream {
-            "suiteExtraTests = { \"rdmacm_utils.py\" = \"${o.rdma-core-pyverbs.src}/tests/rdmacm_utils.py\"; };"
-        } else {
-            ""
-        };
-        let expr = format!(
-            "let o = import ./pkgs/offline {{ }}; in o.hotpathsCheckWith {{ kernelName = \"debian-6.1.0-50\"; driver = \"rxe\"; recordOnly = true; withNvmeof = false; withRnbd = false; suiteRuns = [ {{ name = \"ext-qp-late-recv\"; args = \"-k test_rdmacm_async_traffic_external_qp\"; }} ]; {extra} }}"
-        );
-        let out = run(nix_build_offline()
-            .args(["-E", &expr])
-            .current_dir(env!("CARGO_MANIFEST_DIR")));
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "upstream={upstream}: {err}");
-        let out = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    // Both variants in one build, two VMs at a time: upstream's file first.
+    let expr = "let o = import ./pkgs/offline { }; \
+        probe = extra: o.hotpathsCheckWith ({ kernelName = \"debian-6.1.0-50\"; driver = \"rxe\"; \
+          recordOnly = true; withNvmeof = false; withRnbd = false; \
+          suiteRuns = [ { name = \"ext-qp-late-recv\"; args = \"-k test_rdmacm_async_traffic_external_qp\"; } ]; } // extra); \
+        in [ (probe { suiteExtraTests = { \"rdmacm_utils.py\" = \"${o.rdma-core-pyverbs.src}/tests/rdmacm_utils.py\"; }; }) (probe { }) ]";
+    let out = run(nix_build_offline()
+        .args(["-E", expr])
+        .current_dir(env!("CARGO_MANIFEST_DIR")));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let outs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(outs.len(), 2, "{outs:?}");
+    for (out, upstream) in outs.iter().zip([true, false]) {
         let r: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(Path::new(&out).join("result.json")).unwrap(),
+            &std::fs::read_to_string(Path::new(out).join("result.json")).unwrap(),
         )
         .unwrap();
-        let serial = std::fs::read_to_string(Path::new(&out).join("serial.log")).unwrap();
+        let serial = std::fs::read_to_string(Path::new(out).join("serial.log")).unwrap();
         let probe = &r["test"]["suite"][0];
         assert_eq!(probe["run"], "ext-qp-late-recv", "{r:#}");
         assert_eq!(probe["probe"]["holds"], 1, "upstream={upstream}: {probe:#}");
