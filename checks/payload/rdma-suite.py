@@ -6,8 +6,8 @@ against the expectations of this kernel series and device.
 
 SUITE_DIR is the installed tests/ directory (rdma-core-pyverbs' share/doc/rdma-core/
 tests), pyverbs on PYTHONPATH. RUN names the run in EXPECTATIONS (`suite`: every
-test on the device; `cm`: siw's RDMA CM subset; `ext-qp-late-recv`: below). The arguments after `--` are
-run_tests.py's (`--dev siw_eth0 --gid 0 -k test_rdmacm`).
+test on the device; `cm`: siw's RDMA CM subset; `ext-qp-late-recv`: below). The
+arguments after `--` are run_tests.py's (`--dev siw_eth0 --gid 0 -k test_rdmacm`).
 
 RUN `ext-qp-late-recv` is a probe of the suite's harness, not a run of upstream's
 tests as they are: test_rdmacm_async_traffic_external_qp, with the active side
