@@ -45,8 +45,6 @@
   suiteRuns ? null,
   # The payload directory (another one to compare harnesses).
   payload ? ../payload,
-  # pyverbs and the suite (another build to compare the suite's patches).
-  pyverbs ? rdma-core-pyverbs,
   # A repetition number, recorded in result.json: distinct derivations of the same
   # check, for measuring how often it fails (scripts/repeat-checks).
   repeat ? null,
@@ -81,6 +79,7 @@ let
     # NVMe over Fabrics and RNBD: Debian's nvme-cli and fio.
     ++ lib.optionals withNvmeof [ "/usr/sbin/nvme" ]
     ++ lib.optionals storage [ "/usr/bin/fio" ];
+  pyverbs = rdma-core-pyverbs;
   suiteDir = if suiteExtraTests == { } then "${pyverbs}/${pyverbs.suiteDir}" else "/tmp/rdma-tests";
   runs =
     if suiteRuns != null then

@@ -157,8 +157,6 @@ stdenv.mkDerivation (finalAttrs: {
   passthru = {
     inherit (release) pabi;
     inherit release configDir;
-    # What `patches` holds of the suite's fixes (an override can leave them out).
-    suitePatches = lib.optionals withPyverbs suitePatches;
     # Where pyverbs and the suite are below `out` (withPyverbs), and the interpreter
     # they are for.
     inherit (python3) sitePackages;
