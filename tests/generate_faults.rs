@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::{pinned, rdma_nix, require, stdout_ok};
@@ -39,7 +40,6 @@ fn snapshot(root: &Path) -> Tree {
 /// Two manifests whose outputs differ in several files: the default, and a copy with
 /// one kernel fewer and the other rdma-core release as default.
 struct Fixture {
-    _dir: tempfile::TempDir,
     a: PathBuf,
     b: PathBuf,
     tree_a: Tree,
@@ -56,12 +56,23 @@ fn generate(manifest: &Path, out: &Path) -> Command {
     c
 }
 
-fn fixture() -> Option<Fixture> {
+/// The fixture, made once for the three tests (two whole runs of the generator), in
+/// cargo's per-target temporary directory, made anew by each test run.
+fn fixture() -> Option<&'static Fixture> {
+    static FIXTURE: OnceLock<Option<Fixture>> = OnceLock::new();
+    FIXTURE.get_or_init(make_fixture).as_ref()
+}
+
+fn make_fixture() -> Option<Fixture> {
     if !require("nix-store") || pinned("rdma-core-65.0-orig").is_none() {
         return None;
     }
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("generate-faults");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    std::fs::create_dir_all(&dir).unwrap();
     let a = repo.join("stack.toml");
     let text = std::fs::read_to_string(&a).unwrap();
     let start = text.find("[[kernel]]\nname = \"debian-6.1.0-47\"").unwrap();
@@ -72,16 +83,16 @@ fn fixture() -> Option<Fixture> {
         "source = \"rdma-core-56.1-orig\"\ndefault = true\n",
         1,
     );
-    let b = dir.path().join("stack.toml");
+    let b = dir.join("stack.toml");
     std::fs::write(&b, b_text).unwrap();
     // The kABI records are read beside the manifest.
-    let kabi = dir.path().join("pkgs/kabi");
+    let kabi = dir.join("pkgs/kabi");
     std::fs::create_dir_all(&kabi).unwrap();
     for e in std::fs::read_dir(repo.join("pkgs/kabi")).unwrap() {
         let p = e.unwrap().path();
         std::fs::copy(&p, kabi.join(p.file_name().unwrap())).unwrap();
     }
-    let (out_a, out_b) = (dir.path().join("ref-a"), dir.path().join("ref-b"));
+    let (out_a, out_b) = (dir.join("ref-a"), dir.join("ref-b"));
     stdout_ok(&mut generate(&a, &out_a));
     stdout_ok(&mut generate(&b, &out_b));
     let (tree_a, tree_b) = (snapshot(&out_a), snapshot(&out_b));
@@ -94,7 +105,6 @@ fn fixture() -> Option<Fixture> {
         "the two manifests should differ in several files"
     );
     Some(Fixture {
-        _dir: dir,
         a,
         b,
         tree_a,
@@ -127,6 +137,20 @@ fn check_whole(f: &Fixture, out: &Path) -> usize {
     from_b
 }
 
+/// Puts `out` back to a finished run's output (the tree and nothing else), as a whole
+/// run of the generator would leave it: the state each kill starts from. The first
+/// round of each test starts from a real run instead.
+fn reset_to(out: &Path, tree: &Tree) {
+    if out.exists() {
+        std::fs::remove_dir_all(out).unwrap();
+    }
+    for (p, data) in tree {
+        let p = out.join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
+}
+
 fn no_temporaries(out: &Path) {
     let left: Vec<_> = snapshot(out)
         .into_keys()
@@ -145,16 +169,20 @@ fn a_run_killed_at_any_rename_leaves_every_file_whole() {
         .iter()
         .filter(|(p, d)| f.tree_b.get(*p) != Some(d))
         .count();
+    stdout_ok(&mut generate(&f.a, &out));
     for n in 0..changed {
-        stdout_ok(&mut generate(&f.a, &out));
+        if n > 0 {
+            reset_to(&out, &f.tree_a);
+        }
         no_temporaries(&out);
+        assert_eq!(snapshot(&out), f.tree_a);
         let status = generate(&f.b, &out)
             .env("RDMA_NIX_TEST_KILL_AFTER_RENAMES", n.to_string())
             .output()
             .unwrap()
             .status;
         assert_eq!(status.signal(), Some(SIGABRT), "run {n} wasn't killed");
-        assert_eq!(check_whole(&f, &out), n, "after {n} renames");
+        assert_eq!(check_whole(f, &out), n, "after {n} renames");
     }
     // The next complete run finishes the job and sweeps the temporaries.
     stdout_ok(&mut generate(&f.b, &out));
@@ -170,8 +198,9 @@ fn kill_9_at_several_moments_never_leaves_a_partial_file() {
     let Some(f) = fixture() else { return };
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
+    stdout_ok(&mut generate(&f.a, &out));
     for delay_ms in [0u64, 50, 200, 400, 700, 1000, 1300, 1600] {
-        stdout_ok(&mut generate(&f.a, &out));
+        reset_to(&out, &f.tree_a);
         let mut child = generate(&f.b, &out)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -180,7 +209,7 @@ fn kill_9_at_several_moments_never_leaves_a_partial_file() {
         std::thread::sleep(Duration::from_millis(delay_ms));
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
-        check_whole(&f, &out);
+        check_whole(f, &out);
     }
     stdout_ok(&mut generate(&f.b, &out));
     no_temporaries(&out);

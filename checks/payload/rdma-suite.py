@@ -31,8 +31,9 @@ counts, and the verdict against EXPECTATIONS (TOML):
     [[failure]]               test, run (default "suite"), devices, series, reason:
                               a test that fails (or errors) there, and why
     [[exclude]]               test (a glob), run, devices, series, reason: tests not
-                              run there at all (one that takes the kernel down),
-                              recorded as `excluded` with the reason
+                              run there at all (one that takes the kernel down,
+                              or one for other hardware), recorded as `excluded`
+                              with the reason
 
 The check fails on a failure not listed, on a listed failure that passes (stale),
 and on fewer passes than listed (or none listed) for this series × device. The
