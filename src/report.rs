@@ -86,7 +86,11 @@ pub struct SuiteRun {
     /// pass when the outcomes match the expectations of the kernel series × device.
     pub status: String,
     pub passed: usize,
+    /// Ran and skipped themselves (no such feature on the device, say).
     pub skipped: usize,
+    /// Not run at all: excluded by the expectations for this kernel × device,
+    /// each with its reason (tests for other hardware, a known kernel bug).
+    pub excluded: usize,
     pub failed: usize,
     /// What didn't match the expectations.
     pub problems: Vec<String>,
@@ -211,7 +215,8 @@ fn read_suite(
             run,
             status,
             passed: count(&["pass"]),
-            skipped: count(&["skip", "excluded"]),
+            skipped: count(&["skip"]),
+            excluded: count(&["excluded"]),
             failed: count(&["fail", "error"]),
             problems,
             tests,
@@ -769,13 +774,13 @@ impl Matrix {
                     .unwrap_or_default()
             );
         }
-        let _ = writeln!(s, "\n| kernel | device | run | pass | skip | fail | check |\n|---|---|---|---|---|---|---|");
+        let _ = writeln!(s, "\n| kernel | device | run | pass | skip | excluded | fail | check |\n|---|---|---|---|---|---|---|---|");
         for c in &self.checks {
             for r in &c.suite {
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {} | {} | {} |",
-                    c.kernel, c.device, r.run, r.passed, r.skipped, r.failed, r.status
+                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                    c.kernel, c.device, r.run, r.passed, r.skipped, r.excluded, r.failed, r.status
                 );
             }
         }
@@ -868,17 +873,18 @@ impl Matrix {
                     .unwrap_or_default()
             );
         }
-        s.push_str("</ul>\n<table>\n<tr><th>kernel</th><th>device</th><th>run</th><th>pass</th><th>skip</th><th>fail</th><th>check</th></tr>\n");
+        s.push_str("</ul>\n<table>\n<tr><th>kernel</th><th>device</th><th>run</th><th>pass</th><th>skip</th><th>excluded</th><th>fail</th><th>check</th></tr>\n");
         for c in &self.checks {
             for r in &c.suite {
                 let _ = writeln!(
                     s,
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
                     html_escape(&c.kernel),
                     html_escape(&c.device),
                     html_escape(&r.run),
                     r.passed,
                     r.skipped,
+                    r.excluded,
                     r.failed,
                     if r.status == "pass" { "pass" } else { "FAIL" },
                     html_escape(&r.status)
@@ -1163,7 +1169,12 @@ mod tests {
             d.path(),
             "b.json",
             "6.12.117-amd64",
-            &[("t.one", "fail"), ("t.two", "pass"), ("t.three", "skip")],
+            &[
+                ("t.one", "fail"),
+                ("t.two", "pass"),
+                ("t.three", "skip"),
+                ("t.four", "excluded"),
+            ],
             ok,
         );
         let m = Matrix::new(vec![read_result(&b).unwrap(), read_result(&a).unwrap()]);
@@ -1181,10 +1192,11 @@ mod tests {
         let md = m.markdown();
         assert!(md.contains("REGRESSION: t.one (rxe suite) passes on 6.1.0-50-amd64, fails on 6.12.117-amd64: why t.one"), "{md}");
         assert!(
-            md.contains("| 6.12.117-amd64 | rxe_eth0 | suite | 1 | 1 | 1 | pass |"),
+            md.contains("| 6.12.117-amd64 | rxe_eth0 | suite | 1 | 1 | 1 | 1 | pass |"),
             "{md}"
         );
         assert!(md.contains("458.00"), "{md}");
+        assert!(m.html().contains("<th>skip</th><th>excluded</th>"));
         assert_eq!(m.html().matches("<svg").count(), 5);
 
         // A verify error, a zero figure or a run where nothing passed fails the check.
