@@ -126,7 +126,7 @@ pub fn verify(p: &DebianPackage, file: &Path) -> Result<(), FetchError> {
 }
 
 /// The archive roots the machine's apt uses (`apt-get indextargets`), deduplicated.
-fn apt_mirrors() -> Result<Vec<String>, String> {
+pub fn apt_mirrors() -> Result<Vec<String>, String> {
     let out = Command::new("apt-get")
         .args(["indextargets", "--format", "$(REPO_URI)"])
         .output()
@@ -143,6 +143,25 @@ fn apt_mirrors() -> Result<Vec<String>, String> {
     Ok(mirrors)
 }
 
+/// Download `url` to `target` with apt's own downloader (`apt-helper download-file`);
+/// the error is apt's last `E:` line.
+pub fn apt_download(url: &str, target: &Path) -> Result<(), String> {
+    let out = Command::new("/usr/lib/apt/apt-helper")
+        .args(["download-file", url])
+        .arg(target)
+        .output()
+        .map_err(|e| format!("cannot run apt-helper: {e}"))?;
+    if out.status.success() && target.is_file() {
+        return Ok(());
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    Err(err
+        .lines()
+        .rfind(|l| l.starts_with("E:"))
+        .unwrap_or("download failed")
+        .to_string())
+}
+
 /// Download a source file by its pool path from the first of apt's mirrors that has
 /// it, with apt's own downloader (`apt-helper download-file`).
 fn mirror_download(p: &DebianPackage, dir: &Path) -> Result<PathBuf, FetchError> {
@@ -153,21 +172,10 @@ fn mirror_download(p: &DebianPackage, dir: &Path) -> Result<PathBuf, FetchError>
     let target = dir.join(p.file_name());
     let mut errors = Vec::new();
     for m in apt_mirrors().map_err(fail)? {
-        let out = Command::new("/usr/lib/apt/apt-helper")
-            .args(["download-file", &format!("{m}/{}", p.path)])
-            .arg(&target)
-            .output()
-            .map_err(|e| fail(format!("cannot run apt-helper: {e}")))?;
-        if out.status.success() && target.is_file() {
-            return Ok(target);
+        match apt_download(&format!("{m}/{}", p.path), &target) {
+            Ok(()) => return Ok(target),
+            Err(e) => errors.push(e),
         }
-        let err = String::from_utf8_lossy(&out.stderr);
-        errors.push(
-            err.lines()
-                .rfind(|l| l.starts_with("E:"))
-                .unwrap_or("download failed")
-                .to_string(),
-        );
     }
     Err(fail(format!(
         "{} is on none of apt's mirrors: {}",

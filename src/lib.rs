@@ -10,3 +10,4 @@ pub mod manifest;
 pub mod nix;
 pub mod rdma_core;
 pub mod report;
+pub mod update;

@@ -1,16 +1,26 @@
-//! `stack.toml`: what the stack is made of. The default is embedded in the binary.
+//! The stack, read from the working tree: `stack.toml` (the intent a person edits: the
+//! kernel series to track in which Debian suites, the rdma-core releases) and
+//! `stack.lock` beside it (every pin, written by `rdma-nix update`). Every command reads
+//! both from disk, never a copy compiled into the binary.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::nix::store_path;
 use crate::nix::{HashAlgo, NixHash};
 
-/// The stack.toml shipped in the repository, compiled in.
-pub const DEFAULT: &str = include_str!("../stack.toml");
+/// The intent file's name; the lock is its sibling [`LOCK_FILE`].
+pub const INTENT_FILE: &str = "stack.toml";
+/// The lock's name, beside the intent.
+pub const LOCK_FILE: &str = "stack.lock";
+
+/// Top-level keys of the intent; everything else belongs to the lock.
+const INTENT_KEYS: [&str; 3] = ["debian", "series", "rdma_core"];
+/// Keys of `[debian]` in the intent (the lock has only `package`).
+const INTENT_DEBIAN_KEYS: [&str; 2] = ["arch", "keyring"];
 
 #[derive(Debug, Error)]
 pub enum ManifestError {
@@ -22,6 +32,9 @@ pub enum ManifestError {
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     pub debian: Debian,
+    /// The kernel series `rdma-nix update` keeps the lock's kernels up with.
+    #[serde(default)]
+    pub series: Vec<Series>,
     #[serde(default, rename = "kernel")]
     pub kernels: Vec<Kernel>,
     #[serde(default, rename = "rdma_core")]
@@ -31,13 +44,46 @@ pub struct Manifest {
     #[serde(default, rename = "kabi_record")]
     pub kabi_records: Vec<KabiRecord>,
     pub bootstrap: Option<Bootstrap>,
+    /// The directory the intent and the lock were read from (kABI records are read,
+    /// and the lock written, relative to it).
+    #[serde(skip)]
+    pub dir: PathBuf,
+    /// How the generated files name their source.
+    #[serde(skip)]
+    pub label: String,
+}
+
+/// One kernel series tracked by `rdma-nix update`: Debian's kernels of one upstream
+/// series (`6.1`) in the given suites, built in one build root.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Series {
+    /// The upstream series (`6.1`, `7.2`): a kernel belongs to it when its package's
+    /// version is of that series (a suite may also carry a backported series).
+    pub linux: String,
+    /// The build root (roots/NAME.toml) its kernels and modules are built in.
+    pub root: String,
+    /// The Debian suites to read (`bookworm`, `bookworm-updates`, `bookworm-security`).
+    pub suites: Vec<String>,
+    /// The kernel flavour (`amd64`): `linux-image-<abi>-<flavour>`.
+    #[serde(default = "default_flavour")]
+    pub flavour: String,
+    /// How many of the newest ABIs to keep.
+    pub keep: usize,
+    /// ABIs kept whatever `keep` says (`6.1.0-50`).
+    #[serde(default)]
+    pub keep_abis: Vec<String>,
+}
+
+fn default_flavour() -> String {
+    "amd64".into()
 }
 
 /// The one file every hermetic build starts from (the builder of the roots and of
 /// every derivation that enters one): a static executable taken out of a pinned
 /// package by `rdma-nix fetch` (in Rust) and added to the store, at its path in the
 /// package, as a fixed-output path pinned by its NAR hash.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Bootstrap {
     /// Store path name (`busybox`).
@@ -59,7 +105,7 @@ impl Bootstrap {
 
 /// A module built for one kernel of the matrix, recorded with `rdma-nix kabi --record`:
 /// the generator reuses that build on every kernel where it loads.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KabiRecord {
     /// The driver (its directory's name: `siw`, `rxe`, `rtrs`, …); a driver of
@@ -73,7 +119,7 @@ pub struct KabiRecord {
 
 /// Subtrees of a kernel source package, extracted by `rdma-nix fetch` (in Rust) and
 /// added to the store as a fixed-output path pinned by its NAR hash.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KernelSource {
     /// Store path name (`linux-6.1.192-rdma`).
@@ -109,11 +155,16 @@ pub struct RdmaCoreRelease {
 #[serde(deny_unknown_fields)]
 pub struct Debian {
     pub arch: String,
+    /// The pinned package holding Debian's archive keyring
+    /// (`usr/share/keyrings/debian-archive-keyring.gpg`), which `rdma-nix update`
+    /// verifies the suites' `InRelease` files with.
+    #[serde(default)]
+    pub keyring: Option<String>,
     #[serde(default, rename = "package")]
     pub packages: Vec<DebianPackage>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DebianPackage {
     pub name: String,
@@ -125,25 +176,32 @@ pub struct DebianPackage {
     /// For a source tarball: the NAR hash (SRI sha256) of the tree it unpacks to, top
     /// directory stripped. That tree is what packages build from (`fetchzip`), so any
     /// tarball of the same tree matches the pin, whatever its bytes.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tree: Option<String>,
     /// URLs of other tarballs of the same tree, listed before Debian's pool in the
     /// generated `urls` (upstream first, for nixpkgs users).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub upstream: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Kernel {
     pub name: String,
+    /// The `[[series]]` (its `linux`) the kernel was locked for by `rdma-nix update`;
+    /// none for a kernel pinned by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<String>,
+    /// The kernel's ABI (`6.1.0-57`, `6.12.118+deb13`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abi: Option<String>,
     /// The build root (roots/NAME.toml) of the kernel's Debian suite: its modules are
     /// built there, with that suite's compiler.
     pub root: String,
     pub image: String,
     /// More packages of the image, for kernels Debian splits (`linux-base-*`,
     /// `linux-binary-*`, `linux-modules-*`): unpacked with it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub image_parts: Vec<String>,
     pub headers: String,
     pub headers_common: String,
@@ -227,27 +285,217 @@ impl DebianPackage {
     }
 }
 
-impl Manifest {
-    pub fn load(path: Option<&Path>) -> Result<Self, ManifestError> {
-        match path {
-            None => Self::parse(DEFAULT, "stack.toml (embedded default)"),
-            Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| ManifestError::Invalid {
-                    file: p.display().to_string(),
-                    message: format!("cannot read: {e}"),
-                })?;
-                Self::parse(&text, &p.display().to_string())
+/// The intent file of the working tree: `stack.toml` in the current directory or the
+/// nearest parent that has one.
+pub fn find_intent() -> Result<PathBuf, ManifestError> {
+    let cwd = std::env::current_dir().map_err(|e| ManifestError::Invalid {
+        file: INTENT_FILE.into(),
+        message: format!("cannot read the current directory: {e}"),
+    })?;
+    cwd.ancestors()
+        .map(|d| d.join(INTENT_FILE))
+        .find(|p| p.is_file())
+        .ok_or_else(|| ManifestError::Invalid {
+            file: INTENT_FILE.into(),
+            message: format!(
+                "not found in {} or any parent; run inside the repository or pass --manifest",
+                cwd.display()
+            ),
+        })
+}
+
+fn read_table(path: &Path) -> Result<toml::Table, ManifestError> {
+    let bad = |message: String| ManifestError::Invalid {
+        file: path.display().to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    text.parse::<toml::Table>()
+        .map_err(|e| bad(e.to_string().trim().replace('\n', " ")))
+}
+
+/// Joins the intent and the lock into one table, refusing a pin in the intent or an
+/// intent key in the lock.
+fn merge(
+    mut intent: toml::Table,
+    lock: toml::Table,
+    intent_file: &str,
+    lock_file: &str,
+) -> Result<toml::Table, ManifestError> {
+    for key in intent.keys() {
+        if !INTENT_KEYS.contains(&key.as_str()) {
+            return Err(ManifestError::Invalid {
+                file: intent_file.into(),
+                message: format!(
+                    "`{key}` is a pin: it belongs in {LOCK_FILE}, which `rdma-nix update` writes"
+                ),
+            });
+        }
+    }
+    if let Some(toml::Value::Table(d)) = intent.get("debian") {
+        if let Some(k) = d.keys().find(|k| !INTENT_DEBIAN_KEYS.contains(&k.as_str())) {
+            return Err(ManifestError::Invalid {
+                file: intent_file.into(),
+                message: format!(
+                    "`debian.{k}` does not belong in the intent (pins go in {LOCK_FILE})"
+                ),
+            });
+        }
+    }
+    for (key, value) in lock {
+        let in_lock = |message: String| ManifestError::Invalid {
+            file: lock_file.into(),
+            message,
+        };
+        match (key.as_str(), value) {
+            ("debian", toml::Value::Table(d)) => {
+                let target = intent
+                    .entry("debian")
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                let toml::Value::Table(target) = target else {
+                    return Err(in_lock("`debian` of the intent is not a table".into()));
+                };
+                for (k, v) in d {
+                    if k != "package" {
+                        return Err(in_lock(format!("`debian.{k}` belongs in {INTENT_FILE}")));
+                    }
+                    target.insert(k, v);
+                }
+            }
+            (k, _) if INTENT_KEYS.contains(&k) => {
+                return Err(in_lock(format!("`{k}` belongs in {INTENT_FILE}")))
+            }
+            (k, v) => {
+                intent.insert(k.to_string(), v);
             }
         }
     }
+    Ok(intent)
+}
 
+fn is_plain(s: &str, extra: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || extra.contains(c))
+}
+
+/// The series are well-formed, each once, and every kernel's series is one of them.
+fn validate_series(m: &Manifest) -> Result<(), String> {
+    let mut seen = BTreeSet::new();
+    for s in &m.series {
+        let numeric = |v: &str| {
+            v.split('.')
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        };
+        if !numeric(&s.linux) || s.linux.split('.').count() != 2 {
+            return Err(format!(
+                "series {:?}: `linux` is not an upstream series like \"6.1\"",
+                s.linux
+            ));
+        }
+        if !seen.insert((s.linux.as_str(), s.flavour.as_str())) {
+            return Err(format!(
+                "series {} ({}) is listed twice",
+                s.linux, s.flavour
+            ));
+        }
+        if !is_plain(&s.root, "-") {
+            return Err(format!(
+                "series {}: root {:?} is not a root name (roots/NAME.toml)",
+                s.linux, s.root
+            ));
+        }
+        if !is_plain(&s.flavour, "-") {
+            return Err(format!(
+                "series {}: flavour {:?} is not a flavour like \"amd64\"",
+                s.linux, s.flavour
+            ));
+        }
+        if s.suites.is_empty() {
+            return Err(format!("series {}: no suites to read", s.linux));
+        }
+        if let Some(x) = s.suites.iter().find(|x| !is_plain(x, "-")) {
+            return Err(format!(
+                "series {}: suite {x:?} is not a Debian suite name",
+                s.linux
+            ));
+        }
+        if s.keep == 0 && s.keep_abis.is_empty() {
+            return Err(format!(
+                "series {}: keep = 0 and no keep_abis: it would keep no kernel",
+                s.linux
+            ));
+        }
+        if let Some(a) = s.keep_abis.iter().find(|a| !is_debian_version(a)) {
+            return Err(format!(
+                "series {}: keep_abis: {a:?} is not a kernel ABI",
+                s.linux
+            ));
+        }
+    }
+    for k in &m.kernels {
+        if let Some(series) = &k.series {
+            if !m.series.iter().any(|s| &s.linux == series) {
+                return Err(format!(
+                    "kernel {}: series {series:?} is not a [[series]]",
+                    k.name
+                ));
+            }
+            if k.abi.is_none() {
+                return Err(format!(
+                    "kernel {}: a kernel of a series names its `abi`",
+                    k.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Manifest {
+    /// The intent at `path` (default: [`find_intent`]) and the lock beside it.
+    pub fn load(path: Option<&Path>) -> Result<Self, ManifestError> {
+        let intent = match path {
+            Some(p) => p.to_path_buf(),
+            None => find_intent()?,
+        };
+        let lock = intent.with_file_name(LOCK_FILE);
+        let (ifile, lfile) = (intent.display().to_string(), lock.display().to_string());
+        let table = merge(read_table(&intent)?, read_table(&lock)?, &ifile, &lfile)?;
+        let mut m = Self::from_table(table, &lfile)?;
+        m.dir = intent
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        m.label = match path {
+            None => format!("{INTENT_FILE} and {LOCK_FILE}"),
+            Some(_) => "the given manifest and its lock".into(),
+        };
+        Ok(m)
+    }
+
+    /// One file holding both the intent and the pins (tests, fuzzing).
     pub fn parse(text: &str, file: &str) -> Result<Self, ManifestError> {
+        let table = text
+            .parse::<toml::Table>()
+            .map_err(|e| ManifestError::Invalid {
+                file: file.to_string(),
+                message: e.to_string().trim().replace('\n', " "),
+            })?;
+        Self::from_table(table, file)
+    }
+
+    fn from_table(table: toml::Table, file: &str) -> Result<Self, ManifestError> {
         let bad = |message: String| ManifestError::Invalid {
             file: file.to_string(),
             message,
         };
-        let m: Manifest =
-            toml::from_str(text).map_err(|e| bad(e.to_string().trim().replace('\n', " ")))?;
+        let mut m: Manifest = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| bad(e.to_string().trim().replace('\n', " ")))?;
+        m.dir = PathBuf::from(".");
+        m.label = file.to_string();
         if !matches!(m.debian.arch.as_str(), "amd64") {
             return Err(bad(format!(
                 "debian.arch {:?}: only amd64 is supported",
@@ -468,6 +716,14 @@ impl Manifest {
                 }
             }
         }
+        validate_series(&m).map_err(bad)?;
+        if let Some(k) = &m.debian.keyring {
+            if !names.contains(k.as_str()) {
+                return Err(bad(format!(
+                    "debian.keyring: package {k:?} is not pinned in [[debian.package]]"
+                )));
+            }
+        }
         let defaults = m.rdma_core.iter().filter(|r| r.default).count();
         if !m.rdma_core.is_empty() && defaults != 1 {
             return Err(bad(format!(
@@ -491,9 +747,105 @@ impl Manifest {
     }
 }
 
+/// The pins of a manifest, in the lock's layout.
+#[derive(Serialize)]
+struct LockView<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bootstrap: Option<&'a Bootstrap>,
+    debian: LockDebian<'a>,
+    kernel_source: &'a [KernelSource],
+    kernel: &'a [Kernel],
+    kabi_record: &'a [KabiRecord],
+}
+
+#[derive(Serialize)]
+struct LockDebian<'a> {
+    package: &'a [DebianPackage],
+}
+
+/// The lock's first line.
+pub const LOCK_HEADER: &str =
+    "# @generated by `rdma-nix update` from stack.toml. Do not edit: run `rdma-nix update`.\n\
+# Every pin of the stack: Debian packages (pool path, version, sha256), kernel source trees\n\
+# (NAR hash), the matrix's kernels and the kABI records reuse is decided from.\n";
+
+impl Manifest {
+    /// The text of `stack.lock` holding this manifest's pins; deterministic, and read
+    /// back by [`Manifest::load`] into the same pins.
+    pub fn render_lock(&self) -> String {
+        let view = LockView {
+            bootstrap: self.bootstrap.as_ref(),
+            debian: LockDebian {
+                package: &self.debian.packages,
+            },
+            kernel_source: &self.kernel_sources,
+            kernel: &self.kernels,
+            kabi_record: &self.kabi_records,
+        };
+        let body = toml::to_string(&view).expect("pins serialise to TOML");
+        format!("{LOCK_HEADER}\n{body}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The repository's intent and lock as one text.
+    fn both() -> String {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+        format!("{}\n{}", read(INTENT_FILE), read(LOCK_FILE))
+    }
+
+    #[test]
+    fn the_lock_reads_back_to_the_same_pins_and_renders_the_same() {
+        let m = Manifest::load(Some(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join(INTENT_FILE),
+        ))
+        .unwrap();
+        let lock = std::fs::read_to_string(m.dir.join(LOCK_FILE)).unwrap();
+        assert_eq!(
+            m.render_lock(),
+            lock,
+            "stack.lock is not as `rdma-nix update` writes it"
+        );
+    }
+
+    #[test]
+    fn a_pin_in_the_intent_or_intent_in_the_lock_is_refused() {
+        let t = |s: &str| s.parse::<toml::Table>().unwrap();
+        let lock = "[[debian.package]]\nname = \"x\"\n";
+        for (intent, lock, msg) in [
+            (
+                "[[kernel]]\nname = \"k\"\n",
+                "",
+                "stack.toml: `kernel` is a pin",
+            ),
+            (
+                "[debian]\narch = \"amd64\"\n[[debian.package]]\nname = \"y\"\n",
+                lock,
+                "stack.toml: `debian.package` does not belong",
+            ),
+            (
+                "[debian]\narch = \"amd64\"\n",
+                "[[series]]\nlinux = \"6.1\"\n",
+                "stack.lock: `series` belongs in stack.toml",
+            ),
+            (
+                "[debian]\narch = \"amd64\"\n",
+                "[debian]\narch = \"amd64\"\n",
+                "stack.lock: `debian.arch` belongs in stack.toml",
+            ),
+        ] {
+            let e = merge(t(intent), t(lock), "stack.toml", "stack.lock")
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(msg), "{e}");
+        }
+        let merged = merge(t("[debian]\narch = \"amd64\"\n"), t(lock), "a", "b").unwrap();
+        assert_eq!(merged["debian"]["package"][0]["name"].as_str(), Some("x"));
+    }
 
     #[test]
     fn default_manifest_is_valid() {
@@ -508,7 +860,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_manifests() {
-        let base = DEFAULT;
+        let base = &both();
         for (needle, replacement, msg) in [
             (
                 "name = \"busybox-static\"",

@@ -9,7 +9,8 @@ use crate::manifest::Manifest;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The stack manifest (default: the embedded stack.toml).
+    /// The intent file (default: stack.toml of the working tree); the lock is read
+    /// beside it.
     #[arg(long)]
     manifest: Option<PathBuf>,
     /// Only these packages (by Debian package name).

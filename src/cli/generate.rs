@@ -3,12 +3,13 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::emit::{self, stack};
+use crate::emit;
 use crate::manifest::Manifest;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The stack manifest (default: the embedded stack.toml).
+    /// The intent file (default: stack.toml of the working tree); the lock is read
+    /// beside it.
     #[arg(long)]
     manifest: Option<PathBuf>,
     /// Root of the output tree (the repository).
@@ -21,31 +22,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let m = Manifest::load(a.manifest.as_deref())?;
-    let source = match &a.manifest {
-        Some(_) => "the given manifest",
-        None => "stack.toml",
-    };
-    let mut files = stack::all(&m, source)?;
-    let manifest_dir = a
-        .manifest
-        .as_deref()
-        .map(|p| p.parent().unwrap_or(std::path::Path::new(".")));
-    let kernels = emit::kernel_modules::load_kernels(&m)?;
-    let restored = emit::restore::plan(&m, &kernels, source)?;
-    eprintln!(
-        "rdma-nix: restored drivers (default set × kernels): {} built out of tree, {} in the kernel already, {} can't be built",
-        restored.builds, restored.in_tree, restored.refused
-    );
-    let plan = emit::kernel_modules::plan(&m, &kernels, &restored.needs, manifest_dir, source)?;
-    eprintln!(
-        "rdma-nix: kernel modules: {} builds, {} reused by kABI ({} builds saved of {})",
-        plan.builds,
-        plan.reused,
-        plan.reused,
-        plan.builds + plan.reused
-    );
-    files.push(plan.file);
-    files.push(restored.file);
+    let files = emit::generate(&m)?.files;
     if a.check {
         let stale = emit::check_all(&a.out, &files)?;
         for (path, diff) in &stale {

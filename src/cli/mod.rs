@@ -15,6 +15,7 @@ mod kernel;
 mod matrix;
 mod root;
 mod scan;
+mod update;
 
 #[derive(Parser)]
 #[command(
@@ -63,6 +64,10 @@ enum Command {
     /// The VM checks' results as a kernel × device × test table (Markdown, HTML
     /// with bandwidth and latency charts); exits 1 when a check didn't pass.
     Matrix(matrix::Args),
+    /// Move the lock forward: read the tracked suites' signed indexes, add each
+    /// series' new kernel ABIs and retire old ones by its keep policy, decide every
+    /// module's kABI reuse, regenerate pkgs/generated/ and print a changelog.
+    Update(update::Args),
     /// Read an rdma-core source tarball (streamed, never unpacked) and report its
     /// version, PABI, core libraries, tools and providers.
     Scan(scan::Args),
@@ -81,6 +86,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Debian(c) => debian::run(c),
         Command::Root(c) => root::run(c),
         Command::Matrix(a) => matrix::run(a),
+        Command::Update(a) => update::run(a),
     }
 }
 

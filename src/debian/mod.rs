@@ -3,5 +3,6 @@
 
 pub mod control;
 pub mod index;
+pub mod release;
 pub mod resolve;
 pub mod version;

@@ -16,65 +16,22 @@ use crate::kernel::kabi;
 use crate::kernel::module::ModuleInfo;
 use crate::manifest::Manifest;
 
-/// The records the embedded default stack.toml names, compiled in with it.
-const EMBEDDED_RECORDS: &[(&str, &str)] = &[
-    (
-        "pkgs/kabi/siw-6.1.0-55-amd64.json",
-        include_str!("../../pkgs/kabi/siw-6.1.0-55-amd64.json"),
-    ),
-    (
-        "pkgs/kabi/rdma_rxe-6.1.0-55-amd64.json",
-        include_str!("../../pkgs/kabi/rdma_rxe-6.1.0-55-amd64.json"),
-    ),
-    (
-        "pkgs/kabi/efa-6.1.0-55-amd64.json",
-        include_str!("../../pkgs/kabi/efa-6.1.0-55-amd64.json"),
-    ),
-    (
-        "pkgs/kabi/erdma-6.1.0-55-amd64.json",
-        include_str!("../../pkgs/kabi/erdma-6.1.0-55-amd64.json"),
-    ),
-    (
-        "pkgs/kabi/vmw_pvrdma-6.1.0-55-amd64.json",
-        include_str!("../../pkgs/kabi/vmw_pvrdma-6.1.0-55-amd64.json"),
-    ),
-    (
-        "pkgs/kabi/rtrs-core-6.1.0-55-amd64.json",
-        include_str!("../../pkgs/kabi/rtrs-core-6.1.0-55-amd64.json"),
-    ),
-    (
-        "pkgs/kabi/rtrs-client-6.1.0-55-amd64.json",
-        include_str!("../../pkgs/kabi/rtrs-client-6.1.0-55-amd64.json"),
-    ),
-    (
-        "pkgs/kabi/rtrs-server-6.1.0-55-amd64.json",
-        include_str!("../../pkgs/kabi/rtrs-server-6.1.0-55-amd64.json"),
-    ),
-    (
-        "pkgs/kabi/rnbd-client-6.1.0-55-amd64.json",
-        include_str!("../../pkgs/kabi/rnbd-client-6.1.0-55-amd64.json"),
-    ),
-    (
-        "pkgs/kabi/rnbd-server-6.1.0-55-amd64.json",
-        include_str!("../../pkgs/kabi/rnbd-server-6.1.0-55-amd64.json"),
-    ),
-];
+/// A record's text, read relative to the manifest's directory.
+fn read_record(file: &str, dir: &Path) -> Result<(String, String)> {
+    let path = dir.join(file);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: cannot read the kABI record", path.display()))?;
+    Ok((path.display().to_string(), text))
+}
 
-/// A record's text: from beside the given manifest, or compiled in for the default.
-fn read_record(file: &str, manifest_dir: Option<&Path>) -> Result<(String, String)> {
-    match manifest_dir {
-        Some(dir) => {
-            let path = dir.join(file);
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("{}: cannot read the kABI record", path.display()))?;
-            Ok((path.display().to_string(), text))
-        }
-        None => EMBEDDED_RECORDS
-            .iter()
-            .find(|(f, _)| *f == file)
-            .map(|(f, t)| (format!("{f} (embedded)"), t.to_string()))
-            .with_context(|| format!("{file}: not a record of the embedded stack.toml")),
-    }
+/// One driver on one kernel: a build of its own, or a reuse, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Decision {
+    pub driver: String,
+    pub kernel: String,
+    /// The kernel whose build is reused; None: built for this kernel.
+    pub reuse: Option<String>,
+    pub reason: String,
 }
 
 /// The generated file and how many packages build versus reuse.
@@ -82,6 +39,7 @@ pub struct Plan {
     pub file: GeneratedFile,
     pub builds: usize,
     pub reused: usize,
+    pub decisions: Vec<Decision>,
 }
 
 /// Each kernel of the matrix as read from its headers package (Module.symvers, the
@@ -121,7 +79,6 @@ pub fn plan(
     m: &Manifest,
     loaded: &[(String, LoadedKernel)],
     restored: &RestoredNeeds,
-    manifest_dir: Option<&Path>,
     source: &str,
 ) -> Result<Plan> {
     const SOFT: [&str; 2] = ["rxe", "siw"];
@@ -129,7 +86,7 @@ pub fn plan(
     // for (one record per module), in the manifest's order.
     let mut groups: BTreeMap<String, Vec<(String, Vec<Recorded>)>> = BTreeMap::new();
     for r in &m.kabi_records {
-        let (path, text) = read_record(&r.file, manifest_dir)?;
+        let (path, text) = read_record(&r.file, &m.dir)?;
         let rec: kabi::Record =
             serde_json::from_str(&text).with_context(|| format!("{path}: not a kABI record"))?;
         let module = rec
@@ -178,6 +135,7 @@ pub fn plan(
     // (driver, kernel) → the kernel whose build it reuses.
     let mut reuses: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut drivers = Vec::new();
+    let mut decisions = Vec::new();
     let (mut builds, mut reused) = (0, 0);
     for driver in &order {
         let records = groups.get(driver).map(Vec::as_slice).unwrap_or_default();
@@ -242,11 +200,11 @@ pub fn plan(
                 }
                 break;
             }
-            let value = match chosen {
+            let (reuse, reason) = match chosen {
                 Some((base, reason)) => {
                     reused += 1;
                     reuses.insert((driver.clone(), name.clone()), base.clone());
-                    Value::attrs([("reuse", Value::str(base)), ("reason", Value::str(reason))])
+                    (Some(base), reason)
                 }
                 None => {
                     builds += 1;
@@ -257,10 +215,20 @@ pub fn plan(
                     } else {
                         format!("no recorded build loads here: {}", refusals.join("; "))
                     };
-                    Value::attrs([("reuse", Value::Null), ("reason", Value::str(why))])
+                    (None, why)
                 }
             };
+            let value = Value::attrs([
+                ("reuse", reuse.as_ref().map_or(Value::Null, Value::str)),
+                ("reason", Value::str(&reason)),
+            ]);
             per_kernel.push((name.clone(), value));
+            decisions.push(Decision {
+                driver: driver.clone(),
+                kernel: name.clone(),
+                reuse,
+                reason,
+            });
         }
         drivers.push((driver.to_string(), Value::attrs(per_kernel)));
     }
@@ -272,5 +240,6 @@ pub fn plan(
         ),
         builds,
         reused,
+        decisions,
     })
 }

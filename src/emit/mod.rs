@@ -9,6 +9,40 @@ pub mod restore;
 pub mod roots;
 pub mod stack;
 
+/// Everything `rdma-nix generate` writes for a manifest, in one list (also what
+/// `rdma-nix update` regenerates), with the kABI decisions behind `kernel-modules.nix`.
+pub struct Generated {
+    pub files: Vec<GeneratedFile>,
+    pub decisions: Vec<kernel_modules::Decision>,
+}
+
+/// Reads the pinned inputs from the store (rdma-core tarballs, kernel headers and
+/// sources: `rdma-nix fetch` first) and renders every generated file.
+pub fn generate(m: &crate::manifest::Manifest) -> anyhow::Result<Generated> {
+    let source = m.label.as_str();
+    let mut files = stack::all(m, source)?;
+    let kernels = kernel_modules::load_kernels(m)?;
+    let restored = restore::plan(m, &kernels, source)?;
+    eprintln!(
+        "rdma-nix: restored drivers (default set × kernels): {} built out of tree, {} in the kernel already, {} can't be built",
+        restored.builds, restored.in_tree, restored.refused
+    );
+    let plan = kernel_modules::plan(m, &kernels, &restored.needs, source)?;
+    eprintln!(
+        "rdma-nix: kernel modules: {} builds, {} reused by kABI ({} builds saved of {})",
+        plan.builds,
+        plan.reused,
+        plan.reused,
+        plan.builds + plan.reused
+    );
+    files.push(plan.file);
+    files.push(restored.file);
+    Ok(Generated {
+        files,
+        decisions: plan.decisions,
+    })
+}
+
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};

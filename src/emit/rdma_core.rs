@@ -34,7 +34,7 @@ pub enum RdmaCoreEmitError {
         scanned: String,
         pinned: String,
     },
-    #[error("stack.toml: package {package} (the source of rdma-core {version}) has no `tree` pin; add `tree = \"{scanned}\"` (the NAR hash of its unpacked tree)")]
+    #[error("stack.lock: package {package} (the source of rdma-core {version}) has no `tree` pin; add `tree = \"{scanned}\"` (the NAR hash of its unpacked tree)")]
     NoTreePin {
         package: String,
         version: String,
@@ -171,7 +171,7 @@ pub fn release_file(m: &Manifest, r: &RdmaCoreRelease, rel: &Release) -> Generat
     ]);
     GeneratedFile::nix(
         format!("{GENERATED_DIR}/rdma-core/{}.nix", rel.version),
-        &format!("{} (scan of {})", "stack.toml", pin.file_name()),
+        &format!("{} (scan of {})", m.label, pin.file_name()),
         &body.render(),
     )
 }
