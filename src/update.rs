@@ -69,10 +69,23 @@ pub enum Expiry {
     Allow,
 }
 
-/// Downloads `dists/<suite>/InRelease` from the first of apt's mirrors that has it and
+/// Archive roots to read indexes from: the given ones, or those of the machine's apt.
+pub fn mirrors(given: &[String]) -> Result<Vec<String>> {
+    if given.is_empty() {
+        apt_mirrors().map_err(anyhow::Error::msg)
+    } else {
+        Ok(given
+            .iter()
+            .map(|m| m.trim_end_matches('/').to_string())
+            .collect())
+    }
+}
+
+/// Downloads `dists/<suite>/InRelease` from the first of `mirrors` that has it and
 /// verifies it; `now` (seconds since the epoch) is compared with `Valid-Until`.
 pub fn read_release(
     suite: &str,
+    mirrors: &[String],
     keyring: &Path,
     work: &Path,
     now: i64,
@@ -80,7 +93,7 @@ pub fn read_release(
 ) -> Result<Suite> {
     let target = work.join(format!("{suite}.InRelease"));
     let mut errors = Vec::new();
-    for mirror in apt_mirrors().map_err(anyhow::Error::msg)? {
+    for mirror in mirrors.iter().cloned() {
         let url = format!("{mirror}/dists/{suite}/InRelease");
         if let Err(e) = apt_download(&url, &target) {
             errors.push(e);
@@ -116,7 +129,7 @@ pub fn read_release(
         });
     }
     bail!(
-        "suite {suite}: no InRelease on any of apt's mirrors: {}",
+        "suite {suite}: no InRelease on any mirror: {}",
         errors.join("; ")
     )
 }

@@ -56,7 +56,7 @@ pub fn write(path: &Path, data: &[u8]) {
     std::fs::write(path, data).unwrap();
 }
 
-/// The store path of a file pinned in the default stack.toml, once `rdma-nix fetch`
+/// The store path of a file pinned in stack.lock, once `rdma-nix fetch`
 /// added it; None (a skip) outside CI when it isn't there, a failure under CI.
 pub fn pinned(name: &str) -> Option<PathBuf> {
     let m = rdma_nix::manifest::Manifest::load(None).unwrap();

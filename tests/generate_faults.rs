@@ -74,11 +74,27 @@ fn make_fixture() -> Option<Fixture> {
     }
     std::fs::create_dir_all(&dir).unwrap();
     let a = repo.join("stack.toml");
-    let text = std::fs::read_to_string(&a).unwrap();
-    let start = text.find("[[kernel]]\nname = \"debian-6.1.0-47\"").unwrap();
-    let end = start + text[start..].find("\n\n").unwrap() + 2;
-    let mut b_text = format!("{}{}", &text[..start], &text[end..]);
-    b_text = b_text.replacen("default = true\n", "", 1).replacen(
+    // B: the lock without one kernel (the first of the series with most of them) …
+    let lock = std::fs::read_to_string(repo.join("stack.lock")).unwrap();
+    let m = rdma_nix::manifest::Manifest::load(Some(&a)).unwrap();
+    let dropped = &m
+        .kernels
+        .iter()
+        .find(|k| k.series.as_deref() == Some("6.1"))
+        .unwrap()
+        .name;
+    let start = lock
+        .find(&format!("[[kernel]]\nname = \"{dropped}\""))
+        .unwrap();
+    let end = start + lock[start..].find("\n\n").unwrap() + 2;
+    std::fs::write(
+        dir.join("stack.lock"),
+        format!("{}{}", &lock[..start], &lock[end..]),
+    )
+    .unwrap();
+    // … and the other rdma-core release as the default.
+    let intent = std::fs::read_to_string(&a).unwrap();
+    let b_text = intent.replacen("default = true\n", "", 1).replacen(
         "source = \"rdma-core-56.1-orig\"\n",
         "source = \"rdma-core-56.1-orig\"\ndefault = true\n",
         1,

@@ -227,10 +227,11 @@ fn fetch_refuses_a_file_with_the_wrong_hash() {
     fs::write(pool.join("fake_1.0_amd64.deb"), b"not the pinned bytes").unwrap();
     let expected = "7b5597492a0a65aee61985a492e6bcc3f2cde830072a0e3b3d8c7e1b90279bd4";
     let manifest = dir.path().join("stack.toml");
+    fs::write(&manifest, "[debian]\narch = \"amd64\"\n").unwrap();
     fs::write(
-        &manifest,
+        dir.path().join("stack.lock"),
         format!(
-            "[debian]\narch = \"amd64\"\n[[debian.package]]\nname = \"fake\"\nversion = \"1.0\"\npath = \"pool/main/f/fake/fake_1.0_amd64.deb\"\nsha256 = \"{expected}\"\n"
+            "[[debian.package]]\nname = \"fake\"\nversion = \"1.0\"\npath = \"pool/main/f/fake/fake_1.0_amd64.deb\"\nsha256 = \"{expected}\"\n"
         ),
     )
     .unwrap();

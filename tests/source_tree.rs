@@ -305,12 +305,13 @@ fn fetch_refuses_a_tree_that_does_not_match_its_pin() {
     }
     // The 56.1 tarball pinned with another tree's hash: a tree nobody has added, so
     // fetch unpacks and hashes it, and refuses before adding anything.
-    let text = fs::read_to_string(Path::new(REPO).join("stack.toml")).unwrap();
+    let lock = fs::read_to_string(Path::new(REPO).join("stack.lock")).unwrap();
     let wrong = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
     let real = tree_pin("rdma-core-56.1-orig");
     let d = tempfile::tempdir().unwrap();
     let m = d.path().join("stack.toml");
-    fs::write(&m, text.replace(&real, wrong)).unwrap();
+    fs::copy(Path::new(REPO).join("stack.toml"), &m).unwrap();
+    fs::write(d.path().join("stack.lock"), lock.replace(&real, wrong)).unwrap();
     let out = run(rdma_nix()
         .args(["fetch", "--only", "rdma-core-56.1-orig", "--manifest"])
         .arg(&m));

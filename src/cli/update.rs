@@ -42,6 +42,13 @@ pub struct Args {
     /// apt's Acquire::Check-Valid-Until=false does; the changelog names it.
     #[arg(long)]
     allow_expired: bool,
+    /// Only these series (their `linux`, e.g. 6.1); the others' kernels stay as locked.
+    #[arg(long = "series", value_name = "LINUX")]
+    only: Vec<String>,
+    /// Read the indexes from this archive root (an http(s) or file URL) instead of
+    /// the mirrors of the machine's apt; repeatable, tried in order.
+    #[arg(long = "mirror", value_name = "URL")]
+    mirrors: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -191,7 +198,20 @@ pub fn run(a: Args) -> Result<ExitCode> {
         written: Vec::new(),
     };
     let mut added: Vec<String> = Vec::new();
-    for s in &m.series {
+    for o in &a.only {
+        if !m.series.iter().any(|s| &s.linux == o) {
+            anyhow::bail!(
+                "--series {o}: not a [[series]] of {}",
+                m.dir.join(crate::manifest::INTENT_FILE).display()
+            );
+        }
+    }
+    let mirrors = update::mirrors(&a.mirrors)?;
+    for s in m
+        .series
+        .iter()
+        .filter(|s| a.only.is_empty() || a.only.contains(&s.linux))
+    {
         let mut index = Index::default();
         let mut expired = Vec::new();
         let expiry = if a.allow_expired {
@@ -201,7 +221,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         };
         for suite in &s.suites {
             eprint!("rdma-nix: {suite}: InRelease … ");
-            let r = update::read_release(suite, &keyring, &work.0, now(), expiry)
+            let r = update::read_release(suite, &mirrors, &keyring, &work.0, now(), expiry)
                 .inspect_err(|_| eprintln!("refused"))?;
             let n = update::read_packages(&r, &m.debian.arch, &work.0, &mut index)?;
             eprintln!(

@@ -1,0 +1,244 @@
+//! `rdma-nix update` against Debian's real archive: a tampered index is refused with
+//! nothing written, and the kABI decision for real kernel packages (a reuse where
+//! every imported CRC matches, a rebuild naming the symbols where one differs).
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::{pinned, rdma_nix, require, run};
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+/// A copy of the repository's intent (edited by `edit`) and lock (by `edit_lock`),
+/// with the kABI records, in a new directory.
+fn repo_copy(
+    edit: impl Fn(String) -> String,
+    edit_lock: impl Fn(String) -> String,
+) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let read = |f: &str| fs::read_to_string(Path::new(REPO).join(f)).unwrap();
+    fs::write(d.path().join("stack.toml"), edit(read("stack.toml"))).unwrap();
+    fs::write(d.path().join("stack.lock"), edit_lock(read("stack.lock"))).unwrap();
+    let kabi = d.path().join("pkgs/kabi");
+    fs::create_dir_all(&kabi).unwrap();
+    for e in fs::read_dir(Path::new(REPO).join("pkgs/kabi")).unwrap() {
+        let p = e.unwrap().path();
+        fs::copy(&p, kabi.join(p.file_name().unwrap())).unwrap();
+    }
+    d
+}
+
+/// Whether the update tests can run: nix's store with the pinned inputs, gpgv, apt.
+fn ready() -> bool {
+    require("nix-store")
+        && require("gpgv")
+        && require("apt-get")
+        && pinned("debian-archive-keyring").is_some()
+}
+
+/// The 6.1 series read from bookworm-security alone.
+fn security_only(intent: String) -> String {
+    let from = "suites = [\"bookworm\", \"bookworm-updates\", \"bookworm-security\"]";
+    assert!(
+        intent.contains(from),
+        "stack.toml's 6.1 series changed: {from}"
+    );
+    intent.replace(from, "suites = [\"bookworm-security\"]")
+}
+
+/// A local mirror of bookworm-security's InRelease and main Packages.xz, copied from
+/// apt's mirror.
+fn local_mirror(dir: &Path) -> PathBuf {
+    let root = dir.join("mirror");
+    let dists = root.join("dists/bookworm-security");
+    let mirrors = rdma_nix::fetch::apt_mirrors().expect("apt's mirrors");
+    let mut got = false;
+    for m in &mirrors {
+        let inrelease = dists.join("InRelease");
+        fs::create_dir_all(&dists).unwrap();
+        if rdma_nix::fetch::apt_download(
+            &format!("{m}/dists/bookworm-security/InRelease"),
+            &inrelease,
+        )
+        .is_err()
+        {
+            continue;
+        }
+        for sub in ["main", "updates/main"] {
+            let f = dists.join(sub).join("binary-amd64/Packages.xz");
+            fs::create_dir_all(f.parent().unwrap()).unwrap();
+            let url = format!("{m}/dists/bookworm-security/main/binary-amd64/Packages.xz");
+            rdma_nix::fetch::apt_download(&url, &f).unwrap();
+        }
+        got = true;
+        break;
+    }
+    assert!(got, "no mirror of apt's has bookworm-security: {mirrors:?}");
+    root
+}
+
+fn update_with_mirror(dir: &Path, mirror: &Path) -> std::process::Output {
+    run(rdma_nix()
+        .current_dir(dir)
+        .args(["update", "--series", "6.1", "--allow-expired", "--mirror"])
+        .arg(format!("file://{}", mirror.display())))
+}
+
+#[test]
+fn a_tampered_index_is_refused_naming_it_and_nothing_is_written() {
+    if !ready() {
+        return;
+    }
+    let d = repo_copy(security_only, |l| l);
+    let mirror = local_mirror(d.path());
+    let lock_before = fs::read(d.path().join("stack.lock")).unwrap();
+    let dists = mirror.join("dists/bookworm-security");
+
+    // The untouched mirror is read and verified (so the refusals below are the
+    // tampering's): the lock already has the newest 6.1 ABI.
+    let ok = update_with_mirror(d.path(), &mirror);
+    let (out, err) = (
+        String::from_utf8_lossy(&ok.stdout),
+        String::from_utf8_lossy(&ok.stderr),
+    );
+    assert!(ok.status.success(), "{err}");
+    assert!(
+        err.contains("bookworm-security: InRelease … verified"),
+        "{err}"
+    );
+    assert!(out.contains("the lock is up to date"), "{out}");
+
+    // A Packages.xz one byte longer than the signed Release says.
+    let packages: Vec<PathBuf> = ["main", "updates/main"]
+        .iter()
+        .map(|s| dists.join(s).join("binary-amd64/Packages.xz"))
+        .collect();
+    let original = fs::read(&packages[0]).unwrap();
+    for p in &packages {
+        let mut bytes = original.clone();
+        bytes.push(0);
+        fs::write(p, bytes).unwrap();
+    }
+    let o = update_with_mirror(d.path(), &mirror);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("bookworm-security/")
+            && err.contains("binary-amd64/Packages.xz: does not match its signed Release"),
+        "{err}"
+    );
+    for p in &packages {
+        fs::write(p, &original).unwrap();
+    }
+
+    // An InRelease whose signed text was changed (one more package file listed).
+    let inrelease = dists.join("InRelease");
+    let text = fs::read_to_string(&inrelease).unwrap();
+    let forged = text.replacen(
+        "SHA256:\n",
+        "SHA256:\n 0000000000000000000000000000000000000000000000000000000000000000 1 main/x\n",
+        1,
+    );
+    assert_ne!(forged, text);
+    fs::write(&inrelease, forged).unwrap();
+    let o = update_with_mirror(d.path(), &mirror);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("bookworm-security/InRelease: signature not verified by"),
+        "{err}"
+    );
+
+    // Nothing was written: the lock as it was, no generated file.
+    assert_eq!(fs::read(d.path().join("stack.lock")).unwrap(), lock_before);
+    assert!(!d.path().join("pkgs/generated").exists());
+}
+
+/// The changelog's entry for a kernel, from `update --json`.
+fn abi<'a>(log: &'a serde_json::Value, kernel: &str) -> &'a serde_json::Value {
+    log["series"][0]["abis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kernel"] == kernel)
+        .unwrap_or_else(|| panic!("{kernel} not in the changelog: {log:#}"))
+}
+
+#[test]
+fn kabi_reuse_where_every_import_matches_and_a_rebuild_naming_the_symbols_where_one_differs() {
+    if !ready() {
+        return;
+    }
+    // The kABI records are of a build for 6.1.0-55. The lock without 6.1.0-57 (the
+    // same symbols: reused) and asked to keep 6.1.0-54 (an older ABI: rebuilt).
+    let d = repo_copy(
+        |i| {
+            i.replace(
+                "keep_abis = [\"6.1.0-47\"",
+                "keep_abis = [\"6.1.0-54\", \"6.1.0-47\"",
+            )
+        },
+        |l| {
+            let start = l
+                .find("[[kernel]]\nname = \"debian-6.1.0-57\"")
+                .expect("6.1.0-57 locked");
+            let end = start + l[start..].find("\n\n").map_or(l.len() - start, |e| e + 2);
+            format!("{}{}", &l[..start], &l[end..])
+        },
+    );
+    let o = run(rdma_nix().current_dir(d.path()).args([
+        "update",
+        "--dry-run",
+        "--json",
+        "--series",
+        "6.1",
+        "--allow-expired",
+    ]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let log: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+
+    let new = abi(&log, "debian-6.1.0-57");
+    assert_eq!(new["status"], "added", "{new:#}");
+    let modules = new["modules"].as_array().unwrap();
+    assert!(modules.len() >= 2, "{new:#}");
+    for m in modules {
+        assert_eq!(m["reuse"], "debian-6.1.0-55", "{m:#}");
+        assert!(
+            m["reason"].as_str().unwrap().contains("have the same CRC"),
+            "{m:#}"
+        );
+    }
+
+    let old = abi(&log, "debian-6.1.0-54");
+    assert_eq!(old["status"], "added", "{old:#}");
+    let rebuilt: Vec<&serde_json::Value> = old["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["reuse"].is_null())
+        .collect();
+    // Each rebuild says why the 6.1.0-55 build doesn't load: imported symbols whose
+    // CRC differs, named, or a driver it links against (rnbd on rtrs) not reused.
+    assert!(!rebuilt.is_empty(), "{old:#}");
+    let mut named = 0;
+    for m in &rebuilt {
+        let reason = m["reason"].as_str().unwrap();
+        assert!(reason.contains("debian-6.1.0-55: "), "{m:#}");
+        if let Some((_, symbols)) = reason.split_once(" imported symbols differ: ") {
+            assert!(
+                !symbols.split(", ").next().unwrap_or("").is_empty(),
+                "{m:#}"
+            );
+            named += 1;
+        } else {
+            assert!(reason.contains("which is not reused from there"), "{m:#}");
+        }
+    }
+    assert!(named >= 1, "{old:#}");
+    // Nothing written by a dry run.
+    assert!(!d.path().join("pkgs/generated").exists());
+    let lock = fs::read_to_string(d.path().join("stack.lock")).unwrap();
+    assert!(!lock.contains("debian-6.1.0-54"));
+}
