@@ -42,6 +42,11 @@ pub struct Args {
     /// apt's Acquire::Check-Valid-Until=false does; the changelog names it.
     #[arg(long)]
     allow_expired: bool,
+    /// After writing, build each added kernel's VM checks (rxe, siw, the restored
+    /// drivers' load check) with nix-build; exit 1 naming every kernel and check that
+    /// failed (a bot then opens an issue instead of a change).
+    #[arg(long, conflicts_with_all = ["dry_run", "check"])]
+    prove: bool,
     /// Only these series (their `linux`, e.g. 6.1); the others' kernels stay as locked.
     #[arg(long = "series", value_name = "LINUX")]
     only: Vec<String>,
@@ -83,6 +88,62 @@ struct Changelog {
     dropped_packages: Vec<String>,
     /// Files written (none for --dry-run, --check or when nothing changed).
     written: Vec<String>,
+    /// With --prove: each added kernel's checks and their outcome.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    proof: Vec<Proof>,
+}
+
+/// One VM check of an added kernel, built by `--prove`.
+#[derive(Serialize)]
+struct Proof {
+    kernel: String,
+    check: String,
+    passed: bool,
+    /// The check's output (result.json, serial.log) when it passed; the last lines
+    /// of nix-build's log when it failed.
+    detail: String,
+}
+
+/// The checks `--prove` builds for a kernel: `checks.<kernel>.<name>` of the offline set.
+const PROOF_CHECKS: [&str; 3] = ["rxe", "siw", "restored"];
+
+fn prove(dir: &Path, kernels: &[String]) -> Result<Vec<Proof>> {
+    let mut out = Vec::new();
+    for k in kernels {
+        for c in PROOF_CHECKS {
+            eprint!("rdma-nix: proving {k}: {c} … ");
+            let o = std::process::Command::new("nix-build")
+                .current_dir(dir)
+                .args([
+                    "-Q",
+                    "--no-out-link",
+                    "--option",
+                    "substituters",
+                    "",
+                    "pkgs/offline",
+                    "-A",
+                ])
+                .arg(format!("checks.\"{k}\".{c}"))
+                .output()
+                .context("cannot run nix-build")?;
+            let passed = o.status.success();
+            eprintln!("{}", if passed { "passed" } else { "FAILED" });
+            let detail = if passed {
+                String::from_utf8_lossy(&o.stdout).trim().to_string()
+            } else {
+                let err = String::from_utf8_lossy(&o.stderr);
+                let lines: Vec<&str> = err.lines().collect();
+                lines[lines.len().saturating_sub(15)..].join("\n")
+            };
+            out.push(Proof {
+                kernel: k.clone(),
+                check: c.into(),
+                passed,
+                detail,
+            });
+        }
+    }
+    Ok(out)
 }
 
 impl Changelog {
@@ -196,6 +257,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         series: Vec::new(),
         dropped_packages: Vec::new(),
         written: Vec::new(),
+        proof: Vec::new(),
     };
     let mut added: Vec<String> = Vec::new();
     for o in &a.only {
@@ -340,6 +402,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         }
     }
     let write = !(a.dry_run || a.check);
+    let mut proved = true;
     if write && log.changed() {
         let mut files = generated.files;
         files.push(GeneratedFile {
@@ -352,12 +415,18 @@ pub fn run(a: Args) -> Result<ExitCode> {
             }
         }
     }
+    if a.prove && !added.is_empty() {
+        log.proof = prove(&m.dir, &added)?;
+        proved = log.proof.iter().all(|p| p.passed);
+    }
     if a.json {
         super::print_json(&log)?;
     } else {
         print_changelog(&log, write);
     }
-    Ok(if a.check && log.changed() {
+    Ok(if !proved {
+        ExitCode::FAILURE
+    } else if a.check && log.changed() {
         ExitCode::from(BEHIND)
     } else {
         ExitCode::SUCCESS
@@ -418,6 +487,15 @@ fn print_changelog(log: &Changelog, write: bool) {
     }
     for p in &log.dropped_packages {
         println!("dropped from the lock: {p}");
+    }
+    for p in &log.proof {
+        let word = if p.passed { "passed" } else { "FAILED" };
+        println!("proof: {} {}: {word}", p.kernel, p.check);
+        if !p.passed {
+            for l in p.detail.lines() {
+                println!("    {l}");
+            }
+        }
     }
     if write {
         for f in &log.written {
