@@ -322,6 +322,37 @@ pub fn kernel_source_store_path(ks: &KernelSource) -> StorePath {
 
 /// Make an extracted kernel source valid in the store: extract its subtrees from the
 /// (already fetched) package in Rust, check the NAR hash against the pin, add it.
+/// The NAR hash of a kernel source's subtrees, extracted from its (fetched) package:
+/// the `hash` a new `[[kernel_source]]` is pinned with.
+pub fn kernel_source_hash(
+    ks: &KernelSource,
+    package: &DebianPackage,
+) -> Result<NixHash, FetchError> {
+    let deb = PathBuf::from(expected_store_path(package).to_string());
+    let work = tempdir(&ks.name)?;
+    let result = (|| {
+        let tree = work.join(&ks.name);
+        let subdirs: Vec<PathBuf> = ks.subdirs.iter().map(PathBuf::from).collect();
+        crate::kernel::source::extract_subtrees(
+            &deb,
+            &subdirs,
+            &tree,
+            crate::archive::DEFAULT_MAX_UNPACKED,
+        )
+        .map_err(|e| FetchError::Download {
+            package: ks.name.clone(),
+            message: e.to_string(),
+        })?;
+        let (hash, _) = crate::nix::nar::hash_path(&tree).map_err(|e| FetchError::Io {
+            file: tree.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(hash)
+    })();
+    let _ = fs::remove_dir_all(&work);
+    result
+}
+
 pub fn fetch_kernel_source(
     ks: &KernelSource,
     package: &DebianPackage,

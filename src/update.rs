@@ -293,6 +293,17 @@ fn complete(index: &Index, abi: &str, image: &Package, suffix: &str) -> Result<A
     })
 }
 
+/// The series' `linux-source-<linux>` of the point release `point` (`5.10.262`), its
+/// newest Debian revision.
+pub fn source_of<'a>(index: &'a Index, linux: &str, point: &str) -> Option<&'a Package> {
+    index
+        .packages
+        .get(&format!("linux-source-{linux}"))?
+        .iter()
+        .filter(|p| p.version.upstream == point)
+        .max_by(|a, b| a.version.cmp(&b.version))
+}
+
 /// The matrix's name of a kernel ABI: `debian-6.1.0-57`, `debian-6.12.118`.
 pub fn kernel_name(abi: &str) -> String {
     format!("debian-{}", abi.split('+').next().unwrap_or(abi))

@@ -122,14 +122,14 @@ fn truncated_real_package() {
     fails_naming(&cut, "truncated.deb");
 }
 
-/// stack.toml's `rdma_in_tree` (which the NixOS module and the offline checks use to
+/// stack.lock's `rdma_in_tree` (which the NixOS module and the offline checks use to
 /// decide which soft drivers rdma-nix must build) agrees with each kernel's config.
 #[test]
 fn stack_toml_in_tree_drivers_match_each_kernels_config() {
     if !require("nix-store") {
         return;
     }
-    let manifest = rdma_nix::manifest::Manifest::load(None).expect("embedded stack.toml");
+    let manifest = rdma_nix::manifest::Manifest::load(None).expect("stack.toml and stack.lock");
     for k in &manifest.kernels {
         // A split image (sid) is a metapackage: its parts hold the files.
         let names = if k.image_parts.is_empty() {
@@ -148,7 +148,7 @@ fn stack_toml_in_tree_drivers_match_each_kernels_config() {
             let shipped = matches!(config[option].as_str(), Some("m" | "y"));
             assert_eq!(
                 claimed, shipped,
-                "kernel {}: stack.toml says {driver} in tree = {claimed}, its config has {option}={}",
+                "kernel {}: stack.lock says {driver} in tree = {claimed}, its config has {option}={}",
                 k.name, config[option]
             );
         }
@@ -163,7 +163,7 @@ fn every_matrix_kernel_lists_its_rdma_drivers_from_its_source() {
     if !require("nix-store") {
         return;
     }
-    let manifest = rdma_nix::manifest::Manifest::load(None).expect("embedded stack.toml");
+    let manifest = rdma_nix::manifest::Manifest::load(None).expect("stack.toml and stack.lock");
     let mut names: Vec<String> = Vec::new();
     for k in &manifest.kernels {
         if k.image_parts.is_empty() {

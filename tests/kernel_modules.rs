@@ -82,8 +82,15 @@ fn every_kernel_of_the_matrix_gets_siw_and_rdma_rxe() {
             assert_eq!(built_for, release, "{kernel} {driver}: vermagic");
         }
     }
-    // The plan reuses the -55 builds on -56, for both drivers.
-    assert_eq!(reused, 2, "{plan}");
+    // As many reuses as the plan decided for the two drivers (the -55 builds on -56
+    // and on every other kernel whose imports match), at least one each.
+    let planned = |driver: &str| {
+        let start = plan.find(&format!("\n  {driver} = {{\n")).unwrap();
+        let end = start + plan[start..].find("\n  };\n").unwrap();
+        plan[start..end].matches("reuse = \"").count()
+    };
+    assert!(planned("siw") >= 1 && planned("rxe") >= 1, "{plan}");
+    assert_eq!(reused, planned("siw") + planned("rxe"), "{plan}");
 }
 
 fn headers(abi: &str) -> Option<PathBuf> {

@@ -329,4 +329,18 @@
     url = "mirror://debian/pool/updates/main/l/linux/linux-kbuild-6.12.118+deb13_6.12.118-1_amd64.deb";
     hash = "sha256-GxTHu+HiPkS+nfsIRMdcsrOJf2h1EXLJIzzvW06uVcA=";
   };
+  "linux-source-5.10.262" = {
+    pname = "linux-source-5.10.262";
+    version = "5.10.262-1";
+    name = "linux-source-5.10_5.10.262-1_all.deb";
+    url = "mirror://debian/pool/updates/main/l/linux/linux-source-5.10_5.10.262-1_all.deb";
+    hash = "sha256-TwEUg0TKnlwcl0OrSghM9hxDdUj4A0Q8zARGAieLUrw=";
+  };
+  "linux-source-6.12.118" = {
+    pname = "linux-source-6.12.118";
+    version = "6.12.118-1";
+    name = "linux-source-6.12_6.12.118-1_all.deb";
+    url = "mirror://debian/pool/updates/main/l/linux/linux-source-6.12_6.12.118-1_all.deb";
+    hash = "sha256-t1uy54pcd2IlTir3aFCFx4imfrNCy0CSrSoF6vn8M7c=";
+  };
 }

@@ -162,14 +162,14 @@
       "rxe"
     ];
     moduleSource = {
-      name = "linux-5.10.223-rdma";
-      package = "linux-source-5.10";
+      name = "linux-5.10.262-rdma";
+      package = "linux-source-5.10.262";
       subdirs = [
         "Makefile"
         "drivers/infiniband"
         "drivers/block/rnbd"
       ];
-      hash = "sha256-M/1bRkedYVrTJjnj6DN/zclOxZzbZNITU0KX0RtSgGY=";
+      hash = "sha256-xLKr6nV3oIrBt8FoIPmP5gcqg8htAb5nRkx4Q+fLwy4=";
     };
   };
   "debian-6.1.0-57" = {
@@ -204,14 +204,14 @@
       "rxe"
     ];
     moduleSource = {
-      name = "linux-6.12.117-rdma";
-      package = "linux-source-6.12";
+      name = "linux-6.12.118-rdma";
+      package = "linux-source-6.12.118";
       subdirs = [
         "Makefile"
         "drivers/infiniband"
         "drivers/block/rnbd"
       ];
-      hash = "sha256-ni/PtyNDw1EPVAKGc0WPNDmy50QHjbtUEGP43+2uSLA=";
+      hash = "sha256-luLNwebcJP45xNEmJ++V7P4Z71zBfpo+d3WGRcI0SUw=";
     };
   };
 }

@@ -1270,10 +1270,10 @@
       };
     };
     "debian-5.10.0-46" = {
-      source = "5.10.223";
+      source = "5.10.262";
       drivers = {
         bng_re = {
-          skip = "not in linux 5.10.223's source";
+          skip = "not in linux 5.10.262's source";
           inTree = false;
         };
         bnxt_re = {
@@ -1296,7 +1296,7 @@
           includes = [ ];
         };
         erdma = {
-          skip = "not in linux 5.10.223's source";
+          skip = "not in linux 5.10.262's source";
           inTree = false;
         };
         hfi1 = {
@@ -1312,7 +1312,7 @@
           inTree = true;
         };
         ionic = {
-          skip = "not in linux 5.10.223's source";
+          skip = "not in linux 5.10.262's source";
           inTree = false;
         };
         ipoib = {
@@ -1320,7 +1320,7 @@
           inTree = true;
         };
         irdma = {
-          skip = "not in linux 5.10.223's source";
+          skip = "not in linux 5.10.262's source";
           inTree = false;
         };
         iser = {
@@ -1332,7 +1332,7 @@
           inTree = true;
         };
         mana = {
-          skip = "not in linux 5.10.223's source";
+          skip = "not in linux 5.10.262's source";
           inTree = false;
         };
         mlx4 = {
@@ -1633,10 +1633,10 @@
       };
     };
     "debian-6.12.118" = {
-      source = "6.12.117";
+      source = "6.12.118";
       drivers = {
         bng_re = {
-          skip = "not in linux 6.12.117's source";
+          skip = "not in linux 6.12.118's source";
           inTree = false;
         };
         bnxt_re = {
@@ -1678,11 +1678,11 @@
           inTree = false;
         };
         i40iw = {
-          skip = "not in linux 6.12.117's source";
+          skip = "not in linux 6.12.118's source";
           inTree = false;
         };
         ionic = {
-          skip = "not in linux 6.12.117's source";
+          skip = "not in linux 6.12.118's source";
           inTree = false;
         };
         ipoib = {

@@ -205,9 +205,17 @@ fn rdma_in_tree(m: &Manifest, k: &Kernel) -> Result<Vec<String>> {
 }
 
 /// Adds a new ABI's kernel and packages to the manifest (a shared package the lock
-/// already pins, such as a series' kbuild, keeps its pin).
-fn add_kernel(m: &mut Manifest, s: &crate::manifest::Series, a: &update::Abi) -> Result<()> {
-    let source = m
+/// already pins, such as a series' kbuild, keeps its pin). Its modules are built from
+/// the series' source when that is of the kernel's point release, else from the
+/// point release's `linux-source` (a new `[[kernel_source]]`, hashed once fetched):
+/// a stable release changes RDMA APIs (5.10.262's rdma_for_each_block).
+fn add_kernel(
+    m: &mut Manifest,
+    s: &crate::manifest::Series,
+    a: &update::Abi,
+    index: &Index,
+) -> Result<()> {
+    let series_source = m
         .kernels
         .iter()
         .rev()
@@ -216,6 +224,30 @@ fn add_kernel(m: &mut Manifest, s: &crate::manifest::Series, a: &update::Abi) ->
         .with_context(|| {
             format!("series {}: the lock has no kernel of it whose [[kernel_source]] the new kernel can build from", s.linux)
         })?;
+    let point = a.image.version.upstream.clone();
+    let ks = m.kernel_source(&series_source).expect("validated").clone();
+    let ks_version = &m.package(&ks.package).expect("validated").version;
+    let source = if Version::parse(ks_version).is_some_and(|v| v.upstream == point) {
+        series_source
+    } else if let Some(pkg) = update::source_of(index, &s.linux, &point) {
+        let name = format!("linux-{point}-rdma");
+        if m.kernel_source(&name).is_none() {
+            let mut pin = update::pin(pkg);
+            pin.name = format!("linux-source-{point}");
+            m.kernel_sources.push(crate::manifest::KernelSource {
+                name: name.clone(),
+                package: pin.name.clone(),
+                subdirs: ks.subdirs.clone(),
+                hash: String::new(),
+            });
+            if m.package(&pin.name).is_none() {
+                m.debian.packages.push(pin);
+            }
+        }
+        name
+    } else {
+        series_source
+    };
     for p in
         std::iter::once(&a.image)
             .chain(&a.parts)
@@ -316,7 +348,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             match c.status {
                 AbiStatus::Added => {
                     let abi = found.iter().find(|f| f.abi == c.abi).expect("found");
-                    add_kernel(&mut next, s, abi)?;
+                    add_kernel(&mut next, s, abi, &index)?;
                     added.push(c.kernel.clone());
                 }
                 AbiStatus::Retired => {
@@ -366,6 +398,22 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 "in the store"
             }
         );
+    }
+    // New kernel sources: their subtrees extracted and hashed, then added.
+    for i in 0..next.kernel_sources.len() {
+        if !next.kernel_sources[i].hash.is_empty() {
+            continue;
+        }
+        let ks = next.kernel_sources[i].clone();
+        eprintln!(
+            "rdma-nix: {}: extracting and hashing {}",
+            ks.name,
+            ks.subdirs.join(", ")
+        );
+        let pkg = next.package(&ks.package).expect("pinned").clone();
+        let hash = crate::fetch::kernel_source_hash(&ks, &pkg)?;
+        next.kernel_sources[i].hash = hash.to_sri();
+        crate::fetch::fetch_kernel_source(&next.kernel_sources[i], &pkg)?;
     }
     let mut in_tree = Vec::new();
     for k in next.kernels.iter().filter(|k| added.contains(&k.name)) {
