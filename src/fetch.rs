@@ -320,14 +320,14 @@ pub fn kernel_source_store_path(ks: &KernelSource) -> StorePath {
     .expect("store name validated with the manifest")
 }
 
-/// Make an extracted kernel source valid in the store: extract its subtrees from the
-/// (already fetched) package in Rust, check the NAR hash against the pin, add it.
-/// The NAR hash of a kernel source's subtrees, extracted from its (fetched) package:
-/// the `hash` a new `[[kernel_source]]` is pinned with.
-pub fn kernel_source_hash(
+/// Extracts a kernel source's subtrees from its (fetched) package into a scratch
+/// directory, in Rust, and hands the tree and its NAR hash to `then`; the scratch is
+/// removed afterwards, whatever `then` gives.
+fn with_extracted<T>(
     ks: &KernelSource,
     package: &DebianPackage,
-) -> Result<NixHash, FetchError> {
+    then: impl FnOnce(PathBuf, NixHash) -> Result<T, FetchError>,
+) -> Result<T, FetchError> {
     let deb = PathBuf::from(expected_store_path(package).to_string());
     let work = tempdir(&ks.name)?;
     let result = (|| {
@@ -347,12 +347,23 @@ pub fn kernel_source_hash(
             file: tree.clone(),
             message: e.to_string(),
         })?;
-        Ok(hash)
+        then(tree, hash)
     })();
     let _ = fs::remove_dir_all(&work);
     result
 }
 
+/// The NAR hash of a kernel source's subtrees, extracted from its (fetched) package:
+/// the `hash` a new `[[kernel_source]]` is pinned with.
+pub fn kernel_source_hash(
+    ks: &KernelSource,
+    package: &DebianPackage,
+) -> Result<NixHash, FetchError> {
+    with_extracted(ks, package, |_, hash| Ok(hash))
+}
+
+/// Make an extracted kernel source valid in the store: extract its subtrees from the
+/// (already fetched) package in Rust, check the NAR hash against the pin, add it.
 pub fn fetch_kernel_source(
     ks: &KernelSource,
     package: &DebianPackage,
@@ -365,25 +376,7 @@ pub fn fetch_kernel_source(
             outcome: Outcome::Present,
         });
     }
-    let deb = PathBuf::from(expected_store_path(package).to_string());
-    let work = tempdir(&ks.name)?;
-    let result = (|| {
-        let tree = work.join(&ks.name);
-        let subdirs: Vec<PathBuf> = ks.subdirs.iter().map(PathBuf::from).collect();
-        crate::kernel::source::extract_subtrees(
-            &deb,
-            &subdirs,
-            &tree,
-            crate::archive::DEFAULT_MAX_UNPACKED,
-        )
-        .map_err(|e| FetchError::Download {
-            package: ks.name.clone(),
-            message: e.to_string(),
-        })?;
-        let (actual, _) = crate::nix::nar::hash_path(&tree).map_err(|e| FetchError::Io {
-            file: tree.clone(),
-            message: e.to_string(),
-        })?;
+    with_extracted(ks, package, |tree, actual| {
         if actual != ks.nar_hash() {
             return Err(FetchError::Mismatch {
                 package: ks.name.clone(),
@@ -398,9 +391,7 @@ pub fn fetch_kernel_source(
             store_path: got,
             outcome: Outcome::Added,
         })
-    })();
-    let _ = fs::remove_dir_all(&work);
-    result
+    })
 }
 
 /// The store path of the bootstrap file (`nix-store --add-fixed --recursive`).

@@ -84,6 +84,8 @@ struct AbiLog {
 #[derive(Serialize)]
 struct Changelog {
     series: Vec<SeriesLog>,
+    /// Kernel sources new to the lock (a new kernel's point release), by name.
+    new_sources: Vec<String>,
     /// Packages dropped from the lock with the kernels retired.
     dropped_packages: Vec<String>,
     /// Files written (none for --dry-run, --check or when nothing changed).
@@ -287,6 +289,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let mut next = m.clone();
     let mut log = Changelog {
         series: Vec::new(),
+        new_sources: Vec::new(),
         dropped_packages: Vec::new(),
         written: Vec::new(),
         proof: Vec::new(),
@@ -405,6 +408,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             continue;
         }
         let ks = next.kernel_sources[i].clone();
+        log.new_sources.push(ks.name.clone());
         eprintln!(
             "rdma-nix: {}: extracting and hashing {}",
             ks.name,
@@ -532,6 +536,9 @@ fn print_changelog(log: &Changelog, write: bool) {
                 i.why
             );
         }
+    }
+    for s in &log.new_sources {
+        println!("new kernel source (a new kernel's point release): {s}");
     }
     for p in &log.dropped_packages {
         println!("dropped from the lock: {p}");
