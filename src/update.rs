@@ -386,8 +386,35 @@ pub fn plan_series(
     out
 }
 
-/// The packages of the lock that nothing refers to any more.
-pub fn unreferenced(m: &Manifest) -> Vec<String> {
+/// Puts the lock's kernels in one order whatever the history of updates: those pinned
+/// by hand first, as they are, then each series in the intent's order, oldest first.
+pub fn sort_kernels(m: &mut Manifest) {
+    let key = |k: &Kernel| {
+        let series = k
+            .series
+            .as_ref()
+            .and_then(|s| m.series.iter().position(|x| &x.linux == s))
+            .map_or(0, |i| i + 1);
+        let version = m.package(&k.image).and_then(|p| Version::parse(&p.version));
+        (series, version)
+    };
+    let mut keyed: Vec<_> = m.kernels.iter().map(|k| (key(k), k.clone())).collect();
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    m.kernels = keyed.into_iter().map(|(_, k)| k).collect();
+}
+
+/// Drops from the lock the kernel sources no kernel builds from and the kernel
+/// packages nothing refers to any more (after retiring kernels); returns their names.
+pub fn drop_unreferenced(m: &mut Manifest) -> Vec<String> {
+    let mut dropped = Vec::new();
+    let sources: BTreeSet<String> = m.kernels.iter().map(|k| k.module_source.clone()).collect();
+    m.kernel_sources.retain(|s| {
+        let keep = sources.contains(&s.name);
+        if !keep {
+            dropped.push(s.name.clone());
+        }
+        keep
+    });
     let mut used: BTreeSet<&str> = BTreeSet::new();
     for k in &m.kernels {
         used.extend([&k.image, &k.headers, &k.headers_common, &k.kbuild].map(String::as_str));
@@ -405,16 +432,21 @@ pub fn unreferenced(m: &Manifest) -> Vec<String> {
             "linux-base-",
             "linux-binary-",
             "linux-modules-",
+            "linux-source-",
         ]
         .iter()
         .any(|p| n.starts_with(p))
     };
-    m.debian
+    let unused: BTreeSet<String> = m
+        .debian
         .packages
         .iter()
         .filter(|p| kernel_pkg(&p.name) && !used.contains(p.name.as_str()))
         .map(|p| p.name.clone())
-        .collect()
+        .collect();
+    m.debian.packages.retain(|p| !unused.contains(&p.name));
+    dropped.extend(unused);
+    dropped
 }
 
 #[cfg(test)]

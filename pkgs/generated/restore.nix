@@ -9,11 +9,11 @@
     "rnbd"
   ];
   kernels = {
-    "debian-6.1.0-50" = {
-      source = "6.1.192";
+    "debian-5.10.0-32" = {
+      source = "5.10.223";
       drivers = {
         bng_re = {
-          skip = "not in linux 6.1.192's source";
+          skip = "not in linux 5.10.223's source";
           inTree = false;
         };
         bnxt_re = {
@@ -36,15 +36,8 @@
           includes = [ ];
         };
         erdma = {
-          dir = "drivers/infiniband/hw/erdma";
-          modules = [
-            "erdma"
-          ];
-          symbols = {
-            CONFIG_INFINIBAND_ERDMA = "m";
-          };
-          needs = [ ];
-          includes = [ ];
+          skip = "not in linux 5.10.223's source";
+          inTree = false;
         };
         hfi1 = {
           skip = "built by the kernel already (INFINIBAND_HFI1=m)";
@@ -55,11 +48,11 @@
           inTree = false;
         };
         i40iw = {
-          skip = "not in linux 6.1.192's source";
-          inTree = false;
+          skip = "built by the kernel already (INFINIBAND_I40IW=m)";
+          inTree = true;
         };
         ionic = {
-          skip = "not in linux 6.1.192's source";
+          skip = "not in linux 5.10.223's source";
           inTree = false;
         };
         ipoib = {
@@ -67,8 +60,8 @@
           inTree = true;
         };
         irdma = {
-          skip = "built by the kernel already (INFINIBAND_IRDMA=m)";
-          inTree = true;
+          skip = "not in linux 5.10.223's source";
+          inTree = false;
         };
         iser = {
           skip = "built by the kernel already (INFINIBAND_ISER=m)";
@@ -79,7 +72,185 @@
           inTree = true;
         };
         mana = {
-          skip = "not in linux 6.1.192's source";
+          skip = "not in linux 5.10.223's source";
+          inTree = false;
+        };
+        mlx4 = {
+          skip = "built by the kernel already (MLX4_INFINIBAND=m)";
+          inTree = true;
+        };
+        mlx5 = {
+          skip = "built by the kernel already (MLX5_INFINIBAND=m)";
+          inTree = true;
+        };
+        mthca = {
+          skip = "built by the kernel already (INFINIBAND_MTHCA=m)";
+          inTree = true;
+        };
+        ocrdma = {
+          skip = "built by the kernel already (INFINIBAND_OCRDMA=m)";
+          inTree = true;
+        };
+        opa_vnic = {
+          dir = "drivers/infiniband/ulp/opa_vnic";
+          modules = [
+            "opa_vnic"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_OPA_VNIC = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        qedr = {
+          skip = "built by the kernel already (INFINIBAND_QEDR=m)";
+          inTree = true;
+        };
+        qib = {
+          skip = "built by the kernel already (INFINIBAND_QIB=m)";
+          inTree = true;
+        };
+        rdmavt = {
+          skip = "built by the kernel already (INFINIBAND_RDMAVT=m)";
+          inTree = true;
+        };
+        rnbd = {
+          dir = "drivers/block/rnbd";
+          modules = [
+            "rnbd-client"
+            "rnbd-server"
+          ];
+          symbols = {
+            CONFIG_BLK_DEV_RNBD = "y";
+            CONFIG_BLK_DEV_RNBD_CLIENT = "m";
+            CONFIG_BLK_DEV_RNBD_SERVER = "m";
+          };
+          needs = [
+            "rtrs"
+          ];
+          includes = [
+            "drivers/infiniband/ulp/rtrs"
+          ];
+        };
+        rtrs = {
+          dir = "drivers/infiniband/ulp/rtrs";
+          modules = [
+            "rtrs-core"
+            "rtrs-client"
+            "rtrs-server"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_RTRS = "m";
+            CONFIG_INFINIBAND_RTRS_CLIENT = "m";
+            CONFIG_INFINIBAND_RTRS_SERVER = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        rxe = {
+          skip = "built by the kernel already (RDMA_RXE=m)";
+          inTree = true;
+        };
+        siw = {
+          dir = "drivers/infiniband/sw/siw";
+          modules = [
+            "siw"
+          ];
+          symbols = {
+            CONFIG_RDMA_SIW = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        srp = {
+          skip = "built by the kernel already (INFINIBAND_SRP=m)";
+          inTree = true;
+        };
+        srpt = {
+          skip = "built by the kernel already (INFINIBAND_SRPT=m)";
+          inTree = true;
+        };
+        usnic = {
+          skip = "built by the kernel already (INFINIBAND_USNIC=m)";
+          inTree = true;
+        };
+        vmw_pvrdma = {
+          dir = "drivers/infiniband/hw/vmw_pvrdma";
+          modules = [
+            "vmw_pvrdma"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_VMWARE_PVRDMA = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+      };
+    };
+    "debian-5.10.0-46" = {
+      source = "5.10.262";
+      drivers = {
+        bng_re = {
+          skip = "not in linux 5.10.262's source";
+          inTree = false;
+        };
+        bnxt_re = {
+          skip = "its build includes drivers/net/ethernet/broadcom/bnxt, which the kernel source subset lacks (add it to the [[kernel_source]]'s subdirs)";
+          inTree = false;
+        };
+        cxgb4 = {
+          skip = "built by the kernel already (INFINIBAND_CXGB4=m)";
+          inTree = true;
+        };
+        efa = {
+          dir = "drivers/infiniband/hw/efa";
+          modules = [
+            "efa"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_EFA = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        erdma = {
+          skip = "not in linux 5.10.262's source";
+          inTree = false;
+        };
+        hfi1 = {
+          skip = "built by the kernel already (INFINIBAND_HFI1=m)";
+          inTree = true;
+        };
+        hns = {
+          skip = "INFINIBAND_HNS depends on `NET_VENDOR_HISILICON`, which this kernel's config does not satisfy";
+          inTree = false;
+        };
+        i40iw = {
+          skip = "built by the kernel already (INFINIBAND_I40IW=m)";
+          inTree = true;
+        };
+        ionic = {
+          skip = "not in linux 5.10.262's source";
+          inTree = false;
+        };
+        ipoib = {
+          skip = "built by the kernel already (INFINIBAND_IPOIB=m)";
+          inTree = true;
+        };
+        irdma = {
+          skip = "not in linux 5.10.262's source";
+          inTree = false;
+        };
+        iser = {
+          skip = "built by the kernel already (INFINIBAND_ISER=m)";
+          inTree = true;
+        };
+        isert = {
+          skip = "built by the kernel already (INFINIBAND_ISERT=m)";
+          inTree = true;
+        };
+        mana = {
+          skip = "not in linux 5.10.262's source";
           inTree = false;
         };
         mlx4 = {
@@ -355,6 +526,191 @@
         vmw_pvrdma = {
           skip = "its source (linux 6.1.192) includes <rdma/iter.h>, which 6.1.0-47-amd64's headers lack (a newer point release's driver)";
           inTree = false;
+        };
+      };
+    };
+    "debian-6.1.0-50" = {
+      source = "6.1.192";
+      drivers = {
+        bng_re = {
+          skip = "not in linux 6.1.192's source";
+          inTree = false;
+        };
+        bnxt_re = {
+          skip = "its build includes drivers/net/ethernet/broadcom/bnxt, which the kernel source subset lacks (add it to the [[kernel_source]]'s subdirs)";
+          inTree = false;
+        };
+        cxgb4 = {
+          skip = "built by the kernel already (INFINIBAND_CXGB4=m)";
+          inTree = true;
+        };
+        efa = {
+          dir = "drivers/infiniband/hw/efa";
+          modules = [
+            "efa"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_EFA = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        erdma = {
+          dir = "drivers/infiniband/hw/erdma";
+          modules = [
+            "erdma"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_ERDMA = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        hfi1 = {
+          skip = "built by the kernel already (INFINIBAND_HFI1=m)";
+          inTree = true;
+        };
+        hns = {
+          skip = "INFINIBAND_HNS depends on `NET_VENDOR_HISILICON`, which this kernel's config does not satisfy";
+          inTree = false;
+        };
+        i40iw = {
+          skip = "not in linux 6.1.192's source";
+          inTree = false;
+        };
+        ionic = {
+          skip = "not in linux 6.1.192's source";
+          inTree = false;
+        };
+        ipoib = {
+          skip = "built by the kernel already (INFINIBAND_IPOIB=m)";
+          inTree = true;
+        };
+        irdma = {
+          skip = "built by the kernel already (INFINIBAND_IRDMA=m)";
+          inTree = true;
+        };
+        iser = {
+          skip = "built by the kernel already (INFINIBAND_ISER=m)";
+          inTree = true;
+        };
+        isert = {
+          skip = "built by the kernel already (INFINIBAND_ISERT=m)";
+          inTree = true;
+        };
+        mana = {
+          skip = "not in linux 6.1.192's source";
+          inTree = false;
+        };
+        mlx4 = {
+          skip = "built by the kernel already (MLX4_INFINIBAND=m)";
+          inTree = true;
+        };
+        mlx5 = {
+          skip = "built by the kernel already (MLX5_INFINIBAND=m)";
+          inTree = true;
+        };
+        mthca = {
+          skip = "built by the kernel already (INFINIBAND_MTHCA=m)";
+          inTree = true;
+        };
+        ocrdma = {
+          skip = "built by the kernel already (INFINIBAND_OCRDMA=m)";
+          inTree = true;
+        };
+        opa_vnic = {
+          dir = "drivers/infiniband/ulp/opa_vnic";
+          modules = [
+            "opa_vnic"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_OPA_VNIC = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        qedr = {
+          skip = "built by the kernel already (INFINIBAND_QEDR=m)";
+          inTree = true;
+        };
+        qib = {
+          skip = "built by the kernel already (INFINIBAND_QIB=m)";
+          inTree = true;
+        };
+        rdmavt = {
+          skip = "built by the kernel already (INFINIBAND_RDMAVT=m)";
+          inTree = true;
+        };
+        rnbd = {
+          dir = "drivers/block/rnbd";
+          modules = [
+            "rnbd-client"
+            "rnbd-server"
+          ];
+          symbols = {
+            CONFIG_BLK_DEV_RNBD = "y";
+            CONFIG_BLK_DEV_RNBD_CLIENT = "m";
+            CONFIG_BLK_DEV_RNBD_SERVER = "m";
+          };
+          needs = [
+            "rtrs"
+          ];
+          includes = [
+            "drivers/infiniband/ulp/rtrs"
+          ];
+        };
+        rtrs = {
+          dir = "drivers/infiniband/ulp/rtrs";
+          modules = [
+            "rtrs-core"
+            "rtrs-client"
+            "rtrs-server"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_RTRS = "m";
+            CONFIG_INFINIBAND_RTRS_CLIENT = "m";
+            CONFIG_INFINIBAND_RTRS_SERVER = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        rxe = {
+          skip = "built by the kernel already (RDMA_RXE=m)";
+          inTree = true;
+        };
+        siw = {
+          dir = "drivers/infiniband/sw/siw";
+          modules = [
+            "siw"
+          ];
+          symbols = {
+            CONFIG_RDMA_SIW = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        srp = {
+          skip = "built by the kernel already (INFINIBAND_SRP=m)";
+          inTree = true;
+        };
+        srpt = {
+          skip = "built by the kernel already (INFINIBAND_SRPT=m)";
+          inTree = true;
+        };
+        usnic = {
+          skip = "built by the kernel already (INFINIBAND_USNIC=m)";
+          inTree = true;
+        };
+        vmw_pvrdma = {
+          dir = "drivers/infiniband/hw/vmw_pvrdma";
+          modules = [
+            "vmw_pvrdma"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_VMWARE_PVRDMA = "m";
+          };
+          needs = [ ];
+          includes = [ ];
         };
       };
     };
@@ -728,11 +1084,11 @@
         };
       };
     };
-    "debian-5.10.0-32" = {
-      source = "5.10.223";
+    "debian-6.1.0-57" = {
+      source = "6.1.192";
       drivers = {
         bng_re = {
-          skip = "not in linux 5.10.223's source";
+          skip = "not in linux 6.1.192's source";
           inTree = false;
         };
         bnxt_re = {
@@ -755,8 +1111,15 @@
           includes = [ ];
         };
         erdma = {
-          skip = "not in linux 5.10.223's source";
-          inTree = false;
+          dir = "drivers/infiniband/hw/erdma";
+          modules = [
+            "erdma"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_ERDMA = "m";
+          };
+          needs = [ ];
+          includes = [ ];
         };
         hfi1 = {
           skip = "built by the kernel already (INFINIBAND_HFI1=m)";
@@ -767,11 +1130,11 @@
           inTree = false;
         };
         i40iw = {
-          skip = "built by the kernel already (INFINIBAND_I40IW=m)";
-          inTree = true;
+          skip = "not in linux 6.1.192's source";
+          inTree = false;
         };
         ionic = {
-          skip = "not in linux 5.10.223's source";
+          skip = "not in linux 6.1.192's source";
           inTree = false;
         };
         ipoib = {
@@ -779,8 +1142,8 @@
           inTree = true;
         };
         irdma = {
-          skip = "not in linux 5.10.223's source";
-          inTree = false;
+          skip = "built by the kernel already (INFINIBAND_IRDMA=m)";
+          inTree = true;
         };
         iser = {
           skip = "built by the kernel already (INFINIBAND_ISER=m)";
@@ -791,7 +1154,7 @@
           inTree = true;
         };
         mana = {
-          skip = "not in linux 5.10.223's source";
+          skip = "not in linux 6.1.192's source";
           inTree = false;
         };
         mlx4 = {
@@ -957,6 +1320,191 @@
         };
         ionic = {
           skip = "not in linux 6.12.117's source";
+          inTree = false;
+        };
+        ipoib = {
+          skip = "built by the kernel already (INFINIBAND_IPOIB=m)";
+          inTree = true;
+        };
+        irdma = {
+          skip = "built by the kernel already (INFINIBAND_IRDMA=m)";
+          inTree = true;
+        };
+        iser = {
+          skip = "built by the kernel already (INFINIBAND_ISER=m)";
+          inTree = true;
+        };
+        isert = {
+          skip = "built by the kernel already (INFINIBAND_ISERT=m)";
+          inTree = true;
+        };
+        mana = {
+          skip = "built by the kernel already (MANA_INFINIBAND=m)";
+          inTree = true;
+        };
+        mlx4 = {
+          skip = "built by the kernel already (MLX4_INFINIBAND=m)";
+          inTree = true;
+        };
+        mlx5 = {
+          skip = "built by the kernel already (MLX5_INFINIBAND=m)";
+          inTree = true;
+        };
+        mthca = {
+          skip = "built by the kernel already (INFINIBAND_MTHCA=m)";
+          inTree = true;
+        };
+        ocrdma = {
+          skip = "built by the kernel already (INFINIBAND_OCRDMA=m)";
+          inTree = true;
+        };
+        opa_vnic = {
+          dir = "drivers/infiniband/ulp/opa_vnic";
+          modules = [
+            "opa_vnic"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_OPA_VNIC = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        qedr = {
+          skip = "built by the kernel already (INFINIBAND_QEDR=m)";
+          inTree = true;
+        };
+        qib = {
+          skip = "built by the kernel already (INFINIBAND_QIB=m)";
+          inTree = true;
+        };
+        rdmavt = {
+          skip = "built by the kernel already (INFINIBAND_RDMAVT=m)";
+          inTree = true;
+        };
+        rnbd = {
+          dir = "drivers/block/rnbd";
+          modules = [
+            "rnbd-client"
+            "rnbd-server"
+          ];
+          symbols = {
+            CONFIG_BLK_DEV_RNBD = "y";
+            CONFIG_BLK_DEV_RNBD_CLIENT = "m";
+            CONFIG_BLK_DEV_RNBD_SERVER = "m";
+          };
+          needs = [
+            "rtrs"
+          ];
+          includes = [
+            "drivers/infiniband/ulp/rtrs"
+          ];
+        };
+        rtrs = {
+          dir = "drivers/infiniband/ulp/rtrs";
+          modules = [
+            "rtrs-core"
+            "rtrs-client"
+            "rtrs-server"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_RTRS = "m";
+            CONFIG_INFINIBAND_RTRS_CLIENT = "m";
+            CONFIG_INFINIBAND_RTRS_SERVER = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        rxe = {
+          skip = "built by the kernel already (RDMA_RXE=m)";
+          inTree = true;
+        };
+        siw = {
+          dir = "drivers/infiniband/sw/siw";
+          modules = [
+            "siw"
+          ];
+          symbols = {
+            CONFIG_RDMA_SIW = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        srp = {
+          skip = "built by the kernel already (INFINIBAND_SRP=m)";
+          inTree = true;
+        };
+        srpt = {
+          skip = "built by the kernel already (INFINIBAND_SRPT=m)";
+          inTree = true;
+        };
+        usnic = {
+          skip = "built by the kernel already (INFINIBAND_USNIC=m)";
+          inTree = true;
+        };
+        vmw_pvrdma = {
+          dir = "drivers/infiniband/hw/vmw_pvrdma";
+          modules = [
+            "vmw_pvrdma"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_VMWARE_PVRDMA = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+      };
+    };
+    "debian-6.12.118" = {
+      source = "6.12.118";
+      drivers = {
+        bng_re = {
+          skip = "not in linux 6.12.118's source";
+          inTree = false;
+        };
+        bnxt_re = {
+          skip = "built by the kernel already (INFINIBAND_BNXT_RE=m)";
+          inTree = true;
+        };
+        cxgb4 = {
+          skip = "built by the kernel already (INFINIBAND_CXGB4=m)";
+          inTree = true;
+        };
+        efa = {
+          dir = "drivers/infiniband/hw/efa";
+          modules = [
+            "efa"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_EFA = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        erdma = {
+          dir = "drivers/infiniband/hw/erdma";
+          modules = [
+            "erdma"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_ERDMA = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+        };
+        hfi1 = {
+          skip = "built by the kernel already (INFINIBAND_HFI1=m)";
+          inTree = true;
+        };
+        hns = {
+          skip = "INFINIBAND_HNS_HIP08 depends on `ARM64 || (COMPILE_TEST && 64BIT)`, which this kernel's config does not satisfy";
+          inTree = false;
+        };
+        i40iw = {
+          skip = "not in linux 6.12.118's source";
+          inTree = false;
+        };
+        ionic = {
+          skip = "not in linux 6.12.118's source";
           inTree = false;
         };
         ipoib = {
@@ -1269,558 +1817,10 @@
         };
       };
     };
-    "debian-5.10.0-46" = {
-      source = "5.10.262";
-      drivers = {
-        bng_re = {
-          skip = "not in linux 5.10.262's source";
-          inTree = false;
-        };
-        bnxt_re = {
-          skip = "its build includes drivers/net/ethernet/broadcom/bnxt, which the kernel source subset lacks (add it to the [[kernel_source]]'s subdirs)";
-          inTree = false;
-        };
-        cxgb4 = {
-          skip = "built by the kernel already (INFINIBAND_CXGB4=m)";
-          inTree = true;
-        };
-        efa = {
-          dir = "drivers/infiniband/hw/efa";
-          modules = [
-            "efa"
-          ];
-          symbols = {
-            CONFIG_INFINIBAND_EFA = "m";
-          };
-          needs = [ ];
-          includes = [ ];
-        };
-        erdma = {
-          skip = "not in linux 5.10.262's source";
-          inTree = false;
-        };
-        hfi1 = {
-          skip = "built by the kernel already (INFINIBAND_HFI1=m)";
-          inTree = true;
-        };
-        hns = {
-          skip = "INFINIBAND_HNS depends on `NET_VENDOR_HISILICON`, which this kernel's config does not satisfy";
-          inTree = false;
-        };
-        i40iw = {
-          skip = "built by the kernel already (INFINIBAND_I40IW=m)";
-          inTree = true;
-        };
-        ionic = {
-          skip = "not in linux 5.10.262's source";
-          inTree = false;
-        };
-        ipoib = {
-          skip = "built by the kernel already (INFINIBAND_IPOIB=m)";
-          inTree = true;
-        };
-        irdma = {
-          skip = "not in linux 5.10.262's source";
-          inTree = false;
-        };
-        iser = {
-          skip = "built by the kernel already (INFINIBAND_ISER=m)";
-          inTree = true;
-        };
-        isert = {
-          skip = "built by the kernel already (INFINIBAND_ISERT=m)";
-          inTree = true;
-        };
-        mana = {
-          skip = "not in linux 5.10.262's source";
-          inTree = false;
-        };
-        mlx4 = {
-          skip = "built by the kernel already (MLX4_INFINIBAND=m)";
-          inTree = true;
-        };
-        mlx5 = {
-          skip = "built by the kernel already (MLX5_INFINIBAND=m)";
-          inTree = true;
-        };
-        mthca = {
-          skip = "built by the kernel already (INFINIBAND_MTHCA=m)";
-          inTree = true;
-        };
-        ocrdma = {
-          skip = "built by the kernel already (INFINIBAND_OCRDMA=m)";
-          inTree = true;
-        };
-        opa_vnic = {
-          dir = "drivers/infiniband/ulp/opa_vnic";
-          modules = [
-            "opa_vnic"
-          ];
-          symbols = {
-            CONFIG_INFINIBAND_OPA_VNIC = "m";
-          };
-          needs = [ ];
-          includes = [ ];
-        };
-        qedr = {
-          skip = "built by the kernel already (INFINIBAND_QEDR=m)";
-          inTree = true;
-        };
-        qib = {
-          skip = "built by the kernel already (INFINIBAND_QIB=m)";
-          inTree = true;
-        };
-        rdmavt = {
-          skip = "built by the kernel already (INFINIBAND_RDMAVT=m)";
-          inTree = true;
-        };
-        rnbd = {
-          dir = "drivers/block/rnbd";
-          modules = [
-            "rnbd-client"
-            "rnbd-server"
-          ];
-          symbols = {
-            CONFIG_BLK_DEV_RNBD = "y";
-            CONFIG_BLK_DEV_RNBD_CLIENT = "m";
-            CONFIG_BLK_DEV_RNBD_SERVER = "m";
-          };
-          needs = [
-            "rtrs"
-          ];
-          includes = [
-            "drivers/infiniband/ulp/rtrs"
-          ];
-        };
-        rtrs = {
-          dir = "drivers/infiniband/ulp/rtrs";
-          modules = [
-            "rtrs-core"
-            "rtrs-client"
-            "rtrs-server"
-          ];
-          symbols = {
-            CONFIG_INFINIBAND_RTRS = "m";
-            CONFIG_INFINIBAND_RTRS_CLIENT = "m";
-            CONFIG_INFINIBAND_RTRS_SERVER = "m";
-          };
-          needs = [ ];
-          includes = [ ];
-        };
-        rxe = {
-          skip = "built by the kernel already (RDMA_RXE=m)";
-          inTree = true;
-        };
-        siw = {
-          dir = "drivers/infiniband/sw/siw";
-          modules = [
-            "siw"
-          ];
-          symbols = {
-            CONFIG_RDMA_SIW = "m";
-          };
-          needs = [ ];
-          includes = [ ];
-        };
-        srp = {
-          skip = "built by the kernel already (INFINIBAND_SRP=m)";
-          inTree = true;
-        };
-        srpt = {
-          skip = "built by the kernel already (INFINIBAND_SRPT=m)";
-          inTree = true;
-        };
-        usnic = {
-          skip = "built by the kernel already (INFINIBAND_USNIC=m)";
-          inTree = true;
-        };
-        vmw_pvrdma = {
-          dir = "drivers/infiniband/hw/vmw_pvrdma";
-          modules = [
-            "vmw_pvrdma"
-          ];
-          symbols = {
-            CONFIG_INFINIBAND_VMWARE_PVRDMA = "m";
-          };
-          needs = [ ];
-          includes = [ ];
-        };
-      };
-    };
-    "debian-6.1.0-57" = {
-      source = "6.1.192";
-      drivers = {
-        bng_re = {
-          skip = "not in linux 6.1.192's source";
-          inTree = false;
-        };
-        bnxt_re = {
-          skip = "its build includes drivers/net/ethernet/broadcom/bnxt, which the kernel source subset lacks (add it to the [[kernel_source]]'s subdirs)";
-          inTree = false;
-        };
-        cxgb4 = {
-          skip = "built by the kernel already (INFINIBAND_CXGB4=m)";
-          inTree = true;
-        };
-        efa = {
-          dir = "drivers/infiniband/hw/efa";
-          modules = [
-            "efa"
-          ];
-          symbols = {
-            CONFIG_INFINIBAND_EFA = "m";
-          };
-          needs = [ ];
-          includes = [ ];
-        };
-        erdma = {
-          dir = "drivers/infiniband/hw/erdma";
-          modules = [
-            "erdma"
-          ];
-          symbols = {
-            CONFIG_INFINIBAND_ERDMA = "m";
-          };
-          needs = [ ];
-          includes = [ ];
-        };
-        hfi1 = {
-          skip = "built by the kernel already (INFINIBAND_HFI1=m)";
-          inTree = true;
-        };
-        hns = {
-          skip = "INFINIBAND_HNS depends on `NET_VENDOR_HISILICON`, which this kernel's config does not satisfy";
-          inTree = false;
-        };
-        i40iw = {
-          skip = "not in linux 6.1.192's source";
-          inTree = false;
-        };
-        ionic = {
-          skip = "not in linux 6.1.192's source";
-          inTree = false;
-        };
-        ipoib = {
-          skip = "built by the kernel already (INFINIBAND_IPOIB=m)";
-          inTree = true;
-        };
-        irdma = {
-          skip = "built by the kernel already (INFINIBAND_IRDMA=m)";
-          inTree = true;
-        };
-        iser = {
-          skip = "built by the kernel already (INFINIBAND_ISER=m)";
-          inTree = true;
-        };
-        isert = {
-          skip = "built by the kernel already (INFINIBAND_ISERT=m)";
-          inTree = true;
-        };
-        mana = {
-          skip = "not in linux 6.1.192's source";
-          inTree = false;
-        };
-        mlx4 = {
-          skip = "built by the kernel already (MLX4_INFINIBAND=m)";
-          inTree = true;
-        };
-        mlx5 = {
-          skip = "built by the kernel already (MLX5_INFINIBAND=m)";
-          inTree = true;
-        };
-        mthca = {
-          skip = "built by the kernel already (INFINIBAND_MTHCA=m)";
-          inTree = true;
-        };
-        ocrdma = {
-          skip = "built by the kernel already (INFINIBAND_OCRDMA=m)";
-          inTree = true;
-        };
-        opa_vnic = {
-          dir = "drivers/infiniband/ulp/opa_vnic";
-          modules = [
-            "opa_vnic"
-          ];
-          symbols = {
-            CONFIG_INFINIBAND_OPA_VNIC = "m";
-          };
-          needs = [ ];
-          includes = [ ];
-        };
-        qedr = {
-          skip = "built by the kernel already (INFINIBAND_QEDR=m)";
-          inTree = true;
-        };
-        qib = {
-          skip = "built by the kernel already (INFINIBAND_QIB=m)";
-          inTree = true;
-        };
-        rdmavt = {
-          skip = "built by the kernel already (INFINIBAND_RDMAVT=m)";
-          inTree = true;
-        };
-        rnbd = {
-          dir = "drivers/block/rnbd";
-          modules = [
-            "rnbd-client"
-            "rnbd-server"
-          ];
-          symbols = {
-            CONFIG_BLK_DEV_RNBD = "y";
-            CONFIG_BLK_DEV_RNBD_CLIENT = "m";
-            CONFIG_BLK_DEV_RNBD_SERVER = "m";
-          };
-          needs = [
-            "rtrs"
-          ];
-          includes = [
-            "drivers/infiniband/ulp/rtrs"
-          ];
-        };
-        rtrs = {
-          dir = "drivers/infiniband/ulp/rtrs";
-          modules = [
-            "rtrs-core"
-            "rtrs-client"
-            "rtrs-server"
-          ];
-          symbols = {
-            CONFIG_INFINIBAND_RTRS = "m";
-            CONFIG_INFINIBAND_RTRS_CLIENT = "m";
-            CONFIG_INFINIBAND_RTRS_SERVER = "m";
-          };
-          needs = [ ];
-          includes = [ ];
-        };
-        rxe = {
-          skip = "built by the kernel already (RDMA_RXE=m)";
-          inTree = true;
-        };
-        siw = {
-          dir = "drivers/infiniband/sw/siw";
-          modules = [
-            "siw"
-          ];
-          symbols = {
-            CONFIG_RDMA_SIW = "m";
-          };
-          needs = [ ];
-          includes = [ ];
-        };
-        srp = {
-          skip = "built by the kernel already (INFINIBAND_SRP=m)";
-          inTree = true;
-        };
-        srpt = {
-          skip = "built by the kernel already (INFINIBAND_SRPT=m)";
-          inTree = true;
-        };
-        usnic = {
-          skip = "built by the kernel already (INFINIBAND_USNIC=m)";
-          inTree = true;
-        };
-        vmw_pvrdma = {
-          dir = "drivers/infiniband/hw/vmw_pvrdma";
-          modules = [
-            "vmw_pvrdma"
-          ];
-          symbols = {
-            CONFIG_INFINIBAND_VMWARE_PVRDMA = "m";
-          };
-          needs = [ ];
-          includes = [ ];
-        };
-      };
-    };
-    "debian-6.12.118" = {
-      source = "6.12.118";
-      drivers = {
-        bng_re = {
-          skip = "not in linux 6.12.118's source";
-          inTree = false;
-        };
-        bnxt_re = {
-          skip = "built by the kernel already (INFINIBAND_BNXT_RE=m)";
-          inTree = true;
-        };
-        cxgb4 = {
-          skip = "built by the kernel already (INFINIBAND_CXGB4=m)";
-          inTree = true;
-        };
-        efa = {
-          dir = "drivers/infiniband/hw/efa";
-          modules = [
-            "efa"
-          ];
-          symbols = {
-            CONFIG_INFINIBAND_EFA = "m";
-          };
-          needs = [ ];
-          includes = [ ];
-        };
-        erdma = {
-          dir = "drivers/infiniband/hw/erdma";
-          modules = [
-            "erdma"
-          ];
-          symbols = {
-            CONFIG_INFINIBAND_ERDMA = "m";
-          };
-          needs = [ ];
-          includes = [ ];
-        };
-        hfi1 = {
-          skip = "built by the kernel already (INFINIBAND_HFI1=m)";
-          inTree = true;
-        };
-        hns = {
-          skip = "INFINIBAND_HNS_HIP08 depends on `ARM64 || (COMPILE_TEST && 64BIT)`, which this kernel's config does not satisfy";
-          inTree = false;
-        };
-        i40iw = {
-          skip = "not in linux 6.12.118's source";
-          inTree = false;
-        };
-        ionic = {
-          skip = "not in linux 6.12.118's source";
-          inTree = false;
-        };
-        ipoib = {
-          skip = "built by the kernel already (INFINIBAND_IPOIB=m)";
-          inTree = true;
-        };
-        irdma = {
-          skip = "built by the kernel already (INFINIBAND_IRDMA=m)";
-          inTree = true;
-        };
-        iser = {
-          skip = "built by the kernel already (INFINIBAND_ISER=m)";
-          inTree = true;
-        };
-        isert = {
-          skip = "built by the kernel already (INFINIBAND_ISERT=m)";
-          inTree = true;
-        };
-        mana = {
-          skip = "built by the kernel already (MANA_INFINIBAND=m)";
-          inTree = true;
-        };
-        mlx4 = {
-          skip = "built by the kernel already (MLX4_INFINIBAND=m)";
-          inTree = true;
-        };
-        mlx5 = {
-          skip = "built by the kernel already (MLX5_INFINIBAND=m)";
-          inTree = true;
-        };
-        mthca = {
-          skip = "built by the kernel already (INFINIBAND_MTHCA=m)";
-          inTree = true;
-        };
-        ocrdma = {
-          skip = "built by the kernel already (INFINIBAND_OCRDMA=m)";
-          inTree = true;
-        };
-        opa_vnic = {
-          dir = "drivers/infiniband/ulp/opa_vnic";
-          modules = [
-            "opa_vnic"
-          ];
-          symbols = {
-            CONFIG_INFINIBAND_OPA_VNIC = "m";
-          };
-          needs = [ ];
-          includes = [ ];
-        };
-        qedr = {
-          skip = "built by the kernel already (INFINIBAND_QEDR=m)";
-          inTree = true;
-        };
-        qib = {
-          skip = "built by the kernel already (INFINIBAND_QIB=m)";
-          inTree = true;
-        };
-        rdmavt = {
-          skip = "built by the kernel already (INFINIBAND_RDMAVT=m)";
-          inTree = true;
-        };
-        rnbd = {
-          dir = "drivers/block/rnbd";
-          modules = [
-            "rnbd-client"
-            "rnbd-server"
-          ];
-          symbols = {
-            CONFIG_BLK_DEV_RNBD = "y";
-            CONFIG_BLK_DEV_RNBD_CLIENT = "m";
-            CONFIG_BLK_DEV_RNBD_SERVER = "m";
-          };
-          needs = [
-            "rtrs"
-          ];
-          includes = [
-            "drivers/infiniband/ulp/rtrs"
-          ];
-        };
-        rtrs = {
-          dir = "drivers/infiniband/ulp/rtrs";
-          modules = [
-            "rtrs-core"
-            "rtrs-client"
-            "rtrs-server"
-          ];
-          symbols = {
-            CONFIG_INFINIBAND_RTRS = "m";
-            CONFIG_INFINIBAND_RTRS_CLIENT = "m";
-            CONFIG_INFINIBAND_RTRS_SERVER = "m";
-          };
-          needs = [ ];
-          includes = [ ];
-        };
-        rxe = {
-          skip = "built by the kernel already (RDMA_RXE=m)";
-          inTree = true;
-        };
-        siw = {
-          dir = "drivers/infiniband/sw/siw";
-          modules = [
-            "siw"
-          ];
-          symbols = {
-            CONFIG_RDMA_SIW = "m";
-          };
-          needs = [ ];
-          includes = [ ];
-        };
-        srp = {
-          skip = "built by the kernel already (INFINIBAND_SRP=m)";
-          inTree = true;
-        };
-        srpt = {
-          skip = "built by the kernel already (INFINIBAND_SRPT=m)";
-          inTree = true;
-        };
-        usnic = {
-          skip = "built by the kernel already (INFINIBAND_USNIC=m)";
-          inTree = true;
-        };
-        vmw_pvrdma = {
-          dir = "drivers/infiniband/hw/vmw_pvrdma";
-          modules = [
-            "vmw_pvrdma"
-          ];
-          symbols = {
-            CONFIG_INFINIBAND_VMWARE_PVRDMA = "m";
-          };
-          needs = [ ];
-          includes = [ ];
-        };
-      };
-    };
   };
   series = {
-    "6.1" = {
-      source = "6.1.192";
+    "5.10" = {
+      source = "5.10.223";
       drivers = {
         rnbd = {
           dir = "drivers/block/rnbd";
@@ -1891,20 +1891,6 @@
             "CONFIG_INFINIBAND_EFA"
           ];
         };
-        erdma = {
-          dir = "drivers/infiniband/hw/erdma";
-          modules = [
-            "erdma"
-          ];
-          symbols = {
-            CONFIG_INFINIBAND_ERDMA = "m";
-          };
-          needs = [ ];
-          includes = [ ];
-          kconfig = [
-            "CONFIG_INFINIBAND_ERDMA"
-          ];
-        };
         hfi1 = {
           dir = "drivers/infiniband/hw/hfi1";
           modules = [
@@ -1926,18 +1912,18 @@
             "CONFIG_INFINIBAND_HNS"
           ];
         };
-        irdma = {
-          dir = "drivers/infiniband/hw/irdma";
+        i40iw = {
+          dir = "drivers/infiniband/hw/i40iw";
           modules = [
-            "irdma"
+            "i40iw"
           ];
           symbols = {
-            CONFIG_INFINIBAND_IRDMA = "m";
+            CONFIG_INFINIBAND_I40IW = "m";
           };
           needs = [ ];
           includes = [ ];
           kconfig = [
-            "CONFIG_INFINIBAND_IRDMA"
+            "CONFIG_INFINIBAND_I40IW"
           ];
         };
         mlx4 = {
@@ -2204,8 +2190,8 @@
         };
       };
     };
-    "5.10" = {
-      source = "5.10.223";
+    "6.1" = {
+      source = "6.1.192";
       drivers = {
         rnbd = {
           dir = "drivers/block/rnbd";
@@ -2276,6 +2262,20 @@
             "CONFIG_INFINIBAND_EFA"
           ];
         };
+        erdma = {
+          dir = "drivers/infiniband/hw/erdma";
+          modules = [
+            "erdma"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_ERDMA = "m";
+          };
+          needs = [ ];
+          includes = [ ];
+          kconfig = [
+            "CONFIG_INFINIBAND_ERDMA"
+          ];
+        };
         hfi1 = {
           dir = "drivers/infiniband/hw/hfi1";
           modules = [
@@ -2297,18 +2297,18 @@
             "CONFIG_INFINIBAND_HNS"
           ];
         };
-        i40iw = {
-          dir = "drivers/infiniband/hw/i40iw";
+        irdma = {
+          dir = "drivers/infiniband/hw/irdma";
           modules = [
-            "i40iw"
+            "irdma"
           ];
           symbols = {
-            CONFIG_INFINIBAND_I40IW = "m";
+            CONFIG_INFINIBAND_IRDMA = "m";
           };
           needs = [ ];
           includes = [ ];
           kconfig = [
-            "CONFIG_INFINIBAND_I40IW"
+            "CONFIG_INFINIBAND_IRDMA"
           ];
         };
         mlx4 = {

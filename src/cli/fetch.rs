@@ -4,8 +4,10 @@ use std::process::ExitCode;
 use anyhow::{bail, Result};
 
 use crate::emit::roots::{pinned_packages, root_names};
-use crate::fetch::{fetch_bootstrap, fetch_kernel_source, fetch_package, fetch_tree, Outcome};
-use crate::manifest::Manifest;
+use crate::fetch::{
+    fetch_bootstrap, fetch_kernel_source, fetch_package, fetch_tree, Fetched, Outcome,
+};
+use crate::manifest::{DebianPackage, Manifest};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -39,6 +41,21 @@ fn word(outcome: Outcome, added: &'static str) -> &'static str {
     }
 }
 
+/// Fetches packages with a progress line each (`[i/n] name version … outcome`).
+pub(crate) fn fetch_packages(
+    packages: &[&DebianPackage],
+    from: Option<&std::path::Path>,
+) -> Result<Vec<Fetched>> {
+    let mut done = Vec::new();
+    for (i, p) in packages.iter().enumerate() {
+        eprint!("[{}/{}] {} {} … ", i + 1, packages.len(), p.name, p.version);
+        let f = fetch_package(p, from).inspect_err(|_| eprintln!("failed"))?;
+        eprintln!("{}", word(f.outcome, "verified, added"));
+        done.push(f);
+    }
+    Ok(done)
+}
+
 pub fn run(a: Args) -> Result<ExitCode> {
     let m = Manifest::load(a.manifest.as_deref())?;
     for name in &a.only {
@@ -52,13 +69,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         .iter()
         .filter(|p| a.only.is_empty() || a.only.contains(&p.name))
         .collect();
-    let mut done = Vec::new();
-    for (i, p) in wanted.iter().enumerate() {
-        eprint!("[{}/{}] {} {} … ", i + 1, wanted.len(), p.name, p.version);
-        let f = fetch_package(p, a.from.as_deref()).inspect_err(|_| eprintln!("failed"))?;
-        eprintln!("{}", word(f.outcome, "verified, added"));
-        done.push(f);
-    }
+    let mut done = fetch_packages(&wanted, a.from.as_deref())?;
     // Source trees (the pin packages build from), unpacked from their tarballs.
     let trees: Vec<_> = wanted.iter().filter(|p| p.tree.is_some()).collect();
     for (i, p) in trees.iter().enumerate() {
