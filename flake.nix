@@ -69,12 +69,10 @@
           (_: lp: lp.extend (import ./pkgs/kernel-modules/extension.nix {
             restorePlan = (import ./pkgs/generated/restore.nix).series.${pkgs.lib.versions.majorMinor lp.kernel.version} or null;
           }))
-          {
-            linux_6_1 = pkgs.linuxKernel.packages.linux_6_1;
-            linux_6_6 = pkgs.linuxKernel.packages.linux_6_6;
-            linux_6_12 = pkgs.linuxKernel.packages.linux_6_12;
-            linux_latest = pkgs.linuxPackages_latest;
-          };
+          # Every LTS series the pinned nixpkgs has, and its latest kernel.
+          (import ./pkgs/nixpkgs-kernel-sets.nix {
+            inherit (pkgs) linuxKernel linuxPackages_latest;
+          });
       };
 
       # The NixOS module (modules/rdma.nix): `hardware.rdma.*`.

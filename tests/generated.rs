@@ -39,3 +39,101 @@ fn generate_is_deterministic_and_refuses_hand_written_files() {
         "hand-written file untouched"
     );
 }
+
+/// Files that still name a kernel of the lock, each with why; the list only shrinks (a
+/// file that no longer names one must leave it). Everything else selects kernels by
+/// role (`pkgs/generated/roles.nix`) or reads the lock.
+const NAMES_A_KERNEL: &[(&str, &str)] = &[
+    // Data and documentation, not a selection.
+    ("src/manifest.rs", "doc comments' examples of an ABI"),
+    ("src/update.rs", "unit tests: ABI strings as parser input"),
+    (
+        "src/emit/nix_expr.rs",
+        "unit test: attribute-name quoting of a kernel name",
+    ),
+    (
+        "src/kernel/drivers.rs",
+        "unit tests: release strings as input",
+    ),
+    (
+        "src/kernel/module.rs",
+        "unit test: a vermagic string as input",
+    ),
+    ("src/report.rs", "unit tests: result.json fixtures"),
+    (
+        "tests/update.rs",
+        "the kABI pair of the acceptance: 6.1.0-54/-57 against 6.1.0-55's records",
+    ),
+    (
+        "pkgs/kabi/efa-6.1.0-55-amd64.json",
+        "a kABI record: the build's vermagic",
+    ),
+    ("pkgs/kabi/erdma-6.1.0-55-amd64.json", "a kABI record"),
+    ("pkgs/kabi/rdma_rxe-6.1.0-55-amd64.json", "a kABI record"),
+    ("pkgs/kabi/rnbd-client-6.1.0-55-amd64.json", "a kABI record"),
+    ("pkgs/kabi/rnbd-server-6.1.0-55-amd64.json", "a kABI record"),
+    ("pkgs/kabi/rtrs-client-6.1.0-55-amd64.json", "a kABI record"),
+    ("pkgs/kabi/rtrs-core-6.1.0-55-amd64.json", "a kABI record"),
+    ("pkgs/kabi/rtrs-server-6.1.0-55-amd64.json", "a kABI record"),
+    ("pkgs/kabi/siw-6.1.0-55-amd64.json", "a kABI record"),
+    ("pkgs/kabi/vmw_pvrdma-6.1.0-55-amd64.json", "a kABI record"),
+    // Selections by name still to move to roles (#28).
+    ("bench/fanout.nix", "to do: by role"),
+    ("checks/offline/perftest-cm-race.nix", "to do: by role"),
+    ("checks/offline/replace-dependencies.nix", "to do: by role"),
+    ("pkgs/offline/default.nix", "to do: comments' examples"),
+    ("pkgs/offline/tests/default.nix", "to do: by role"),
+    ("scripts/bench", "to do: by role"),
+    ("scripts/fuzz", "to do: seeds by role"),
+    ("scripts/repro-ext-qp-race", "to do: by role"),
+    ("tests/fixtures/module-eval.nix", "to do: by role"),
+    ("tests/kernel_inspect.rs", "to do: by role"),
+    ("tests/kernel_modules.rs", "to do: the kABI pair by role"),
+    ("tests/nixos_module.rs", "to do: by role"),
+    ("tests/offline_platform.rs", "to do: by role"),
+    ("tests/rdma_core.rs", "to do: by role"),
+    ("tests/vm_checks.rs", "to do: the CI matrix by role"),
+];
+
+#[test]
+fn no_file_outside_the_lock_names_a_kernel_but_those_listed() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let m = rdma_nix::manifest::Manifest::load(Some(&repo.join("stack.toml"))).unwrap();
+    let needles: Vec<&str> = m
+        .kernels
+        .iter()
+        .flat_map(|k| std::iter::once(k.name.as_str()).chain(k.abi.as_deref()))
+        .collect();
+    let files = common::stdout_ok(
+        std::process::Command::new("git")
+            .arg("ls-files")
+            .current_dir(repo),
+    );
+    let mut naming = Vec::new();
+    for f in files.lines() {
+        let exempt = ["stack.toml", "stack.lock"].contains(&f)
+            || f.starts_with("pkgs/generated/")
+            || f.ends_with(".md")
+            || f == "tests/generated.rs"; // this list of file names
+        let Ok(text) = std::fs::read_to_string(repo.join(f)) else {
+            continue; // binary, or deleted in the working tree
+        };
+        if !exempt && needles.iter().any(|n| text.contains(n)) {
+            naming.push(f.to_string());
+        }
+    }
+    let listed: Vec<&str> = NAMES_A_KERNEL.iter().map(|(f, _)| *f).collect();
+    let new: Vec<&String> = naming
+        .iter()
+        .filter(|f| !listed.contains(&f.as_str()))
+        .collect();
+    assert!(new.is_empty(), "these name a kernel of the lock; select it by role (pkgs/generated/roles.nix) instead: {new:?}");
+    let gone: Vec<&&str> = listed
+        .iter()
+        .filter(|f| !naming.iter().any(|n| n == **f))
+        .collect();
+    assert!(
+        gone.is_empty(),
+        "these no longer name a kernel: take them off NAMES_A_KERNEL: {gone:?}"
+    );
+}

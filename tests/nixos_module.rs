@@ -587,3 +587,29 @@ fn drivers_are_restored_by_name_with_what_they_need_or_refused_naming_kernel_and
         "hardware.rdma.kernelModules.restore: can't restore ionic for kernel 6.1.0-50-amd64: not in linux 6.1.192's source"
     );
 }
+
+#[test]
+fn nixpkgs_kernel_sets_are_its_lts_series_and_latest_and_skip_a_removed_one() {
+    if !require("nix-instantiate") {
+        return;
+    }
+    // A stand-in nixpkgs: a removed series is a `throw` (as under allowAliases), a
+    // non-LTS series and a kernel without `isLTS` are left out, and the latest is kept
+    // whatever it is.
+    let v = eval_json(
+        r#"builtins.attrNames (import ./pkgs/nixpkgs-kernel-sets.nix {
+             linuxKernel.vanillaPackages = {
+               linux_5_15 = { isLTS = true; };
+               linux_6_6 = throw "linux 6.6 was removed because it has reached its end of life";
+               linux_6_17 = { isLTS = false; };
+               linux_6_18 = { isLTS = true; };
+               linux_odd = { };
+             };
+             linuxPackages_latest = { isLTS = false; };
+           })"#,
+    );
+    assert_eq!(
+        v,
+        serde_json::json!(["linux_5_15", "linux_6_18", "linux_latest"])
+    );
+}

@@ -137,6 +137,10 @@ let
     # the default set restored everywhere it is missing.
     restorePlans = import ../generated/restore.nix;
 
+    # The matrix's kernels by role (oldest, newest, each series' oldest and newest, the
+    # kABI pair), from the lock: checks pick kernels by role, never by name.
+    roles = import ../generated/roles.nix;
+
     # Per kernel of the matrix: `kernelPackages.<kernel>.rdma-siw`, `.rdma-rxe`, and
     # `.rdmaRestored.<driver>` for every driver the kernel lacks; where the generator
     # found a recorded build that loads (pkgs/generated/kernel-modules.nix), that build
@@ -236,17 +240,20 @@ let
           # this stalled in 3 of 3 runs (a connection made 5, 10 or 15 s after the
           # device came up), the server's socket holding the client's first SEND unread.
           siw-accept-early-data = self.rpingCheck {
-            kernelName = "debian-5.10.0-32";
+            kernelName = self.roles.oldest;
             driver = "siw";
             delay = 15;
           } // { passthru.checkName = "siw-accept-early-data"; };
         };
         # A driver outside the default set, restored by name only: opa_vnic (Debian
-        # leaves it out of 5.10, 6.1 and 6.12).
-        restoredByName = {
-          opa_vnic-6_1 = self.restoredLoadCheck { kernelName = "debian-6.1.0-50"; drivers = [ "opa_vnic" ]; };
-          opa_vnic-6_12 = self.restoredLoadCheck { kernelName = "debian-6.12.117"; drivers = [ "opa_vnic" ]; };
-        };
+        # leaves it out), on each series' newest kernel whose plan can build it.
+        restoredByName = lib.mapAttrs'
+          (series: kernelName: lib.nameValuePair
+            "opa_vnic-${builtins.replaceStrings [ "." ] [ "_" ] series}"
+            (self.restoredLoadCheck { inherit kernelName; drivers = [ "opa_vnic" ]; }))
+          (lib.filterAttrs
+            (_: k: !(self.restorePlans.kernels.${k}.drivers.opa_vnic ? skip))
+            self.roles.seriesNewest);
         all = self.gatherChecks "vm-checks-all"
           (lib.concatMap builtins.attrValues (builtins.attrValues perKernel)
             ++ builtins.attrValues self.checks.regressions

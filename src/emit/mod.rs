@@ -6,6 +6,7 @@ pub mod kernel_modules;
 pub mod nix_expr;
 pub mod rdma_core;
 pub mod restore;
+pub mod roles;
 pub mod roots;
 pub mod stack;
 
@@ -37,6 +38,9 @@ pub fn generate(m: &crate::manifest::Manifest) -> anyhow::Result<Generated> {
     );
     files.push(plan.file);
     files.push(restored.file);
+    if let Some(roles) = roles::Roles::of(m, &plan.decisions) {
+        files.push(roles.file(source));
+    }
     Ok(Generated {
         files,
         decisions: plan.decisions,
