@@ -59,7 +59,7 @@ const NAMES_A_KERNEL: &[(&str, &str)] = &[
         "src/kernel/module.rs",
         "unit test: a vermagic string as input",
     ),
-    ("src/report.rs", "unit tests: result.json fixtures"),
+    ("src/report/mod.rs", "unit tests: result.json fixtures"),
     (
         "tests/update.rs",
         "the kABI pair of the acceptance: 6.1.0-54/-57 against 6.1.0-55's records",

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 
 use crate::emit::atomic_write;
+use crate::report::update::LastUpdate;
 use crate::report::{read_any, AnyResult, Matrix};
 
 #[derive(clap::Args)]
@@ -21,6 +22,11 @@ pub struct Args {
     /// Print the matrix as JSON instead of the table.
     #[arg(long)]
     json: bool,
+    /// The last update's record (pkgs/generated/last-update.json): a section comparing
+    /// each added kernel's checks with its predecessor's, regressions first; exits 1
+    /// when one regressed.
+    #[arg(long, value_name = "FILE")]
+    update: Option<PathBuf>,
 }
 
 fn expand(path: &Path) -> Result<Vec<PathBuf>> {
@@ -53,18 +59,29 @@ pub fn run(a: Args) -> Result<ExitCode> {
         }
     }
     let m = Matrix::new(checks).with_restored(restored);
+    let update = a.update.as_deref().map(LastUpdate::read).transpose()?;
+    let section = update
+        .as_ref()
+        .map(|u| m.update_markdown(u))
+        .unwrap_or_default();
     if let Some(f) = &a.md {
-        atomic_write(f, m.markdown().as_bytes())?;
+        atomic_write(f, format!("{}{section}", m.markdown()).as_bytes())?;
     }
     if let Some(f) = &a.html {
-        atomic_write(f, m.html().as_bytes())?;
+        let mut page = m.html();
+        if let Some(u) = &update {
+            let at = page.rfind("</body>").unwrap_or(page.len());
+            page.insert_str(at, &m.update_html(u));
+        }
+        atomic_write(f, page.as_bytes())?;
     }
     if a.json {
         crate::cli::print_json(&m)?;
     } else {
-        print!("{}", m.markdown());
+        print!("{}{section}", m.markdown());
     }
-    Ok(if m.failed() == 0 {
+    let regressed = update.as_ref().map_or(0, |u| m.update_failures(u));
+    Ok(if m.failed() == 0 && regressed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

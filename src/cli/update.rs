@@ -17,6 +17,7 @@ use crate::emit::{self, kernel_modules::Decision, GeneratedFile};
 use crate::fetch::{expected_store_path, fetch_package};
 use crate::kernel::inspect;
 use crate::manifest::{DebianPackage, Kernel, Manifest, Series, LOCK_FILE};
+use crate::report::update::{Added, LastUpdate, LAST_UPDATE};
 use crate::update::{self, AbiChange, AbiStatus, Expiry};
 
 /// Exit status of `--check` when the lock is behind the suites.
@@ -351,6 +352,10 @@ fn read_suites(
     Ok((index, expired))
 }
 
+/// A kernel an update added, and its predecessor in the series (the newest locked
+/// kernel older than it).
+type AddedKernel = (String, Option<String>);
+
 /// One series: what the suites have against what the lock has, applied to `next`
 /// (kernels added and retired); returns its changelog and the kernels added.
 fn update_series(
@@ -359,7 +364,7 @@ fn update_series(
     s: &Series,
     index: &Index,
     expired: Vec<String>,
-) -> Result<(SeriesLog, Vec<String>)> {
+) -> Result<(SeriesLog, Vec<AddedKernel>)> {
     let (found, incomplete) = update::discover(s, index);
     let locked: Vec<(&Kernel, Version)> = m
         .kernels
@@ -384,7 +389,13 @@ fn update_series(
             AbiStatus::Added => {
                 let abi = found.iter().find(|f| f.abi == c.abi).expect("found");
                 add_kernel(next, s, abi, index)?;
-                added.push(c.kernel.clone());
+                // Its predecessor: the series' newest locked kernel older than it.
+                let before = locked
+                    .iter()
+                    .filter(|(_, v)| *v < abi.image.version)
+                    .max_by(|a, b| a.1.cmp(&b.1))
+                    .map(|(k, _)| k.name.clone());
+                added.push((c.kernel.clone(), before));
             }
             AbiStatus::Retired => {
                 next.kernels.retain(|k| k.name != c.kernel);
@@ -453,6 +464,51 @@ fn materialize(m: &Manifest, next: &mut Manifest, added: &[String]) -> Result<Ve
     Ok(new_sources)
 }
 
+/// The record of this update for the matrix page: each added kernel with its
+/// predecessor and its modules reused or rebuilt, and the kernels retired.
+fn last_update(
+    m: &Manifest,
+    next: &Manifest,
+    log: &Changelog,
+    predecessors: &[AddedKernel],
+    decisions: &[Decision],
+) -> LastUpdate {
+    let release = |m: &Manifest, name: &str| {
+        m.kernels
+            .iter()
+            .find(|k| k.name == name)
+            .map(|k| k.image.trim_start_matches("linux-image-").to_string())
+    };
+    let added = predecessors
+        .iter()
+        .map(|(kernel, before)| {
+            let mine = decisions.iter().filter(|d| &d.kernel == kernel);
+            Added {
+                kernel: kernel.clone(),
+                release: release(next, kernel).unwrap_or_default(),
+                predecessor: before.clone(),
+                predecessor_release: before.as_deref().and_then(|b| release(m, b)),
+                reused: mine
+                    .clone()
+                    .filter_map(|d| d.reuse.as_ref().map(|r| format!("{} from {r}", d.driver)))
+                    .collect(),
+                rebuilt: mine
+                    .filter(|d| d.reuse.is_none())
+                    .map(|d| d.driver.clone())
+                    .collect(),
+            }
+        })
+        .collect();
+    let retired = log
+        .series
+        .iter()
+        .flat_map(|s| &s.abis)
+        .filter(|a| a.change.status == AbiStatus::Retired)
+        .map(|a| a.change.kernel.clone())
+        .collect();
+    LastUpdate::new(added, retired)
+}
+
 /// Each added kernel's soft drivers and module decisions into the changelog.
 fn annotate(log: &mut Changelog, next: &Manifest, decisions: &[Decision]) {
     for abi in log
@@ -491,6 +547,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let mut next = m.clone();
     let mut log = Changelog::default();
     let mut added = Vec::new();
+    let mut predecessors = Vec::new();
     let wanted = m
         .series
         .iter()
@@ -499,7 +556,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
         let (index, expired) = read_suites(s, &m.debian.arch, &a, &mirrors, &keyring, &work.0)?;
         let (series_log, series_added) = update_series(&m, &mut next, s, &index, expired)?;
         log.series.push(series_log);
-        added.extend(series_added);
+        predecessors.extend(series_added.iter().cloned());
+        added.extend(series_added.into_iter().map(|(k, _)| k));
     }
     log.dropped = update::drop_unreferenced(&mut next);
     update::sort_kernels(&mut next);
@@ -512,6 +570,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
         files.push(GeneratedFile {
             path: LOCK_FILE.into(),
             contents: next.render_lock(),
+        });
+        files.push(GeneratedFile {
+            path: LAST_UPDATE.into(),
+            contents: last_update(&m, &next, &log, &predecessors, &generated.decisions).render(),
         });
         for (path, status) in emit::write_all(&m.dir, &files)? {
             if status != emit::Status::Unchanged {

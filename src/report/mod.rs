@@ -5,6 +5,8 @@
 //! failures with their reasons, what changed between neighbouring kernels) and the
 //! NVMe-over-Fabrics figures beside perftest's.
 
+pub mod update;
+
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -108,7 +110,7 @@ pub struct SuiteTest {
 }
 
 impl SuiteTest {
-    fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         matches!(self.outcome.as_str(), "fail" | "error")
     }
 
@@ -1152,6 +1154,65 @@ mod tests {
         assert!(m.html().contains("<h2>Restored drivers"));
         // A hot-path result is not a restored-load one.
         assert!(!is_restored_load(&serde_json::json!({"status": "pass"})));
+    }
+
+    #[test]
+    fn the_last_update_compares_each_new_kernel_with_its_predecessor() {
+        use super::update::{Added, LastUpdate};
+        let d = tempfile::tempdir().unwrap();
+        let ok = r#"{"status":"pass","write_bw_mib_s":3.2,"write_iops":51,"randread_iops":458,"verify_errors":0}"#;
+        let old = suite_result(
+            d.path(),
+            "a.json",
+            "6.1.0-56-amd64",
+            &[("t.one", "pass"), ("t.two", "error")],
+            ok,
+        );
+        let new = suite_result(
+            d.path(),
+            "b.json",
+            "6.1.0-57-amd64",
+            &[("t.one", "fail"), ("t.two", "pass")],
+            ok,
+        );
+        let m = Matrix::new(vec![read_result(&old).unwrap(), read_result(&new).unwrap()]);
+        let u = LastUpdate::new(
+            vec![Added {
+                kernel: "debian-6.1.0-57".into(),
+                release: "6.1.0-57-amd64".into(),
+                predecessor: Some("debian-6.1.0-56".into()),
+                predecessor_release: Some("6.1.0-56-amd64".into()),
+                reused: vec!["siw from debian-6.1.0-55".into()],
+                rebuilt: vec!["efa".into()],
+            }],
+            vec!["debian-6.1.0-47".into()],
+        );
+        // The record reads back, its first line carrying the marker.
+        let text = u.render();
+        assert!(
+            text.lines().next().unwrap().contains("@generated"),
+            "{text}"
+        );
+        let f = write(d.path(), "last-update.json", &text);
+        assert_eq!(LastUpdate::read(&f).unwrap(), u);
+        let c = m.compare_update(&u);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].regressions, vec!["suite: t.one"]);
+        assert_eq!(c[0].fixes, vec!["suite: t.two"]);
+        assert_eq!(m.update_failures(&u), 1);
+        let md = m.update_markdown(&u);
+        assert!(md.contains("debian-6.1.0-57 rxe_eth0: pass (predecessor: pass); REGRESSIONS: suite: t.one; fixed: suite: t.two"), "{md}");
+        assert!(
+            md.contains("modules reused: siw from debian-6.1.0-55; rebuilt: efa"),
+            "{md}"
+        );
+        assert!(md.contains("- retired: debian-6.1.0-47"), "{md}");
+        // No regression without a predecessor's check to compare with.
+        let alone = Matrix::new(vec![read_result(&new).unwrap()]);
+        assert_eq!(
+            alone.compare_update(&u)[0].regressions,
+            Vec::<String>::new()
+        );
     }
 
     #[test]
