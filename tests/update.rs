@@ -241,4 +241,23 @@ fn kabi_reuse_where_every_import_matches_and_a_rebuild_naming_the_symbols_where_
     assert!(!d.path().join("pkgs/generated").exists());
     let lock = fs::read_to_string(d.path().join("stack.lock")).unwrap();
     assert!(!lock.contains("debian-6.1.0-54"));
+
+    // --check: the lock is behind, exit 2 for a scheduled job, and still nothing written.
+    let o = run(rdma_nix().current_dir(d.path()).args([
+        "update",
+        "--check",
+        "--series",
+        "6.1",
+        "--allow-expired",
+    ]));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        fs::read_to_string(d.path().join("stack.lock")).unwrap(),
+        lock
+    );
 }
