@@ -172,14 +172,21 @@ fn every_matrix_kernel_lists_its_rdma_drivers_from_its_source() {
             names.extend(k.image_parts.iter().cloned());
         }
     }
-    let mut sources: Vec<String> = manifest
-        .kernel_sources
-        .iter()
-        .map(|s| s.package.clone())
-        .collect();
-    sources.sort();
-    sources.dedup();
-    names.extend(sources);
+    // One source per series (`kernel inspect` takes one for each): the newest point
+    // release the lock has of it.
+    let mut sources: std::collections::BTreeMap<
+        String,
+        (rdma_nix::debian::version::Version, String),
+    > = Default::default();
+    for s in &manifest.kernel_sources {
+        let p = manifest.package(&s.package).unwrap();
+        let v = rdma_nix::debian::version::Version::parse(&p.version).unwrap();
+        let series: String = v.upstream.split('.').take(2).collect::<Vec<_>>().join(".");
+        if sources.get(&series).is_none_or(|(w, _)| *w < v) {
+            sources.insert(series, (v, s.package.clone()));
+        }
+    }
+    names.extend(sources.into_values().map(|(_, p)| p));
     let Some(files) = names.iter().map(|n| pinned(n)).collect::<Option<Vec<_>>>() else {
         return;
     };
