@@ -17,12 +17,12 @@ pub const LAST_UPDATE: &str = "pkgs/generated/last-update.json";
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Added {
     pub kernel: String,
-    /// Its release as the guest reports it (`uname -r`: `6.1.0-57-amd64`).
+    /// Its release as the guest reports it (`uname -r`: `<abi>-<flavour>`).
     pub release: String,
     /// The series' newest kernel before it, and that one's release.
     pub predecessor: Option<String>,
     pub predecessor_release: Option<String>,
-    /// Drivers whose build of another kernel it reuses (`siw from debian-6.1.0-55`),
+    /// Drivers whose build of another kernel it reuses (`siw from <kernel>`),
     /// and those built for it.
     pub reused: Vec<String>,
     pub rebuilt: Vec<String>,
