@@ -2,7 +2,7 @@
 # core, every provider, perftest and config dir, every kernel's modules, and every VM
 # check, on the offline platform, as-is or with one change:
 #   variant = "base" | "provider" (rxe patched) | "core" (core patched) | "kernel"
-#   (debian-6.1.0-50 rebuilt).
+#   (the kABI records' kernel, whose own builds others reuse, rebuilt).
 { variant ? "base" }:
 let
   patch = ../tests/fixtures/rxe-vendor-fix.patch;
@@ -10,7 +10,7 @@ let
   o = import ../pkgs/offline ({
     provider = { rdmaPatches.${default}.providerPatches.rxe = [ patch ]; };
     core = { rdmaPatches.${default}.corePatches = [ patch ]; };
-    kernel = { kernelOverrides."debian-6.1.0-50".postInstall = "echo rebuilt"; };
+    kernel = { kernelOverrides.${(import ../pkgs/generated/roles.nix).kabiBase}.postInstall = "echo rebuilt"; };
     base = { };
   }.${variant});
   kernels = builtins.attrNames o.kernels;

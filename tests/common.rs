@@ -34,15 +34,40 @@ pub fn nix_build_offline() -> Command {
     c
 }
 
-/// Run and return trimmed stdout, panicking with stderr on failure.
+/// Run and return trimmed stdout, panicking with stderr on failure; when builds failed
+/// (nix-build), the end of each failed build's log closes the message, so a truncated
+/// CI log still shows why.
 pub fn stdout_ok(cmd: &mut Command) -> String {
     let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        panic!("{cmd:?} failed: {stderr}{}", failed_build_logs(&stderr));
+    }
     String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The last lines of the log of every build nix reported as failed in `stderr`.
+pub fn failed_build_logs(stderr: &str) -> String {
+    let mut text = String::new();
+    for line in stderr.lines() {
+        let Some(rest) = line.split("builder for '").nth(1) else {
+            continue;
+        };
+        let Some(drv) = rest.split('\'').next().filter(|d| d.ends_with(".drv")) else {
+            continue;
+        };
+        let log = Command::new("nix-store").args(["--read-log", drv]).output();
+        let log = match &log {
+            Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+            _ => "(no log kept)".to_owned(),
+        };
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(80)..].join("\n");
+        text.push_str(&format!(
+            "\n=== failed: {drv} (its log's last 80 lines)\n{tail}\n"
+        ));
+    }
+    text
 }
 
 pub fn rdma_nix() -> Command {
@@ -89,4 +114,81 @@ pub fn offline_vm_check(expr: &str) -> Option<(String, serde_json::Value)> {
     );
     let result = std::fs::read(format!("{out}/result.json")).unwrap();
     Some((out, serde_json::from_slice(&result).unwrap()))
+}
+
+/// The matrix's kernels by role (pkgs/generated/roles.nix): tests pick kernels by
+/// role, so an update that moves the lock needs no edit here.
+pub struct Roles {
+    pub oldest: String,
+    pub newest: String,
+    /// Each series (`6.1`) with its newest kernel, oldest series first.
+    pub series_newest: Vec<(String, String)>,
+    /// A kernel whose restored drivers are built for it (the kABI records' kernel).
+    pub kabi_base: String,
+    /// The newest kernel reusing those builds across its ABI.
+    pub kabi_reused: String,
+}
+
+impl Roles {
+    /// The newest kernel of a series (`6.12`).
+    pub fn newest_of(&self, series: &str) -> &str {
+        let found = self.series_newest.iter().find(|(s, _)| s == series);
+        &found
+            .unwrap_or_else(|| panic!("no series {series} in stack.lock"))
+            .1
+    }
+}
+
+pub fn roles() -> Roles {
+    let text = stdout_ok(
+        Command::new("nix-instantiate")
+            .args(["--eval", "--json", "--strict", "pkgs/generated/roles.nix"])
+            .current_dir(env!("CARGO_MANIFEST_DIR")),
+    );
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let s = |v: &serde_json::Value| v.as_str().expect("a kernel name").to_owned();
+    let mut series: Vec<(&String, &serde_json::Value)> =
+        v["seriesNewest"].as_object().unwrap().iter().collect();
+    series.sort_by_key(|(k, _)| {
+        k.split('.')
+            .map(|n| n.parse::<u32>().unwrap())
+            .collect::<Vec<_>>()
+    });
+    Roles {
+        oldest: s(&v["oldest"]),
+        newest: s(&v["newest"]),
+        series_newest: series.into_iter().map(|(n, k)| (n.clone(), s(k))).collect(),
+        kabi_base: s(&v["kabiBase"]),
+        kabi_reused: s(v["kabiReused"].as_array().unwrap().last().unwrap()),
+    }
+}
+
+/// A kernel's release (`uname -r`) as the lock has it: its image package's name
+/// without `linux-image-`.
+pub fn release_of(kernel: &str) -> String {
+    let m = rdma_nix::manifest::Manifest::load(None).unwrap();
+    m.kernels
+        .iter()
+        .find(|k| k.name == kernel)
+        .and_then(|k| k.image.strip_prefix("linux-image-"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("{kernel} is not in stack.lock"))
+}
+
+/// A kernel of stack.lock by name.
+pub fn kernel(name: &str) -> rdma_nix::manifest::Kernel {
+    let m = rdma_nix::manifest::Manifest::load(None).unwrap();
+    let k = m.kernels.iter().find(|k| k.name == name);
+    k.unwrap_or_else(|| panic!("{name} is not in stack.lock"))
+        .clone()
+}
+
+/// The pinned `linux-source-*` package a kernel's out-of-tree modules are built from.
+pub fn source_package(name: &str) -> String {
+    let m = rdma_nix::manifest::Manifest::load(None).unwrap();
+    let k = kernel(name);
+    m.kernel_source(&k.module_source)
+        .unwrap_or_else(|| panic!("{name}: no kernel source {}", k.module_source))
+        .package
+        .clone()
 }

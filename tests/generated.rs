@@ -77,22 +77,10 @@ const NAMES_A_KERNEL: &[(&str, &str)] = &[
     ("pkgs/kabi/rtrs-server-6.1.0-55-amd64.json", "a kABI record"),
     ("pkgs/kabi/siw-6.1.0-55-amd64.json", "a kABI record"),
     ("pkgs/kabi/vmw_pvrdma-6.1.0-55-amd64.json", "a kABI record"),
-    // Selections by name still to move to roles (#28).
-    ("bench/fanout.nix", "to do: by role"),
-    ("checks/offline/perftest-cm-race.nix", "to do: by role"),
-    ("checks/offline/replace-dependencies.nix", "to do: by role"),
-    ("pkgs/offline/default.nix", "to do: comments' examples"),
-    ("pkgs/offline/tests/default.nix", "to do: by role"),
-    ("scripts/bench", "to do: by role"),
-    ("scripts/fuzz", "to do: seeds by role"),
-    ("scripts/repro-ext-qp-race", "to do: by role"),
-    ("tests/fixtures/module-eval.nix", "to do: by role"),
-    ("tests/kernel_inspect.rs", "to do: by role"),
-    ("tests/kernel_modules.rs", "to do: the kABI pair by role"),
-    ("tests/nixos_module.rs", "to do: by role"),
-    ("tests/offline_platform.rs", "to do: by role"),
-    ("tests/rdma_core.rs", "to do: by role"),
-    ("tests/vm_checks.rs", "to do: the CI matrix by role"),
+    (
+        "tests/kernel_modules.rs",
+        "the kABI test's data: -55's siw checked against a reusing (-56) and a refusing (-50) ABI's headers",
+    ),
 ];
 
 #[test]

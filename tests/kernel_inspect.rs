@@ -20,10 +20,8 @@ fn debian_6_1_has_rxe_but_not_siw() {
     if !require("nix-store") {
         return;
     }
-    let (Some(image), Some(headers)) = (
-        pinned("linux-image-6.1.0-50-amd64"),
-        pinned("linux-headers-6.1.0-50-amd64"),
-    ) else {
+    let kernel = common::kernel(common::roles().newest_of("6.1"));
+    let (Some(image), Some(headers)) = (pinned(&kernel.image), pinned(&kernel.headers)) else {
         return;
     };
     let r = inspect_json(&[image, headers]);
@@ -33,7 +31,7 @@ fn debian_6_1_has_rxe_but_not_siw() {
         "image and headers merge into one report"
     );
     let k = &r[0];
-    assert_eq!(k["release"], "6.1.0-50-amd64");
+    assert_eq!(k["release"], common::release_of(&kernel.name));
     assert_eq!(k["rdma_config"]["RDMA_RXE"], "m");
     assert_eq!(k["rdma_config"]["RDMA_SIW"], "unset");
     assert_eq!(k["rdma_config"]["INFINIBAND"], "m");
@@ -50,12 +48,13 @@ fn debian_6_12_reports_its_own_config() {
     if !require("nix-store") {
         return;
     }
-    let Some(image) = pinned("linux-image-6.12.117+deb13-amd64") else {
+    let kernel = common::kernel(common::roles().newest_of("6.12"));
+    let Some(image) = pinned(&kernel.image) else {
         return;
     };
     let r = inspect_json(&[image]);
     let k = &r[0];
-    assert_eq!(k["release"], "6.12.117+deb13-amd64");
+    assert_eq!(k["release"], common::release_of(&kernel.name));
     assert_eq!(k["rdma_config"]["RDMA_RXE"], "m");
     assert_eq!(k["rdma_config"]["RDMA_SIW"], "unset");
     assert!(k["compiler"].as_str().unwrap().contains("gcc-14"));
@@ -112,7 +111,7 @@ fn truncated_real_package() {
     if !require("nix-store") {
         return;
     }
-    let Some(headers) = pinned("linux-headers-6.1.0-50-amd64") else {
+    let Some(headers) = pinned(&common::kernel(&common::roles().newest).headers) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -351,9 +350,10 @@ fn restore_plan_orders_rtrs_before_rnbd_and_skips_what_5_10_lacks() {
     if !require("nix-store") {
         return;
     }
+    let oldest = common::kernel(&common::roles().oldest);
     let (Some(image), Some(source)) = (
-        pinned("linux-image-5.10.0-32-amd64"),
-        pinned("linux-source-5.10"),
+        pinned(&oldest.image),
+        pinned(&common::source_package(&oldest.name)),
     ) else {
         return;
     };
@@ -366,7 +366,7 @@ fn restore_plan_orders_rtrs_before_rnbd_and_skips_what_5_10_lacks() {
     ))
     .unwrap();
     let k = &r[0];
-    assert_eq!(k["release"], "5.10.0-32-amd64");
+    assert_eq!(k["release"], common::release_of(&oldest.name));
     let build: Vec<&str> = k["build"]
         .as_array()
         .unwrap()

@@ -129,24 +129,24 @@ fn kernel_modules_soft_deps_and_link_scripts() {
     }
     let v = eval_json(&format!(
         "{OFFLINE} {{
-           debian = l.driversMissingFrom o.kernels.\"debian-6.1.0-50\" [ \"rxe\" \"siw\" ];
+           debian = l.driversMissingFrom o.kernels.${{o.roles.kabiBase}} [ \"rxe\" \"siw\" ];
            # nixpkgs' kernels carry no rdmaInTree: built with autoModules, they ship both.
            nixpkgsLike = l.driversMissingFrom {{ }} [ \"rxe\" \"siw\" ];
-           modules = map (p: p.name) (l.modulePackages o.kernelPackages.\"debian-6.1.0-56\" [ \"siw\" ]);
-           reusedFile = l.moduleFile o.kernels.\"debian-6.1.0-56\" o.kernelPackages.\"debian-6.1.0-56\".rdma-siw;
+           modules = map (p: p.name) (l.modulePackages o.kernelPackages.${{reused}} [ \"siw\" ]);
+           reusedFile = l.moduleFile o.kernels.${{reused}} o.kernelPackages.${{reused}}.rdma-siw;
            names = l.moduleNames [ \"rxe\" \"siw\" ];
            modprobe = l.modprobeConfig [ \"rxe\" \"siw\" ];
            devices = l.softDevices \"siw\" [ \"eth1\" ];
            up = l.linkUpScript {{ rdma = \"/bin/rdma\"; dev = builtins.head (l.softDevices \"rxe\" [ \"eth0\" ]); }};
          }}"
-    ));
+    ).replace("${reused}", &format!("\"{}\"", common::roles().kabi_reused)));
     assert_eq!(v["debian"], serde_json::json!(["siw"]));
     assert_eq!(v["nixpkgsLike"], serde_json::json!([]));
     assert_eq!(v["modules"].as_array().unwrap().len(), 1);
-    assert!(v["reusedFile"]
-        .as_str()
-        .unwrap()
-        .ends_with("/lib/modules/6.1.0-56-amd64/weak-updates/siw.ko"));
+    assert!(v["reusedFile"].as_str().unwrap().ends_with(&format!(
+        "/lib/modules/{}/weak-updates/siw.ko",
+        common::release_of(&common::roles().kabi_reused)
+    )));
     assert_eq!(v["names"], serde_json::json!(["rdma_rxe", "siw"]));
     assert_eq!(
         v["modprobe"],
@@ -328,9 +328,10 @@ fn the_module_configures_a_soft_rdma_node_with_offline_packages() {
     assert_eq!(v["assertions"], serde_json::json!([]));
     assert_eq!(v["udp"], serde_json::json!([4791]), "RoCEv2 opened");
     // Debian 6.1 ships rdma_rxe but not siw: only siw comes from our builds.
+    let release = common::release_of(&common::roles().kabi_base);
     assert_eq!(
         v["modules"],
-        serde_json::json!(["rdma-siw-module-6.1.0-50-amd64"])
+        serde_json::json!([format!("rdma-siw-module-{release}")])
     );
     assert_eq!(v["kernelModules"], serde_json::json!(["rdma_rxe", "siw"]));
     assert!(v["extraModprobeConfig"]
@@ -562,13 +563,15 @@ fn drivers_are_restored_by_name_with_what_they_need_or_refused_naming_kernel_and
           modules = map (p: p.name) c.boot.extraModulePackages;
         }"#,
     );
+    let release = common::release_of(&common::roles().kabi_base);
+    let module = |name: &str| format!("rdma-{name}-module-{release}");
     assert_eq!(
         v["modules"],
         serde_json::json!([
-            "rdma-rnbd-module-6.1.0-50-amd64",
-            "rdma-efa-module-6.1.0-50-amd64",
-            "rdma-opa_vnic-module-6.1.0-50-amd64",
-            "rdma-rtrs-module-6.1.0-50-amd64"
+            module("rnbd"),
+            module("efa"),
+            module("opa_vnic"),
+            module("rtrs")
         ])
     );
     let msgs: Vec<&str> = v["assertions"]
@@ -580,11 +583,15 @@ fn drivers_are_restored_by_name_with_what_they_need_or_refused_naming_kernel_and
     assert_eq!(msgs.len(), 2, "{msgs:?}");
     assert_eq!(
         msgs[0],
-        "hardware.rdma.kernelModules.restore: can't restore irdma for kernel 6.1.0-50-amd64: built by the kernel already (INFINIBAND_IRDMA=m)"
+        format!("hardware.rdma.kernelModules.restore: can't restore irdma for kernel {release}: built by the kernel already (INFINIBAND_IRDMA=m)")
     );
-    assert_eq!(
-        msgs[1],
-        "hardware.rdma.kernelModules.restore: can't restore ionic for kernel 6.1.0-50-amd64: not in linux 6.1.192's source"
+    let ionic = format!(
+        "hardware.rdma.kernelModules.restore: can't restore ionic for kernel {release}: not in linux 6.1."
+    );
+    assert!(
+        msgs[1].starts_with(&ionic) && msgs[1].ends_with("'s source"),
+        "{}",
+        msgs[1]
     );
 }
 

@@ -118,9 +118,13 @@ fn debian_kernel_dev_tree_builds_a_module() {
         return;
     }
     let out = nix_build_flake("tests.kernel-dev");
-    let ko = out.join("lib/modules/6.1.0-50-amd64/extra/hello.ko");
+    let release = common::release_of(&common::roles().kabi_base);
+    let ko = out.join(format!("lib/modules/{release}/extra/hello.ko"));
     let vermagic = stdout_ok(Command::new("modinfo").args(["-F", "vermagic"]).arg(&ko));
-    assert!(vermagic.starts_with("6.1.0-50-amd64 SMP"), "{vermagic}");
+    assert!(
+        vermagic.starts_with(&format!("{release} SMP")),
+        "{vermagic}"
+    );
 
     // Every kernel of the offline matrix (6.1 ABIs and 6.12) has a working dev tree.
     let outs = stdout_ok(
@@ -161,12 +165,13 @@ fn vm_smoke_reports_uname_from_inside() {
     }
     let out = nix_build_flake("tests.vm-smoke");
     let r = read_json(&out.join("result.json"));
+    let release = common::release_of(&common::roles().kabi_base);
     assert_eq!(r["status"], "pass");
-    assert_eq!(r["uname_r"], "6.1.0-50-amd64");
-    assert_eq!(r["test"]["uname"], "6.1.0-50-amd64");
+    assert_eq!(r["uname_r"], release.as_str());
+    assert_eq!(r["test"]["uname"], release.as_str());
     assert!(fs::read_to_string(out.join("serial.log"))
         .unwrap()
-        .contains("Linux version 6.1.0-50-amd64"));
+        .contains(&format!("Linux version {release}")));
 }
 
 #[test]
@@ -185,8 +190,7 @@ fn vm_that_never_reaches_the_test_fails_at_its_timeout() {
 
     // Plain: the build fails, naming the timeout, with the serial log's tail.
     let expr = format!(
-        "(import {}/pkgs/offline {{ }}).runVM {{ name = \"hang-fails\"; kernel = (import {}/pkgs/offline {{ }}).kernels.\"debian-6.1.0-50\"; timeout = 20; kernelParams = [ \"rdinit=/nope\" \"panic=0\" ]; testScript = \"true\"; }}",
-        repo().display(),
+        "let o = import {}/pkgs/offline {{ }}; in o.runVM {{ name = \"hang-fails\"; kernel = o.kernels.${{o.roles.kabiBase}}; timeout = 20; kernelParams = [ \"rdinit=/nope\" \"panic=0\" ]; testScript = \"true\"; }}",
         repo().display()
     );
     let o = run(nix_build_offline().args(["-E", &expr]));
@@ -367,8 +371,8 @@ fn hermetic_builds_reproduce_bit_for_bit() {
         }};
       in [
         {self_linked}
-        o.kernelPackages."debian-7.2.13".rdma-siw
-        (o.hotpathsCheck "debian-6.1.0-50" "rxe").passthru.initrd
+        o.kernelPackages.${{o.roles.newest}}.rdma-siw
+        (o.hotpathsCheck o.roles.kabiBase "rxe").passthru.initrd
       ]"#
     );
     let dir = env!("CARGO_MANIFEST_DIR");
@@ -397,7 +401,7 @@ fn the_kernel_source_fallback_builder_gives_the_pinned_tree() {
     stdout_ok(
         nix_build_offline()
             .args(["--check", "-E"])
-            .arg("let o = import ./pkgs/offline { }; in o.kernelSource (import ./pkgs/generated/kernels.nix).\"debian-5.10.0-32\".moduleSource")
+            .arg("let o = import ./pkgs/offline { }; in o.kernelSource (import ./pkgs/generated/kernels.nix).${o.roles.oldest}.moduleSource")
             .current_dir(env!("CARGO_MANIFEST_DIR")),
     );
 }

@@ -1,7 +1,8 @@
 //! The hot-path VM checks (checks/offline/hotpaths.nix with checks/payload) on the CI
-//! matrix: four kernel series of four Debian suites, each built in its own suite's
-//! root (bullseye 5.10, bookworm 6.1 with two ABIs, one where the modules are reused
-//! across the ABI, trixie 6.12, sid 7.2), × {rxe, siw} as `checks.all` has them, with
+//! matrix: each series' newest kernel (pkgs/generated/roles.nix), four Debian suites,
+//! each built in its own suite's root (bullseye 5.10, bookworm 6.1, whose newest reuses
+//! modules built for an older ABI, trixie 6.12, sid 7.2), × {rxe, siw} as `checks.all`
+//! has them, with
 //! NVMe-oF and RNBD over each device; the restored drivers' load checks on each kernel
 //! and a driver restored by name; their results rendered by `rdma-nix matrix`. And a
 //! check whose test fails inside the VM fails with that test's output.
@@ -12,15 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use common::{nix_build_offline, pinned, rdma_nix, require, run, stdout_ok};
-
-const CI_KERNELS: [&str; 5] = [
-    "debian-5.10.0-32",
-    "debian-6.1.0-50",
-    "debian-6.1.0-56",
-    "debian-6.12.117",
-    "debian-7.2.13",
-];
+use common::{nix_build_offline, pinned, rdma_nix, require, roles, run, stdout_ok};
 
 fn ready() -> bool {
     require("nix-build")
@@ -33,7 +26,14 @@ fn hot_paths_pass_on_the_ci_matrix_and_render_as_a_matrix() {
     if !ready() {
         return;
     }
-    let pairs: Vec<(&str, &str)> = CI_KERNELS
+    let roles = roles();
+    let ci_kernels: Vec<&str> = roles
+        .series_newest
+        .iter()
+        .map(|(_, k)| k.as_str())
+        .collect();
+    assert!(ci_kernels.contains(&roles.kabi_reused.as_str()));
+    let pairs: Vec<(&str, &str)> = ci_kernels
         .iter()
         .flat_map(|k| ["rxe", "siw"].map(|d| (*k, d)))
         .collect();
@@ -41,7 +41,7 @@ fn hot_paths_pass_on_the_ci_matrix_and_render_as_a_matrix() {
         .iter()
         .map(|(k, d)| format!("(o.hotpathsCheck \"{k}\" \"{d}\")"))
         .chain(
-            CI_KERNELS
+            ci_kernels
                 .iter()
                 .map(|k| format!("(o.restoredLoadCheck {{ kernelName = \"{k}\"; }})")),
         )
@@ -58,7 +58,7 @@ fn hot_paths_pass_on_the_ci_matrix_and_render_as_a_matrix() {
     );
     eprintln!(
         "offline VM checks ({} kernels × rxe, siw) built in {:.0} s",
-        CI_KERNELS.len(),
+        ci_kernels.len(),
         start.elapsed().as_secs_f64()
     );
 
@@ -145,12 +145,14 @@ fn hot_paths_pass_on_the_ci_matrix_and_render_as_a_matrix() {
 
     // The default set of restored drivers, on every kernel: each module loaded with
     // its dependencies, unloaded and loaded again, the kernel log clean.
-    for k in CI_KERNELS {
+    let mut releases = Vec::new();
+    for &k in &ci_kernels {
         let r: serde_json::Value = serde_json::from_slice(
             &std::fs::read(Path::new(&out).join(format!("{k}-restored/result.json"))).unwrap(),
         )
         .unwrap();
         assert_eq!(r["status"], "pass", "{k} restored: {r}");
+        releases.push(r["kernel"].as_str().unwrap().to_owned());
         let modules: Vec<&str> = r["test"]["modules"]
             .as_array()
             .unwrap()
@@ -168,7 +170,7 @@ fn hot_paths_pass_on_the_ci_matrix_and_render_as_a_matrix() {
             "rnbd-server",
         ];
         // erdma is newer than 5.10 (not in its source: refused, not attempted).
-        if k != "debian-5.10.0-32" {
+        if !k.starts_with("debian-5.10.") {
             want.push("erdma");
         }
         for m in want {
@@ -251,15 +253,11 @@ fn hot_paths_pass_on_the_ci_matrix_and_render_as_a_matrix() {
     assert_eq!(html.matches("<svg").count(), 7);
     assert!(
         table.contains("## Restored drivers")
-            && table.matches("| pass | ").count() >= CI_KERNELS.len(),
+            && table.matches("| pass | ").count() >= ci_kernels.len(),
         "{table}"
     );
-    for release in [
-        "5.10.0-32-amd64",
-        "6.12.117+deb13-amd64",
-        "7.2.13+deb14-amd64",
-    ] {
-        assert!(html.contains(release), "{release}");
+    for release in &releases {
+        assert!(html.contains(release.as_str()), "{release}");
     }
 }
 
@@ -278,8 +276,9 @@ fn a_test_failing_inside_the_vm_fails_the_check_with_its_output() {
     .unwrap()
     .replace("siw rc_pingpong unsupported", "siw rc_pingpong pass");
     std::fs::write(&expected, text).unwrap();
+    let kernel = roles().kabi_base;
     let expr = format!(
-        "let o = import ./pkgs/offline {{ }}; in o.hotpathsCheckWith {{ kernelName = \"debian-6.1.0-50\"; driver = \"siw\"; withSuite = false; withNvmeof = false; withRnbd = false; expected = {}; }}",
+        "let o = import ./pkgs/offline {{ }}; in o.hotpathsCheckWith {{ kernelName = \"{kernel}\"; driver = \"siw\"; withSuite = false; withNvmeof = false; withRnbd = false; expected = {}; }}",
         expected.display()
     );
     let out = run(nix_build_offline()
@@ -288,7 +287,10 @@ fn a_test_failing_inside_the_vm_fails_the_check_with_its_output() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "the check passed: {err}");
     assert!(
-        err.contains("hotpaths-siw-debian-6.1.0-50 on 6.1.0-50-amd64 fail: test failed"),
+        err.contains(&format!(
+            "hotpaths-siw-{kernel} on {} fail: test failed",
+            common::release_of(&kernel)
+        )),
         "{err}"
     );
     assert!(
@@ -307,7 +309,11 @@ fn perftests_rdma_cm_race_is_reproduced_unpatched_and_gone_with_the_patch() {
     if !ready() {
         return;
     }
-    for (driver, kernel) in [("rxe", "debian-6.1.0-50"), ("siw", "debian-6.12.117")] {
+    let roles = roles();
+    for (driver, kernel) in [
+        ("rxe", roles.kabi_base.as_str()),
+        ("siw", roles.newest_of("6.12")),
+    ] {
         for race in [true, false] {
             let expr = format!(
                 "let o = import ./pkgs/offline {{ }}; in o.perftestCmRace {{ driver = \"{driver}\"; kernelName = \"{kernel}\"; race = {race}; }}"
@@ -343,13 +349,16 @@ fn the_suites_external_qp_race_is_reproduced_with_upstreams_harness() {
     if !ready() {
         return;
     }
-    let expr = "let o = import ./pkgs/offline { }; in o.hotpathsCheckWith { \
-        kernelName = \"debian-6.1.0-50\"; driver = \"rxe\"; \
+    let expr = format!(
+        "let o = import ./pkgs/offline {{ }}; in o.hotpathsCheckWith {{ \
+        kernelName = \"{}\"; driver = \"rxe\"; \
         recordOnly = true; withNvmeof = false; withRnbd = false; \
-        suiteRuns = [ { name = \"ext-qp-late-recv\"; args = \"-k test_rdmacm_async_traffic_external_qp\"; } ]; \
-        suiteExtraTests = { \"rdmacm_utils.py\" = \"${o.rdma-core-pyverbs.src}/tests/rdmacm_utils.py\"; }; }";
+        suiteRuns = [ {{ name = \"ext-qp-late-recv\"; args = \"-k test_rdmacm_async_traffic_external_qp\"; }} ]; \
+        suiteExtraTests = {{ \"rdmacm_utils.py\" = \"${{o.rdma-core-pyverbs.src}}/tests/rdmacm_utils.py\"; }}; }}",
+        roles().kabi_base
+    );
     let out = run(nix_build_offline()
-        .args(["-E", expr])
+        .args(["-E", &expr])
         .current_dir(env!("CARGO_MANIFEST_DIR")));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
@@ -379,9 +388,12 @@ fn a_foreign_cores_consumer_rewritten_without_a_rebuild_loads_our_provider() {
     if !ready() {
         return;
     }
-    let expr = "let o = import ./pkgs/offline { }; in o.replaceDependenciesCheck { driver = \"rxe\"; kernelName = \"debian-6.1.0-50\"; }";
+    let expr = format!(
+        "let o = import ./pkgs/offline {{ }}; in o.replaceDependenciesCheck {{ driver = \"rxe\"; kernelName = \"{}\"; }}",
+        roles().kabi_base
+    );
     let out = run(nix_build_offline()
-        .args(["-E", expr])
+        .args(["-E", &expr])
         .current_dir(env!("CARGO_MANIFEST_DIR")));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
@@ -449,15 +461,17 @@ fn rdma_cores_own_suite_and_nvmeof_run_and_a_broken_expectation_or_a_failing_tes
     // The matrix's own 6.1 siw check (the same derivation as the CI matrix's), and two
     // variants recorded whatever they give: one pass more expected, and a test that
     // fails on purpose added beside upstream's (the suite only: no storage paths).
+    let roles = roles();
+    let kernel = roles.newest_of("6.1");
     let variant = |name: &str, extra: &str| {
         format!(
-            "((o.hotpathsCheckWith {{ kernelName = \"debian-6.1.0-50\"; driver = \"siw\"; recordOnly = true; withNvmeof = false; withRnbd = false; {extra} }}) // {{ passthru.checkName = \"{name}\"; }})"
+            "((o.hotpathsCheckWith {{ kernelName = \"{kernel}\"; driver = \"siw\"; recordOnly = true; withNvmeof = false; withRnbd = false; {extra} }}) // {{ passthru.checkName = \"{name}\"; }})"
         )
     };
     let fixture =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/test_deliberately_failing.py");
     let expr = format!(
-        "let o = import ./pkgs/offline {{ }}; in o.gatherChecks \"suite-checks\" [ (o.hotpathsCheck \"debian-6.1.0-50\" \"siw\" // {{ passthru.checkName = \"as-expected\"; }}) {} {} ]",
+        "let o = import ./pkgs/offline {{ }}; in o.gatherChecks \"suite-checks\" [ (o.hotpathsCheck \"{kernel}\" \"siw\" // {{ passthru.checkName = \"as-expected\"; }}) {} {} ]",
         variant("broken", &format!("suiteExpected = {};", broken.display())),
         variant(
             "failing-test",

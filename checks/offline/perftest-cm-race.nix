@@ -13,11 +13,12 @@
   runCommand,
   softDevice,
   rdmaNixLib,
+  roles,
   perftest,
 }:
 
 {
-  kernelName ? "debian-6.1.0-50",
+  kernelName ? roles.kabiBase,
   driver ? "rxe",
   race ? false,
 }:

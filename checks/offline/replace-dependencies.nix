@@ -13,13 +13,14 @@
   stdenv,
   softDevice,
   rdmaNixLib,
+  roles,
   rdma-core,
   rdma-core-full,
   replaceDirectDependencies,
 }:
 
 {
-  kernelName ? "debian-6.1.0-50",
+  kernelName ? roles.kabiBase,
   driver ? "rxe",
 }:
 let

@@ -199,7 +199,7 @@ let
       core = self.rdma-core;
     };
 
-    # Load a module of ours on a matrix kernel: `moduleLoadCheck "debian-6.1.0-56" "siw"`.
+    # Load a module of ours on a matrix kernel: `moduleLoadCheck roles.newest "siw"`.
     moduleLoadCheck = self.callPackage ../../checks/offline/module-load.nix { };
 
     # ibv_devices over rxe0 and siw0 with a config dir of only those two providers.
@@ -218,7 +218,7 @@ let
     replaceDependenciesCheck = self.callPackage ../../checks/offline/replace-dependencies.nix { };
 
     # The hot paths (checks/payload) on a kernel of the matrix and a soft device:
-    # `hotpathsCheck "debian-6.1.0-50" "siw"`; `hotpathsCheckWith { kernelName; driver;
+    # `hotpathsCheck roles.newest "siw"`; `hotpathsCheckWith { kernelName; driver;
     # expected = ./other-expectations.txt; }`.
     hotpathsCheckWith = self.callPackage ../../checks/offline/hotpaths.nix { };
     hotpathsCheck = kernelName: driver: self.hotpathsCheckWith { inherit kernelName driver; };
