@@ -41,11 +41,13 @@ pub struct Manifest {
     pub rdma_core: Vec<RdmaCoreRelease>,
     #[serde(default, rename = "kernel_source")]
     pub kernel_sources: Vec<KernelSource>,
-    #[serde(default, rename = "kabi_record")]
-    pub kabi_records: Vec<KabiRecord>,
+    /// Each module build on each kernel: built there, or a build of another kernel of
+    /// the series reused (kABI), with the evidence; decided by `rdma-nix update`.
+    #[serde(default, rename = "module")]
+    pub modules: Vec<ModuleDecision>,
     pub bootstrap: Option<Bootstrap>,
-    /// The directory the intent and the lock were read from (kABI records are read,
-    /// and the lock written, relative to it).
+    /// The directory the intent and the lock were read from (the lock is written
+    /// beside the intent).
     #[serde(skip)]
     pub dir: PathBuf,
     /// How the generated files name their source.
@@ -103,18 +105,21 @@ impl Bootstrap {
     }
 }
 
-/// A module built for one kernel of the matrix, recorded with `rdma-nix kabi --record`:
-/// the generator reuses that build on every kernel where it loads.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// One driver's modules on one kernel of the matrix: built for it, or the build of an
+/// older kernel of its series reused, because every symbol those modules import has
+/// the same CRC in this kernel (decided by `rdma-nix update` from the builds).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct KabiRecord {
-    /// The driver (its directory's name: `siw`, `rxe`, `rtrs`, …); a driver of
-    /// several modules has a record for each.
-    pub driver: String,
-    /// The matrix kernel it was built for.
+pub struct ModuleDecision {
+    /// The matrix kernel.
     pub kernel: String,
-    /// The record, relative to the repository root.
-    pub file: String,
+    /// The driver (its directory's name: `siw`, `rxe`, `rtrs`, …).
+    pub driver: String,
+    /// The kernel whose build is reused; absent: built for this kernel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reuse: Option<String>,
+    /// The evidence, in one line: the imports checked, or the first that differ.
+    pub reason: String,
 }
 
 /// Subtrees of a kernel source package, extracted by `rdma-nix fetch` (in Rust) and
@@ -211,6 +216,41 @@ pub struct Kernel {
     /// The soft-RDMA drivers (`rxe`, `siw`) the kernel ships as modules; the others
     /// are built by rdma-nix. Checked against the image's config by the tests.
     pub rdma_in_tree: Vec<String>,
+}
+
+/// The lock's module decisions: of known kernels, each (kernel, driver) once, a reuse
+/// naming another kernel whose own build of that driver it is.
+fn validate_modules(modules: &[ModuleDecision], kernels: &BTreeSet<&str>) -> Result<(), String> {
+    let mut seen = BTreeSet::new();
+    for d in modules {
+        let what = format!("module {} on {}", d.driver, d.kernel);
+        let plain = !d.driver.is_empty()
+            && d.driver
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !plain {
+            return Err(format!("{what}: not a driver's name (siw, rxe, rtrs, …)"));
+        }
+        if !kernels.contains(d.kernel.as_str()) {
+            return Err(format!("{what}: the kernel is not a [[kernel]]"));
+        }
+        if !seen.insert((d.kernel.as_str(), d.driver.as_str())) {
+            return Err(format!("{what}: decided twice"));
+        }
+    }
+    for d in modules {
+        let Some(from) = &d.reuse else { continue };
+        let own = modules
+            .iter()
+            .any(|o| &o.kernel == from && o.driver == d.driver && o.reuse.is_none());
+        if from == &d.kernel || !own {
+            return Err(format!(
+                "module {} on {}: reuses {from}, which has no build of its own of it",
+                d.driver, d.kernel
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn is_debian_name(s: &str) -> bool {
@@ -665,33 +705,7 @@ impl Manifest {
             NixHash::parse(&b.hash, Some(HashAlgo::Sha256))
                 .map_err(|e| bad(format!("bootstrap: {e}")))?;
         }
-        for r in &m.kabi_records {
-            let plain = !r.driver.is_empty()
-                && r.driver
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-            if !plain {
-                return Err(bad(format!(
-                    "kabi_record: driver {:?} is not a driver's name (its directory: siw, rxe, rtrs, …)",
-                    r.driver
-                )));
-            }
-            if !kernels.contains(r.kernel.as_str()) {
-                return Err(bad(format!(
-                    "kabi_record: kernel {:?} is not a [[kernel]]",
-                    r.kernel
-                )));
-            }
-            let ok = r.file.starts_with("pkgs/kabi/")
-                && r.file.ends_with(".json")
-                && !r.file.contains("..");
-            if !ok {
-                return Err(bad(format!(
-                    "kabi_record: file {:?} must be pkgs/kabi/*.json",
-                    r.file
-                )));
-            }
-        }
+        validate_modules(&m.modules, &kernels).map_err(bad)?;
         let mut versions = BTreeSet::new();
         for r in &m.rdma_core {
             if r.version.is_empty() || !r.version.chars().all(|c| c.is_ascii_digit() || c == '.') {
@@ -755,7 +769,7 @@ struct LockView<'a> {
     debian: LockDebian<'a>,
     kernel_source: &'a [KernelSource],
     kernel: &'a [Kernel],
-    kabi_record: &'a [KabiRecord],
+    module: &'a [ModuleDecision],
 }
 
 #[derive(Serialize)]
@@ -767,7 +781,7 @@ struct LockDebian<'a> {
 pub const LOCK_HEADER: &str =
     "# @generated by `rdma-nix update` from stack.toml. Do not edit: run `rdma-nix update`.\n\
 # Every pin of the stack: Debian packages (pool path, version, sha256), kernel source trees\n\
-# (NAR hash), the matrix's kernels and the kABI records reuse is decided from.\n";
+# (NAR hash), the matrix's kernels, and each module build: built per kernel or reused (kABI).\n";
 
 impl Manifest {
     /// The text of `stack.lock` holding this manifest's pins; deterministic, and read
@@ -780,7 +794,7 @@ impl Manifest {
             },
             kernel_source: &self.kernel_sources,
             kernel: &self.kernels,
-            kabi_record: &self.kabi_records,
+            module: &self.modules,
         };
         let body = toml::to_string(&view).expect("pins serialise to TOML");
         format!("{LOCK_HEADER}\n{body}")
@@ -887,6 +901,36 @@ mod tests {
             let text = base.replacen(needle, replacement, 1);
             let e = Manifest::parse(&text, "x.toml").unwrap_err().to_string();
             assert!(e.starts_with("x.toml: ") && e.contains(msg), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_module_decision_must_reuse_an_own_build_of_a_known_kernel() {
+        let d = |kernel: &str, reuse: Option<&str>| ModuleDecision {
+            kernel: kernel.into(),
+            driver: "siw".into(),
+            reuse: reuse.map(Into::into),
+            reason: "r".into(),
+        };
+        let kernels: BTreeSet<&str> = ["a", "b", "c"].into();
+        assert!(validate_modules(&[d("a", None), d("b", Some("a"))], &kernels).is_ok());
+        for (mods, msg) in [
+            (
+                vec![d("x", None)],
+                "module siw on x: the kernel is not a [[kernel]]",
+            ),
+            (vec![d("a", None), d("a", None)], "decided twice"),
+            (
+                vec![d("a", None), d("b", Some("a")), d("c", Some("b"))],
+                "module siw on c: reuses b, which has no build of its own of it",
+            ),
+            (
+                vec![d("a", Some("a"))],
+                "reuses a, which has no build of its own",
+            ),
+        ] {
+            let e = validate_modules(&mods, &kernels).unwrap_err();
+            assert!(e.contains(msg), "{e}");
         }
     }
 }

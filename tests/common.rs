@@ -192,3 +192,29 @@ pub fn source_package(name: &str) -> String {
         .package
         .clone()
 }
+
+/// The repository's files as git sees them (tracked, and untracked but not ignored),
+/// as they are in the working tree, copied into `dest`.
+pub fn copy_tree(dest: &Path) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let files = stdout_ok(
+        Command::new("git")
+            .args([
+                "ls-files",
+                "-z",
+                "--cached",
+                "--others",
+                "--exclude-standard",
+            ])
+            .current_dir(repo),
+    );
+    for f in files.split('\0').filter(|f| !f.is_empty()) {
+        let from = repo.join(f);
+        if !from.exists() {
+            continue; // deleted in the working tree
+        }
+        let to = dest.join(f);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&from, &to).unwrap();
+    }
+}

@@ -101,13 +101,6 @@ fn make_fixture() -> Option<Fixture> {
     );
     let b = dir.join("stack.toml");
     std::fs::write(&b, b_text).unwrap();
-    // The kABI records are read beside the manifest.
-    let kabi = dir.join("pkgs/kabi");
-    std::fs::create_dir_all(&kabi).unwrap();
-    for e in std::fs::read_dir(repo.join("pkgs/kabi")).unwrap() {
-        let p = e.unwrap().path();
-        std::fs::copy(&p, kabi.join(p.file_name().unwrap())).unwrap();
-    }
     let (out_a, out_b) = (dir.join("ref-a"), dir.join("ref-b"));
     stdout_ok(&mut generate(&a, &out_a));
     stdout_ok(&mut generate(&b, &out_b));

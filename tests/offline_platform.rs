@@ -21,26 +21,7 @@ fn repo() -> PathBuf {
 fn flake_tree() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("flake-tree");
     let _ = fs::remove_dir_all(&dir);
-    let files = stdout_ok(
-        Command::new("git")
-            .args([
-                "ls-files",
-                "-z",
-                "--cached",
-                "--others",
-                "--exclude-standard",
-            ])
-            .current_dir(repo()),
-    );
-    for f in files.split('\0').filter(|f| !f.is_empty()) {
-        let from = repo().join(f);
-        if !from.exists() {
-            continue; // deleted in the working tree
-        }
-        let to = dir.join(f);
-        fs::create_dir_all(to.parent().unwrap()).unwrap();
-        fs::copy(&from, &to).unwrap();
-    }
+    common::copy_tree(&dir);
     dir
 }
 

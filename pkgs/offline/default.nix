@@ -146,11 +146,16 @@ let
     # found a recorded build that loads (pkgs/generated/kernel-modules.nix), that build
     # is reused instead of compiling again.
     kernelModulePlan = import ../generated/kernel-modules.nix;
+    # Each kernel's own builds, whatever the plan reuses: what `rdma-nix update` reads
+    # a build's imports and exports from to decide reuse for a newer kernel.
+    kernelPackagesOwn = builtins.mapAttrs
+      (name: k: base.linuxPackagesFor base.kernels.${name} (base.kernelSource k.moduleSource)
+        base.restorePlans.kernels.${name})
+      (import ../generated/kernels.nix);
     kernelPackages = builtins.mapAttrs
       (name: k:
         let
-          own = base.linuxPackagesFor base.kernels.${name} (base.kernelSource k.moduleSource)
-            base.restorePlans.kernels.${name};
+          own = base.kernelPackagesOwn.${name};
           pick = driver: pkg: get:
             let plan = base.kernelModulePlan.${driver}.${name} or { reuse = null; }; in
             if plan.reuse == null then pkg

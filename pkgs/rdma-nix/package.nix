@@ -12,9 +12,9 @@ rustPlatform.buildRustPackage {
       ../../Cargo.lock
       ../../src
       ../../tests
+      # The unit tests read the repository's intent and lock.
       ../../stack.toml
-      # src/emit/kernel_modules.rs compiles the recorded kABI imports in.
-      ../../pkgs/kabi
+      ../../stack.lock
     ];
   };
 

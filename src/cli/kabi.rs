@@ -1,3 +1,7 @@
+//! `rdma-nix kabi MODULE --kernel HEADERS…`: whether a built module loads on other
+//! kernels (its vermagic and every imported CRC against their Module.symvers), the
+//! comparison `rdma-nix update` makes for each module build it could reuse.
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -17,14 +21,6 @@ pub struct Args {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
-    /// Also write the module's imports (symbols and CRCs) and vermagic to this JSON
-    /// file: the record `rdma-nix generate` decides reuse from.
-    #[arg(long, value_name = "FILE")]
-    record: Option<PathBuf>,
-    /// The Module.symvers of the module's own build: its exports go into the record
-    /// (`provides`), for the drivers that link against it (rnbd on rtrs).
-    #[arg(long, value_name = "FILE", requires = "record")]
-    symvers: Option<PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -40,35 +36,6 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let bytes =
         std::fs::read(&a.module).with_context(|| format!("{}: cannot read", a.module.display()))?;
     let m = module::parse(&bytes).with_context(|| a.module.display().to_string())?;
-    if let Some(path) = &a.record {
-        let mut rec = kabi::Record::of(&m)
-            .with_context(|| format!("{}: no name or vermagic in .modinfo", a.module.display()))?;
-        if let Some(sv) = &a.symvers {
-            let f = std::fs::File::open(sv)
-                .with_context(|| format!("{}: cannot read", sv.display()))?;
-            let sv_parsed = crate::kernel::symvers::Symvers::parse(std::io::BufReader::new(f))
-                .with_context(|| format!("{}: not a Module.symvers", sv.display()))?;
-            // Its lines name the module by path (…/rtrs-core); .modinfo by rtrs_core.
-            let norm = |s: &str| s.replace('-', "_");
-            let mut provides: Vec<kabi::RecordedImport> = sv_parsed
-                .symbols
-                .iter()
-                .filter(|(_, e)| {
-                    norm(e.module.rsplit('/').next().unwrap_or("")) == norm(&rec.module)
-                })
-                .map(|(s, e)| kabi::RecordedImport {
-                    symbol: s.clone(),
-                    crc: format!("0x{:08x}", e.crc),
-                })
-                .collect();
-            provides.sort_by(|a, b| a.symbol.cmp(&b.symbol));
-            rec.provides = provides;
-        }
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_string_pretty(&rec)? + "\n")
-            .with_context(|| format!("{}: cannot write", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))?;
-    }
     let kernels = inspect::load(&a.kernels)?;
     if kernels.is_empty() {
         bail!("no kernel found in the --kernel files");

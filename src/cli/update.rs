@@ -91,6 +91,10 @@ struct Changelog {
     dropped: Vec<String>,
     /// Files written (none for --dry-run, --check or when nothing changed).
     written: Vec<String>,
+    /// Module decisions (kABI) new to the lock for kernels it had already (a build
+    /// they reused retired, or a lock without decisions).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    redecided: Vec<Decision>,
     /// With --prove: each added kernel's checks and their outcome.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     proof: Vec<Proof>,
@@ -195,11 +199,16 @@ fn failure_of(log: &str, drv: &str) -> String {
 }
 
 impl Changelog {
-    fn changed(&self) -> bool {
+    /// Whether kernels were added or retired.
+    fn moved(&self) -> bool {
         self.series
             .iter()
             .flat_map(|s| &s.abis)
             .any(|a| matches!(a.change.status, AbiStatus::Added | AbiStatus::Retired))
+    }
+
+    fn changed(&self) -> bool {
+        self.moved() || !self.redecided.is_empty()
     }
 }
 
@@ -399,7 +408,8 @@ fn update_series(
             }
             AbiStatus::Retired => {
                 next.kernels.retain(|k| k.name != c.kernel);
-                next.kabi_records.retain(|r| r.kernel != c.kernel);
+                // Its decisions go, and those reusing its builds are made again.
+                next.modules.retain(|d| d.kernel != c.kernel);
             }
             AbiStatus::Locked | AbiStatus::SkippedByKeep => {}
         }
@@ -462,6 +472,48 @@ fn materialize(m: &Manifest, next: &mut Manifest, added: &[String]) -> Result<Ve
         k.rdma_in_tree = drivers;
     }
     Ok(new_sources)
+}
+
+/// The lock's module decisions brought up to date (kABI): the builds a decision is
+/// made from are built (or found in the store) by nix-build of this tree's offline
+/// package set, `kernelPackagesOwn.<kernel>`: only kernels of the lock as it was.
+fn decide_modules(m: &Manifest, next: &Manifest) -> Result<Vec<Decision>> {
+    let loaded = emit::kernel_modules::load_kernels(next)?;
+    let restored = emit::restore::plan(next, &loaded, &next.label)?;
+    let mut cache: std::collections::HashMap<(String, String), PathBuf> = Default::default();
+    let mut build = |kernel: &str, driver: &str| -> Result<emit::kernel_modules::Build> {
+        anyhow::ensure!(
+            m.kernels.iter().any(|k| k.name == kernel),
+            "{kernel}: its {driver} build comes with this update; `rdma-nix update` compares against it next time"
+        );
+        let key = (kernel.to_string(), driver.to_string());
+        if !cache.contains_key(&key) {
+            let attr = match driver {
+                "rxe" | "siw" => format!("kernelPackagesOwn.\"{kernel}\".rdma-{driver}"),
+                d => format!("kernelPackagesOwn.\"{kernel}\".rdmaRestored.{d}"),
+            };
+            eprintln!("rdma-nix: kABI: {kernel}'s own {driver} build (nix-build -A {attr})");
+            let out = nix_build(&m.dir, &["--no-out-link".into(), "-A".into(), attr.clone()])?;
+            anyhow::ensure!(
+                out.status.success(),
+                "nix-build -A {attr} in {}: {}",
+                m.dir.display(),
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .rev()
+                    .take(15)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            cache.insert(key.clone(), PathBuf::from(path));
+        }
+        emit::kernel_modules::Build::read(&cache[&key], driver)
+    };
+    emit::kernel_modules::decide(next, &loaded, &restored.needs, &mut build)
 }
 
 /// The record of this update for the matrix page: each added kernel with its
@@ -562,6 +614,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
     log.dropped = update::drop_unreferenced(&mut next);
     update::sort_kernels(&mut next);
     log.new_sources = materialize(&m, &mut next, &added)?;
+    next.modules = decide_modules(&m, &next)?;
+    log.redecided = next
+        .modules
+        .iter()
+        .filter(|d| !added.contains(&d.kernel) && !m.modules.contains(d))
+        .cloned()
+        .collect();
     let generated = emit::generate(&next)?;
     annotate(&mut log, &next, &generated.decisions);
     let write = !(a.dry_run || a.check);
@@ -571,10 +630,15 @@ pub fn run(a: Args) -> Result<ExitCode> {
             path: LOCK_FILE.into(),
             contents: next.render_lock(),
         });
-        files.push(GeneratedFile {
-            path: LAST_UPDATE.into(),
-            contents: last_update(&m, &next, &log, &predecessors, &generated.decisions).render(),
-        });
+        // The matrix page's last update is the last that moved the matrix: one that
+        // only redecided modules keeps it.
+        if log.moved() {
+            files.push(GeneratedFile {
+                path: LAST_UPDATE.into(),
+                contents: last_update(&m, &next, &log, &predecessors, &generated.decisions)
+                    .render(),
+            });
+        }
         for (path, status) in emit::write_all(&m.dir, &files)? {
             if status != emit::Status::Unchanged {
                 log.written.push(path.display().to_string());
@@ -648,6 +712,15 @@ fn print_changelog(log: &Changelog, write: bool) {
                 i.abi,
                 i.why
             );
+        }
+    }
+    for d in &log.redecided {
+        match &d.reuse {
+            Some(from) => println!(
+                "decided: {} on {}: reused from {from}: {}",
+                d.driver, d.kernel, d.reason
+            ),
+            None => println!("decided: {} on {}: built: {}", d.driver, d.kernel, d.reason),
         }
     }
     for s in &log.new_sources {

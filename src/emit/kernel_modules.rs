@@ -1,6 +1,9 @@
-//! `pkgs/generated/kernel-modules.nix`: for each soft-RDMA driver and each kernel of
-//! the matrix, build it there or reuse a recorded build whose every imported symbol
-//! has the same CRC in that kernel (the weak-updates idea, decided ahead of time).
+//! `pkgs/generated/kernel-modules.nix`: for each soft-RDMA and restored driver on each
+//! kernel of the matrix, build it there or reuse the build of an older kernel of its
+//! series (the weak-updates idea, decided ahead of time). `rdma-nix update` decides
+//! ([`decide`]: from the builds themselves, their modules' imports against the new
+//! kernel's Module.symvers) and keeps each decision with its evidence in the lock;
+//! `rdma-nix generate` only renders the lock's decisions ([`plan`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -10,29 +13,18 @@ use anyhow::{Context, Result};
 use super::nix_expr::Value;
 use super::stack::GENERATED_DIR;
 use super::GeneratedFile;
+use crate::debian::version::Version;
 use crate::fetch::expected_store_path;
 use crate::kernel::inspect::{self, LoadedKernel};
 use crate::kernel::kabi;
-use crate::kernel::module::ModuleInfo;
-use crate::manifest::Manifest;
+use crate::kernel::module::{self, ModuleInfo};
+use crate::kernel::symvers::Symvers;
+pub use crate::manifest::ModuleDecision as Decision;
+use crate::manifest::{Kernel, Manifest};
 
-/// A record's text, read relative to the manifest's directory.
-fn read_record(file: &str, dir: &Path) -> Result<(String, String)> {
-    let path = dir.join(file);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("{}: cannot read the kABI record", path.display()))?;
-    Ok((path.display().to_string(), text))
-}
-
-/// One driver on one kernel: a build of its own, or a reuse, and why.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Decision {
-    pub driver: String,
-    pub kernel: String,
-    /// The kernel whose build is reused; None: built for this kernel.
-    pub reuse: Option<String>,
-    pub reason: String,
-}
+/// The soft-RDMA pair, decided on every kernel (its own build is a package whether
+/// or not the kernel ships the driver).
+const SOFT: [&str; 2] = ["rxe", "siw"];
 
 /// The generated file and how many packages build versus reuse.
 pub struct Plan {
@@ -65,181 +57,325 @@ pub fn load_kernels(m: &Manifest) -> Result<Vec<(String, LoadedKernel)>> {
 }
 
 /// Restored drivers built per kernel (kernel → driver → the restored drivers it
-/// needs), from `restore::plan`: where a record's driver is restored, its reuse is
-/// decided; the soft-RDMA pair is decided on every kernel.
+/// needs), from `restore::plan`.
 pub type RestoredNeeds = BTreeMap<String, BTreeMap<String, Vec<String>>>;
 
-/// One recorded module: what it imports, and what it exports to the drivers on it.
-struct Recorded {
-    module: ModuleInfo,
-    provides: HashMap<String, u32>,
+/// The kernel's series (`6.1`): the one `rdma-nix update` locked it for, else its
+/// image's upstream version's first two numbers.
+fn series_of(m: &Manifest, k: &Kernel) -> String {
+    k.series.clone().unwrap_or_else(|| {
+        let v = &m.package(&k.image).expect("validated").version;
+        v.split(['.', '-', '+'])
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(".")
+    })
 }
 
-pub fn plan(
-    m: &Manifest,
-    loaded: &[(String, LoadedKernel)],
-    restored: &RestoredNeeds,
-    source: &str,
-) -> Result<Plan> {
-    const SOFT: [&str; 2] = ["rxe", "siw"];
-    // Each driver's recorded builds, read once, grouped by the kernel they were built
-    // for (one record per module), in the manifest's order.
-    let mut groups: BTreeMap<String, Vec<(String, Vec<Recorded>)>> = BTreeMap::new();
-    for r in &m.kabi_records {
-        let (path, text) = read_record(&r.file, &m.dir)?;
-        let rec: kabi::Record =
-            serde_json::from_str(&text).with_context(|| format!("{path}: not a kABI record"))?;
-        let module = rec
-            .to_module()
-            .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
-        let provides = rec.provided().map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
-        let g = groups.entry(r.driver.clone()).or_default();
-        let rec = Recorded { module, provides };
-        match g.iter_mut().find(|(k, _)| k == &r.kernel) {
-            Some((_, mods)) => mods.push(rec),
-            None => g.push((r.kernel.clone(), vec![rec])),
-        }
-    }
-    let needs_of = |kernel: &str, driver: &str| -> Vec<String> {
-        restored
-            .get(kernel)
-            .and_then(|d| d.get(driver))
-            .cloned()
-            .unwrap_or_default()
-    };
-    // Drivers in an order where those a driver needs come first.
-    let mut order: Vec<String> = SOFT.iter().map(|s| s.to_string()).collect();
-    let mut rest: Vec<String> = groups
-        .keys()
-        .filter(|d| !order.contains(d))
-        .cloned()
-        .collect();
-    while !rest.is_empty() {
-        let before = rest.len();
-        rest.retain(|d| {
-            let ready = restored
-                .values()
-                .filter_map(|k| k.get(d))
-                .flatten()
-                .all(|n| order.contains(n) || !groups.contains_key(n));
-            if ready {
-                order.push(d.clone());
-            }
-            !ready
-        });
-        anyhow::ensure!(
-            rest.len() < before,
-            "kABI records: drivers {rest:?} need each other in a cycle"
-        );
-    }
-    // (driver, kernel) → the kernel whose build it reuses.
-    let mut reuses: BTreeMap<(String, String), String> = BTreeMap::new();
-    let mut drivers = Vec::new();
-    let mut decisions = Vec::new();
-    let (mut builds, mut reused) = (0, 0);
-    for driver in &order {
-        let records = groups.get(driver).map(Vec::as_slice).unwrap_or_default();
-        let soft = SOFT.contains(&driver.as_str());
-        let mut per_kernel = Vec::new();
-        for (name, kernel) in loaded {
-            let built_here = restored.get(name).is_some_and(|d| d.contains_key(driver));
-            if !soft && !built_here {
-                continue;
-            }
-            let own = records.iter().any(|(k, _)| k == name);
-            let needs = needs_of(name, driver);
-            let mut refusals = Vec::new();
-            let mut chosen = None;
-            for (base, mods) in records.iter().filter(|_| !own) {
-                // The drivers it links against must come from the same build.
-                if let Some(n) = needs
-                    .iter()
-                    .find(|n| reuses.get(&((*n).clone(), name.clone())) != Some(base))
-                {
-                    refusals.push(format!("{base}: needs {n}, which is not reused from there"));
-                    continue;
+fn version_of(m: &Manifest, k: &Kernel) -> Option<Version> {
+    Version::parse(&m.package(&k.image)?.version)
+}
+
+/// Every (kernel, driver) with a module build, in the order decisions are made:
+/// kernels by series and version, a kernel's drivers after those they need.
+pub fn wanted(m: &Manifest, restored: &RestoredNeeds) -> Result<Vec<(String, String)>> {
+    let mut kernels: Vec<&Kernel> = m.kernels.iter().collect();
+    kernels.sort_by_key(|k| (series_of(m, k), version_of(m, k)));
+    let mut pairs = Vec::new();
+    for k in kernels {
+        let needs = restored.get(&k.name).cloned().unwrap_or_default();
+        let mut order: Vec<String> = SOFT.iter().map(|s| s.to_string()).collect();
+        let mut rest: Vec<&String> = needs.keys().filter(|d| !order.contains(d)).collect();
+        while !rest.is_empty() {
+            let before = rest.len();
+            rest.retain(|d| {
+                let ready = needs[*d].iter().all(|n| order.contains(n));
+                if ready {
+                    order.push((*d).clone());
                 }
-                let mut beside: HashMap<String, u32> = HashMap::new();
-                for r in mods {
-                    beside.extend(r.provides.iter().map(|(k, v)| (k.clone(), *v)));
-                }
-                for n in &needs {
-                    for (_, nm) in groups[n].iter().filter(|(k, _)| k == base) {
-                        for r in nm {
-                            beside.extend(r.provides.iter().map(|(k, v)| (k.clone(), *v)));
-                        }
-                    }
-                }
-                let verdicts: Vec<kabi::Verdict> = mods
-                    .iter()
-                    .map(|r| kabi::decide_with(&r.module, kernel, &beside))
-                    .collect();
-                match verdicts.iter().zip(mods).find(|(v, _)| !v.loads) {
-                    None if verdicts.len() == 1 => {
-                        chosen = Some((base.clone(), verdicts[0].reason.clone()));
-                    }
-                    None => {
-                        let imports: usize = mods.iter().map(|r| r.module.imports.len()).sum();
-                        chosen = Some((
-                            base.clone(),
-                            format!(
-                                "reusable: all {imports} imported symbols of its {} modules have the same CRC here",
-                                mods.len()
-                            ),
-                        ));
-                    }
-                    Some((v, r)) => {
-                        let what = if mods.len() == 1 {
-                            v.reason.clone()
-                        } else {
-                            format!("{}: {}", r.module.name.as_deref().unwrap_or("?"), v.reason)
-                        };
-                        refusals.push(format!("{base}: {what}"));
-                        continue;
-                    }
-                }
-                break;
-            }
-            let (reuse, reason) = match chosen {
-                Some((base, reason)) => {
-                    reused += 1;
-                    reuses.insert((driver.clone(), name.clone()), base.clone());
-                    (Some(base), reason)
-                }
-                None => {
-                    builds += 1;
-                    let why = if own {
-                        "recorded build".to_string()
-                    } else if refusals.is_empty() {
-                        "no recorded build to reuse".to_string()
-                    } else {
-                        format!("no recorded build loads here: {}", refusals.join("; "))
-                    };
-                    (None, why)
-                }
-            };
-            let value = Value::attrs([
-                ("reuse", reuse.as_ref().map_or(Value::Null, Value::str)),
-                ("reason", Value::str(&reason)),
-            ]);
-            per_kernel.push((name.clone(), value));
-            decisions.push(Decision {
-                driver: driver.clone(),
-                kernel: name.clone(),
-                reuse,
-                reason,
+                !ready
             });
+            anyhow::ensure!(
+                rest.len() < before,
+                "kernel {}: restored drivers {rest:?} need each other in a cycle",
+                k.name
+            );
         }
-        drivers.push((driver.to_string(), Value::attrs(per_kernel)));
+        pairs.extend(order.into_iter().map(|d| (k.name.clone(), d)));
     }
-    Ok(Plan {
+    Ok(pairs)
+}
+
+/// `kernel-modules.nix` from the lock's decisions; a module the lock doesn't decide
+/// (a kernel pinned by hand) is built for its kernel.
+pub fn plan(m: &Manifest, restored: &RestoredNeeds, source: &str) -> Result<Plan> {
+    let mut decisions = Vec::new();
+    for (kernel, driver) in wanted(m, restored)? {
+        let locked = m
+            .modules
+            .iter()
+            .find(|d| d.kernel == kernel && d.driver == driver);
+        decisions.push(locked.cloned().unwrap_or(Decision {
+            kernel,
+            driver,
+            reuse: None,
+            reason: "built here: stack.lock has no kABI decision for it (`rdma-nix update` makes one)"
+                .into(),
+        }));
+    }
+    for d in &decisions {
+        if let Some(from) = &d.reuse {
+            let own = decisions
+                .iter()
+                .any(|o| &o.kernel == from && o.driver == d.driver && o.reuse.is_none());
+            anyhow::ensure!(
+                own,
+                "stack.lock: module {} on {} reuses {from}, which builds no {} of its own: run `rdma-nix update`",
+                d.driver,
+                d.kernel,
+                d.driver
+            );
+        }
+    }
+    Ok(render(decisions, source))
+}
+
+fn render(decisions: Vec<Decision>, source: &str) -> Plan {
+    let mut by_driver: BTreeMap<&str, Vec<(String, Value)>> = BTreeMap::new();
+    for d in &decisions {
+        let value = Value::attrs([
+            ("reuse", d.reuse.as_ref().map_or(Value::Null, Value::str)),
+            ("reason", Value::str(&d.reason)),
+        ]);
+        by_driver
+            .entry(&d.driver)
+            .or_default()
+            .push((d.kernel.clone(), value));
+    }
+    let body = Value::attrs(
+        by_driver
+            .into_iter()
+            .map(|(driver, kernels)| (driver.to_string(), Value::attrs(kernels))),
+    );
+    let reused = decisions.iter().filter(|d| d.reuse.is_some()).count();
+    Plan {
         file: GeneratedFile::nix(
             format!("{GENERATED_DIR}/kernel-modules.nix"),
             source,
-            &Value::attrs(drivers).render(),
+            &body.render(),
         ),
-        builds,
+        builds: decisions.len() - reused,
         reused,
         decisions,
-    })
+    }
+}
+
+/// One driver's build for one kernel, as read from its output: its modules (what each
+/// imports, with CRCs) and what they export (its Module.symvers) to the drivers built
+/// on it.
+pub struct Build {
+    pub modules: Vec<ModuleInfo>,
+    pub provides: HashMap<String, u32>,
+}
+
+impl Build {
+    /// Reads `out/lib/modules/*/updates/*.ko` and `out/share/rdma-nix/DRIVER/Module.symvers`.
+    pub fn read(out: &Path, driver: &str) -> Result<Build> {
+        let mut modules = Vec::new();
+        let lib = out.join("lib/modules");
+        let releases =
+            std::fs::read_dir(&lib).with_context(|| format!("{}: cannot read", lib.display()))?;
+        for rel in releases {
+            let dir = rel?.path().join("updates");
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            let mut kos: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "ko"))
+                .collect();
+            kos.sort();
+            for ko in kos {
+                let bytes =
+                    std::fs::read(&ko).with_context(|| format!("{}: cannot read", ko.display()))?;
+                modules.push(module::parse(&bytes).with_context(|| ko.display().to_string())?);
+            }
+        }
+        anyhow::ensure!(!modules.is_empty(), "{}: no module built", out.display());
+        let symvers = out.join(format!("share/rdma-nix/{driver}/Module.symvers"));
+        let provides = match std::fs::File::open(&symvers) {
+            Ok(f) => Symvers::parse(std::io::BufReader::new(f))
+                .with_context(|| format!("{}: not a Module.symvers", symvers.display()))?
+                .symbols
+                .into_iter()
+                .map(|(s, e)| (s, e.crc))
+                .collect(),
+            Err(_) => HashMap::new(),
+        };
+        Ok(Build { modules, provides })
+    }
+}
+
+/// The lock's decisions brought up to date: kept where they still hold (their kernel,
+/// and the build they reuse, still in the lock), made for every other module. A
+/// module is reused from the newest older kernel of its series with a build of its
+/// own whose every module loads here (every import's CRC the same, the vermagic the
+/// same apart from the release; imports from a driver it needs, when that driver is
+/// reused from the same kernel); else built here, with each candidate's refusal.
+/// `build(kernel, driver)` gives a locked kernel's own build.
+pub fn decide(
+    m: &Manifest,
+    loaded: &[(String, LoadedKernel)],
+    restored: &RestoredNeeds,
+    build: &mut dyn FnMut(&str, &str) -> Result<Build>,
+) -> Result<Vec<Decision>> {
+    let wanted = wanted(m, restored)?;
+    let locked: Vec<&Decision> = m
+        .modules
+        .iter()
+        .filter(|d| {
+            wanted
+                .iter()
+                .any(|(k, dr)| k == &d.kernel && dr == &d.driver)
+        })
+        .collect();
+    let kept: Vec<Decision> = locked
+        .iter()
+        .filter(|d| {
+            d.reuse.as_ref().is_none_or(|from| {
+                locked
+                    .iter()
+                    .any(|o| &o.kernel == from && o.driver == d.driver && o.reuse.is_none())
+            })
+        })
+        .map(|d| (*d).clone())
+        .collect();
+    let mut decisions = Vec::new();
+    for (kernel, driver) in &wanted {
+        if let Some(d) = kept
+            .iter()
+            .find(|d| &d.kernel == kernel && &d.driver == driver)
+        {
+            decisions.push(d.clone());
+            continue;
+        }
+        let k = m
+            .kernels
+            .iter()
+            .find(|k| &k.name == kernel)
+            .expect("wanted");
+        let here = &loaded.iter().find(|(n, _)| n == kernel).expect("loaded").1;
+        let needs = restored
+            .get(kernel)
+            .and_then(|d| d.get(driver))
+            .cloned()
+            .unwrap_or_default();
+        let own: Vec<&Decision> = decisions.iter().chain(&kept).collect();
+        let candidates = candidates(m, k, driver, &own);
+        let mut refusals = Vec::new();
+        let mut chosen = None;
+        for from in candidates {
+            match reusable(&from, driver, &needs, kernel, here, &decisions, build)? {
+                Ok(evidence) => {
+                    chosen = Some((from, evidence));
+                    break;
+                }
+                Err(why) => refusals.push(format!("{from}: {why}")),
+            }
+        }
+        let (reuse, reason) = match chosen {
+            Some((from, evidence)) => (Some(from), evidence),
+            None if refusals.is_empty() => (
+                None,
+                "built here: no older kernel of the series builds it".to_string(),
+            ),
+            None => (
+                None,
+                format!(
+                    "built here: no older build of the series loads: {}",
+                    refusals.join("; ")
+                ),
+            ),
+        };
+        decisions.push(Decision {
+            kernel: kernel.clone(),
+            driver: driver.clone(),
+            reuse,
+            reason,
+        });
+    }
+    Ok(decisions)
+}
+
+/// The other kernels of `k`'s series with a build of their own of `driver` (among
+/// `decided`): the older ones newest first, then the newer ones oldest first (a kernel
+/// kept by `keep_abis` older than the lock's builds).
+fn candidates(m: &Manifest, k: &Kernel, driver: &str, decided: &[&Decision]) -> Vec<String> {
+    let (series, version) = (series_of(m, k), version_of(m, k));
+    let mut others: Vec<(&Kernel, Option<Version>)> = m
+        .kernels
+        .iter()
+        .filter(|o| o.name != k.name && series_of(m, o) == series)
+        .map(|o| (o, version_of(m, o)))
+        .filter(|(o, _)| {
+            decided
+                .iter()
+                .any(|d| d.kernel == o.name && d.driver == driver && d.reuse.is_none())
+        })
+        .collect();
+    others.sort_by(|a, b| match (a.1 < version, b.1 < version) {
+        (true, true) => b.1.cmp(&a.1),
+        (false, false) => a.1.cmp(&b.1),
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+    });
+    others.into_iter().map(|(o, _)| o.name.clone()).collect()
+}
+
+/// Whether `from`'s build of `driver` loads on `kernel`: Ok(the evidence) or Err(why not).
+fn reusable(
+    from: &str,
+    driver: &str,
+    needs: &[String],
+    kernel: &str,
+    here: &LoadedKernel,
+    decided: &[Decision],
+    build: &mut dyn FnMut(&str, &str) -> Result<Build>,
+) -> Result<std::result::Result<String, String>> {
+    // The drivers it links against must come from the same build.
+    let reused_from = |n: &String| {
+        decided
+            .iter()
+            .find(|d| d.kernel == kernel && &d.driver == n)
+            .and_then(|d| d.reuse.as_deref())
+    };
+    if let Some(n) = needs.iter().find(|n| reused_from(n) != Some(from)) {
+        return Ok(Err(format!("needs {n}, which is not reused from there")));
+    }
+    let own = build(from, driver)?;
+    let mut beside = own.provides.clone();
+    for n in needs {
+        beside.extend(build(from, n)?.provides);
+    }
+    let verdicts: Vec<kabi::Verdict> = own
+        .modules
+        .iter()
+        .map(|m| kabi::decide_with(m, here, &beside))
+        .collect();
+    if let Some((v, m)) = verdicts.iter().zip(&own.modules).find(|(v, _)| !v.loads) {
+        return Ok(Err(if own.modules.len() == 1 {
+            v.reason.clone()
+        } else {
+            format!("{}: {}", m.name.as_deref().unwrap_or("?"), v.reason)
+        }));
+    }
+    let imports: usize = own.modules.iter().map(|m| m.imports.len()).sum();
+    Ok(Ok(if own.modules.len() == 1 {
+        verdicts[0].reason.clone()
+    } else {
+        format!(
+            "reusable: all {imports} imported symbols of its {} modules have the same CRC here",
+            own.modules.len()
+        )
+    }))
 }

@@ -28,7 +28,7 @@ pub fn generate(m: &crate::manifest::Manifest) -> anyhow::Result<Generated> {
         "rdma-nix: restored drivers (default set × kernels): {} built out of tree, {} in the kernel already, {} can't be built",
         restored.builds, restored.in_tree, restored.refused
     );
-    let plan = kernel_modules::plan(m, &kernels, &restored.needs, source)?;
+    let plan = kernel_modules::plan(m, &restored.needs, source)?;
     eprintln!(
         "rdma-nix: kernel modules: {} builds, {} reused by kABI ({} builds saved of {})",
         plan.builds,

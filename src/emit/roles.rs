@@ -20,8 +20,8 @@ pub struct Roles {
     /// Series (`6.1`) → its oldest and newest kernel.
     pub series_oldest: BTreeMap<String, String>,
     pub series_newest: BTreeMap<String, String>,
-    /// The kernel the kABI records were built for, and the kernels reusing a build of
-    /// it (for at least one driver).
+    /// The kernel whose own module builds the most kernels reuse, and those kernels
+    /// (reusing at least one of its builds).
     pub kabi_base: Option<String>,
     pub kabi_reused: Vec<String>,
 }
@@ -45,13 +45,25 @@ impl Roles {
                 series_newest.insert(s.clone(), name.clone());
             }
         }
-        let kabi_base = m.kabi_records.first().map(|r| r.kernel.clone());
+        // The build most reused: the kernel whose own builds the most kernels reuse
+        // (the newest such kernel on a tie).
+        let mut reusers: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
+        for d in decisions {
+            if let Some(from) = &d.reuse {
+                reusers.entry(from).or_default().insert(&d.kernel);
+            }
+        }
+        let rank = |k: &str| by_version.iter().position(|(_, n, _)| n == k);
+        let kabi_base = reusers
+            .iter()
+            .max_by_key(|(k, users)| (users.len(), rank(k)))
+            .map(|(k, _)| k.to_string());
         let mut kabi_reused: Vec<String> = decisions
             .iter()
             .filter(|d| d.reuse.is_some() && d.reuse == kabi_base)
             .map(|d| d.kernel.clone())
             .collect();
-        kabi_reused.sort();
+        kabi_reused.sort_by_key(|k| rank(k));
         kabi_reused.dedup();
         Some(Roles {
             oldest: by_version.first()?.1.clone(),

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::config::KernelConfig;
 use super::inspect::LoadedKernel;
-use super::module::Import;
+
 use super::module::ModuleInfo;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -157,81 +157,5 @@ pub fn decide_with(
             ),
             differing,
         )
-    }
-}
-
-/// What a built module needs of a kernel, recorded once per build so that the
-/// generator can decide reuse for the rest of the matrix without building.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Record {
-    pub module: String,
-    pub vermagic: String,
-    pub imports: Vec<RecordedImport>,
-    /// The symbols the module exports, with their CRCs (from its build's
-    /// Module.symvers): what the drivers built on it import.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub provides: Vec<RecordedImport>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct RecordedImport {
-    pub symbol: String,
-    pub crc: String,
-}
-
-impl Record {
-    pub fn of(m: &ModuleInfo) -> Option<Record> {
-        Some(Record {
-            module: m.name.clone()?,
-            vermagic: m.vermagic.clone()?,
-            imports: m
-                .imports
-                .iter()
-                .map(|i| RecordedImport {
-                    symbol: i.symbol.clone(),
-                    crc: format!("0x{:08x}", i.crc),
-                })
-                .collect(),
-            provides: Vec::new(),
-        })
-    }
-
-    /// The exports as symbol → CRC.
-    pub fn provided(&self) -> Result<std::collections::HashMap<String, u32>, String> {
-        self.provides
-            .iter()
-            .map(|i| {
-                i.crc
-                    .strip_prefix("0x")
-                    .and_then(|h| u32::from_str_radix(h, 16).ok())
-                    .map(|crc| (i.symbol.clone(), crc))
-                    .ok_or_else(|| format!("{}: CRC {:?} is not 0x<hex>", i.symbol, i.crc))
-            })
-            .collect()
-    }
-
-    /// Back to the form `decide` reads.
-    pub fn to_module(&self) -> Result<ModuleInfo, String> {
-        let imports = self
-            .imports
-            .iter()
-            .map(|i| {
-                i.crc
-                    .strip_prefix("0x")
-                    .and_then(|h| u32::from_str_radix(h, 16).ok())
-                    .map(|crc| Import {
-                        symbol: i.symbol.clone(),
-                        crc,
-                    })
-                    .ok_or_else(|| format!("{}: CRC {:?} is not 0x<hex>", i.symbol, i.crc))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(ModuleInfo {
-            name: Some(self.module.clone()),
-            vermagic: Some(self.vermagic.clone()),
-            depends: Vec::new(),
-            modinfo: Default::default(),
-            imports,
-        })
     }
 }
