@@ -8,6 +8,7 @@ pub mod fetch;
 pub mod kernel;
 pub mod manifest;
 pub mod nix;
+pub mod pin;
 pub mod rdma_core;
 pub mod report;
 pub mod update;

@@ -4,10 +4,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Result};
 
 use crate::emit::roots::{pinned_packages, root_names};
-use crate::fetch::{
-    fetch_bootstrap, fetch_kernel_source, fetch_package, fetch_tree, Fetched, Outcome,
-};
-use crate::manifest::{DebianPackage, Manifest};
+use crate::fetch::{fetch_package, Fetched, Outcome};
+use crate::manifest::Manifest;
+use crate::pin::{Pin, PinKind};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -41,16 +40,26 @@ fn word(outcome: Outcome, added: &'static str) -> &'static str {
     }
 }
 
-/// Fetches packages with a progress line each (`[i/n] name version … outcome`).
-pub(crate) fn fetch_packages(
-    packages: &[&DebianPackage],
-    from: Option<&std::path::Path>,
-) -> Result<Vec<Fetched>> {
+/// Fetches pins in order with a progress line each (`[i/n] what … outcome`).
+pub(crate) fn fetch_pins(pins: &[Pin], from: Option<&std::path::Path>) -> Result<Vec<Fetched>> {
     let mut done = Vec::new();
-    for (i, p) in packages.iter().enumerate() {
-        eprint!("[{}/{}] {} {} … ", i + 1, packages.len(), p.name, p.version);
-        let f = fetch_package(p, from).inspect_err(|_| eprintln!("failed"))?;
-        eprintln!("{}", word(f.outcome, "verified, added"));
+    for (i, pin) in pins.iter().enumerate() {
+        let p = pin.package();
+        let (what, added) = match pin.kind() {
+            PinKind::Package => (format!("{} {}", p.name, p.version), "verified, added"),
+            PinKind::Tree => (format!("{} tree", p.name), "unpacked, verified, added"),
+            PinKind::KernelSource => (
+                format!("{} (from {})", pin.name(), p.name),
+                "extracted, verified, added",
+            ),
+            PinKind::Bootstrap => (
+                format!("bootstrap {} (from {})", pin.name(), p.name),
+                "extracted, verified, added",
+            ),
+        };
+        eprint!("[{}/{}] {what} … ", i + 1, pins.len());
+        let f = pin.fetch(from).inspect_err(|_| eprintln!("failed"))?;
+        eprintln!("{}", word(f.outcome, added));
         done.push(f);
     }
     Ok(done)
@@ -63,53 +72,14 @@ pub fn run(a: Args) -> Result<ExitCode> {
             bail!("--only {name}: not pinned in the manifest");
         }
     }
-    let wanted: Vec<_> = m
-        .debian
-        .packages
-        .iter()
-        .filter(|p| a.only.is_empty() || a.only.contains(&p.name))
+    // Every pin of the lock (--only: those of the named packages), packages first:
+    // trees, kernel sources and the bootstrap are made from them.
+    let pins: Vec<Pin> = m
+        .pins()
+        .into_iter()
+        .filter(|p| a.only.is_empty() || a.only.contains(&p.package().name))
         .collect();
-    let mut done = fetch_packages(&wanted, a.from.as_deref())?;
-    // Source trees (the pin packages build from), unpacked from their tarballs.
-    let trees: Vec<_> = wanted.iter().filter(|p| p.tree.is_some()).collect();
-    for (i, p) in trees.iter().enumerate() {
-        eprint!("[{}/{}] {} tree … ", i + 1, trees.len(), p.name);
-        if let Some(f) = fetch_tree(p).inspect_err(|_| eprintln!("failed"))? {
-            eprintln!("{}", word(f.outcome, "unpacked, verified, added"));
-            done.push(f);
-        }
-    }
-    // Kernel source subtrees, extracted from their (now fetched) packages.
-    let sources: Vec<_> = m
-        .kernel_sources
-        .iter()
-        .filter(|ks| a.only.is_empty() || a.only.contains(&ks.package))
-        .collect();
-    for (i, ks) in sources.iter().enumerate() {
-        eprint!(
-            "[{}/{}] {} (from {}) … ",
-            i + 1,
-            sources.len(),
-            ks.name,
-            ks.package
-        );
-        let pkg = m.package(&ks.package).expect("validated with the manifest");
-        let f = fetch_kernel_source(ks, pkg).inspect_err(|_| eprintln!("failed"))?;
-        eprintln!("{}", word(f.outcome, "extracted, verified, added"));
-        done.push(f);
-    }
-    // The bootstrap executable, taken out of its (now fetched) package.
-    if let Some(b) = m
-        .bootstrap
-        .as_ref()
-        .filter(|b| a.only.is_empty() || a.only.contains(&b.package))
-    {
-        eprint!("bootstrap {} (from {}) … ", b.name, b.package);
-        let pkg = m.package(&b.package).expect("validated with the manifest");
-        let f = fetch_bootstrap(b, pkg).inspect_err(|_| eprintln!("failed"))?;
-        eprintln!("{}", word(f.outcome, "extracted, verified, added"));
-        done.push(f);
-    }
+    let mut done = fetch_pins(&pins, a.from.as_deref())?;
     // The build roots' packages, by pool path (any suite).
     let roots = if !a.roots.is_empty() {
         a.roots.clone()

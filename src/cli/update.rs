@@ -16,7 +16,8 @@ use crate::debian::version::Version;
 use crate::emit::{self, kernel_modules::Decision, GeneratedFile};
 use crate::fetch::{expected_store_path, fetch_package};
 use crate::kernel::inspect;
-use crate::manifest::{DebianPackage, Kernel, Manifest, Series, LOCK_FILE};
+use crate::manifest::{Kernel, Manifest, Series, LOCK_FILE};
+use crate::pin::{Pin, PinKind};
 use crate::report::update::{Added, LastUpdate, LAST_UPDATE};
 use crate::update::{self, AbiChange, AbiStatus, Expiry};
 
@@ -436,13 +437,17 @@ fn update_series(
 /// kernel sources extracted, hashed and added, each added kernel's soft drivers read
 /// from its config. Returns the new kernel sources' names.
 fn materialize(m: &Manifest, next: &mut Manifest, added: &[String]) -> Result<Vec<String>> {
-    let new: Vec<&DebianPackage> = next
-        .debian
-        .packages
+    let before: Vec<String> = m
+        .pins()
         .iter()
-        .filter(|p| m.package(&p.name).is_none_or(|q| q.sha256 != p.sha256))
+        .map(|p| p.store_path().to_string())
         .collect();
-    super::fetch::fetch_packages(&new, None)?;
+    let new: Vec<Pin> = next
+        .pins()
+        .into_iter()
+        .filter(|p| p.kind() == PinKind::Package && !before.contains(&p.store_path().to_string()))
+        .collect();
+    super::fetch::fetch_pins(&new, None)?;
     let mut new_sources = Vec::new();
     for i in 0..next.kernel_sources.len() {
         if !next.kernel_sources[i].hash.is_empty() {

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::nix_expr::Value;
-use super::stack::GENERATED_DIR;
 use super::GeneratedFile;
+use super::GENERATED_DIR;
 use crate::debian::version::Version;
 use crate::fetch::expected_store_path;
 use crate::kernel::inspect::{self, LoadedKernel};

@@ -10,6 +10,9 @@ pub mod roles;
 pub mod roots;
 pub mod stack;
 
+/// Where generated files live, relative to the repository root.
+pub const GENERATED_DIR: &str = "pkgs/generated";
+
 /// Everything `rdma-nix generate` writes for a manifest, in one list (also what
 /// `rdma-nix update` regenerates), with the kABI decisions behind `kernel-modules.nix`.
 pub struct Generated {
@@ -21,9 +24,28 @@ pub struct Generated {
 /// sources: `rdma-nix fetch` first) and renders every generated file.
 pub fn generate(m: &crate::manifest::Manifest) -> anyhow::Result<Generated> {
     let source = m.label.as_str();
-    let mut files = stack::all(m, source)?;
+    // The store reads, once: each pinned rdma-core release's tarball scanned, each
+    // kernel's headers, the kernel sources' drivers (the restore plan).
+    let mut releases = Vec::new();
+    for r in &m.rdma_core {
+        releases.push((r, rdma_core::scan_pinned(m, r)?));
+    }
     let kernels = kernel_modules::load_kernels(m)?;
     let restored = restore::plan(m, &kernels, source)?;
+    // Then the emitters, pure functions of those and the lock.
+    let mut files = vec![
+        stack::debian_inputs(m, source),
+        stack::bootstrap(m, source),
+        stack::kernels(m, source),
+    ];
+    files.extend(
+        releases
+            .iter()
+            .map(|(r, rel)| rdma_core::release_file(m, r, rel)),
+    );
+    if !m.rdma_core.is_empty() {
+        files.push(rdma_core::index_file(m, source));
+    }
     eprintln!(
         "rdma-nix: restored drivers (default set × kernels): {} built out of tree, {} in the kernel already, {} can't be built",
         restored.builds, restored.in_tree, restored.refused

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 use super::nix_expr::Value;
-use super::stack::GENERATED_DIR;
 use super::GeneratedFile;
+use super::GENERATED_DIR;
 use crate::fetch::expected_store_path;
 use crate::manifest::{Manifest, RdmaCoreRelease};
 use crate::rdma_core::{scan_file, Provider, Release, ScanError};

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::nix_expr::Value;
-use super::stack::GENERATED_DIR;
 use super::GeneratedFile;
+use super::GENERATED_DIR;
 use crate::fetch::{expected_store_path, kernel_source_store_path};
 use crate::kernel::config::KernelConfig;
 use crate::kernel::drivers::{self, Driver, SourceDrivers};

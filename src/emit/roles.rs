@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use super::kernel_modules::Decision;
 use super::nix_expr::Value;
-use super::stack::GENERATED_DIR;
 use super::GeneratedFile;
+use super::GENERATED_DIR;
 use crate::debian::version::Version;
 use crate::manifest::Manifest;
 

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::nix_expr::Value;
-use super::stack::GENERATED_DIR;
 use super::GeneratedFile;
+use super::GENERATED_DIR;
 use crate::debian::index::{parse_relations, Index, Rel};
 use crate::debian::resolve::{resolve, Closure, ResolveError};
 use crate::manifest::DebianPackage;

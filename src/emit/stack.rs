@@ -1,12 +1,8 @@
 //! The files generated from `stack.toml`: pinned Debian inputs and the kernel list.
 
 use super::nix_expr::Value;
-use super::rdma_core::{self, RdmaCoreEmitError};
-use super::GeneratedFile;
+use super::{GeneratedFile, GENERATED_DIR};
 use crate::manifest::Manifest;
-
-/// Where generated files live, relative to the repository root.
-pub const GENERATED_DIR: &str = "pkgs/generated";
 
 pub fn debian_inputs(m: &Manifest, source: &str) -> GeneratedFile {
     let body = Value::attrs(m.debian.packages.iter().map(|p| {
@@ -84,22 +80,4 @@ pub fn kernels(m: &Manifest, source: &str) -> GeneratedFile {
         source,
         &body.render(),
     )
-}
-
-/// Everything `rdma-nix generate` writes for a manifest; scans the pinned rdma-core
-/// tarballs (which must be in the store).
-pub fn all(m: &Manifest, source: &str) -> Result<Vec<GeneratedFile>, RdmaCoreEmitError> {
-    let mut files = vec![
-        debian_inputs(m, source),
-        bootstrap(m, source),
-        kernels(m, source),
-    ];
-    for r in &m.rdma_core {
-        let rel = rdma_core::scan_pinned(m, r)?;
-        files.push(rdma_core::release_file(m, r, &rel));
-    }
-    if !m.rdma_core.is_empty() {
-        files.push(rdma_core::index_file(m, source));
-    }
-    Ok(files)
 }
