@@ -295,3 +295,53 @@ fn kabi_reuse_where_every_import_matches_and_a_rebuild_naming_the_symbols_where_
         lock
     );
 }
+
+/// `--roots` re-resolves a series' build root from the suites read (its security
+/// suite included): a dry run reports it and writes nothing; a run writes the root's
+/// pins when they changed, and a second run finds nothing more to change.
+#[test]
+fn roots_are_refreshed_only_on_request_and_a_second_run_changes_nothing() {
+    if !ready() {
+        return;
+    }
+    let d = repo_copy(|i| i, |l| l);
+    let root_file = d.path().join("pkgs/generated/roots/trixie.nix");
+    let before = fs::read(&root_file).unwrap();
+    let update = |extra: &[&str]| {
+        let o = run(rdma_nix()
+            .current_dir(d.path())
+            .args([
+                "update",
+                "--roots",
+                "--series",
+                "6.12",
+                "--allow-expired",
+                "--json",
+            ])
+            .args(extra));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let dry = update(&["--dry-run"]);
+    let root = &dry["roots"][0];
+    assert_eq!(root["name"], "trixie", "{dry:#}");
+    assert!(root["packages"].as_u64().unwrap() > 100, "{root:#}");
+    assert_eq!(fs::read(&root_file).unwrap(), before, "a dry run wrote");
+
+    let first = update(&[]);
+    let changed = first["roots"][0]["changed"].as_array().unwrap().len();
+    let wrote_root = first["written"].as_array().unwrap().iter().any(|w| {
+        w.as_str()
+            .unwrap()
+            .ends_with("pkgs/generated/roots/trixie.nix")
+    });
+    assert_eq!(wrote_root, changed > 0, "{first:#}");
+    assert_eq!(fs::read(&root_file).unwrap() != before, changed > 0);
+    let second = update(&[]);
+    assert_eq!(
+        second["roots"][0]["changed"],
+        serde_json::json!([]),
+        "{second:#}"
+    );
+    assert_eq!(second["written"], serde_json::json!([]), "{second:#}");
+}

@@ -56,6 +56,20 @@ pub struct Args {
     /// the mirrors of the machine's apt; repeatable, tried in order.
     #[arg(long = "mirror", value_name = "URL")]
     mirrors: Vec<String>,
+    /// Also refresh each series' build root (roots/NAME.toml) from the suites read
+    /// (their security and updates suites included): every derivation built in it
+    /// changes, so only on request.
+    #[arg(long)]
+    roots: bool,
+}
+
+/// A build root refreshed by `--roots`.
+#[derive(Serialize)]
+struct RootLog {
+    name: String,
+    packages: usize,
+    /// Packages whose pin changed (name: old → new version), added or dropped.
+    changed: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -92,6 +106,9 @@ struct Changelog {
     dropped: Vec<String>,
     /// Files written (none for --dry-run, --check or when nothing changed).
     written: Vec<String>,
+    /// With --roots: each series' build root, re-resolved.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    roots: Vec<RootLog>,
     /// Module decisions (kABI) new to the lock for kernels it had already (a build
     /// they reused retired, or a lock without decisions).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -209,7 +226,9 @@ impl Changelog {
     }
 
     fn changed(&self) -> bool {
-        self.moved() || !self.redecided.is_empty()
+        self.moved()
+            || !self.redecided.is_empty()
+            || self.roots.iter().any(|r| !r.changed.is_empty())
     }
 }
 
@@ -360,6 +379,34 @@ fn read_suites(
         }
     }
     Ok((index, expired))
+}
+
+/// `--roots`: the series' build root resolved again from the suites read, and what
+/// changed against its pins.
+fn refresh_root(dir: &Path, s: &Series, index: &Index) -> Result<(RootLog, GeneratedFile)> {
+    use crate::emit::roots::{pinned_packages, resolve_root, root_file, RootSpec};
+    let spec = RootSpec::load(dir, &s.root)?;
+    let closure = resolve_root(dir, &s.root, &spec, index)?;
+    let before = pinned_packages(dir, &s.root).unwrap_or_default();
+    let mut changed = Vec::new();
+    for p in &closure.packages {
+        match before.iter().find(|b| b.name == p.name) {
+            Some(b) if b.sha256 == p.sha256 => {}
+            Some(b) => changed.push(format!("{}: {} → {}", p.name, b.version, p.version)),
+            None => changed.push(format!("{}: added ({})", p.name, p.version)),
+        }
+    }
+    for b in &before {
+        if !closure.packages.iter().any(|p| p.name == b.name) {
+            changed.push(format!("{}: dropped ({})", b.name, b.version));
+        }
+    }
+    let log = RootLog {
+        name: s.root.clone(),
+        packages: closure.packages.len(),
+        changed,
+    };
+    Ok((log, root_file(&s.root, &spec, &closure)))
 }
 
 /// A kernel an update added, and its predecessor in the series (the newest locked
@@ -605,12 +652,18 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let mut log = Changelog::default();
     let mut added = Vec::new();
     let mut predecessors = Vec::new();
+    let mut root_files = Vec::new();
     let wanted = m
         .series
         .iter()
         .filter(|s| a.only.is_empty() || a.only.contains(&s.linux));
     for s in wanted {
         let (index, expired) = read_suites(s, &m.debian.arch, &a, &mirrors, &keyring, &work.0)?;
+        if a.roots && !log.roots.iter().any(|r| r.name == s.root) {
+            let (root_log, file) = refresh_root(&m.dir, s, &index)?;
+            log.roots.push(root_log);
+            root_files.push(file);
+        }
         let (series_log, series_added) = update_series(&m, &mut next, s, &index, expired)?;
         log.series.push(series_log);
         predecessors.extend(series_added.iter().cloned());
@@ -631,6 +684,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let write = !(a.dry_run || a.check);
     if write && log.changed() {
         let mut files = generated.files;
+        files.extend(root_files);
         files.push(GeneratedFile {
             path: LOCK_FILE.into(),
             contents: next.render_lock(),
@@ -648,6 +702,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
             if status != emit::Status::Unchanged {
                 log.written.push(path.display().to_string());
             }
+        }
+        // The refreshed roots' packages into the store, as `rdma-nix fetch` would.
+        for r in log.roots.iter().filter(|r| !r.changed.is_empty()) {
+            let pins = crate::emit::roots::pinned_packages(&m.dir, &r.name)?;
+            let pins: Vec<Pin> = pins.iter().map(Pin::Package).collect();
+            eprintln!("rdma-nix: root {}: fetching its packages", r.name);
+            super::fetch::fetch_pins(&pins, None)?;
         }
     }
     if a.prove && !added.is_empty() {
@@ -717,6 +778,18 @@ fn print_changelog(log: &Changelog, write: bool) {
                 i.abi,
                 i.why
             );
+        }
+    }
+    for r in &log.roots {
+        println!(
+            "root {}: {} packages, {} changed{}",
+            r.name,
+            r.packages,
+            r.changed.len(),
+            if r.changed.is_empty() { "" } else { ":" }
+        );
+        for c in &r.changed {
+            println!("  {c}");
         }
     }
     for d in &log.redecided {
