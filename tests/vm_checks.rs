@@ -527,3 +527,29 @@ fn rdma_cores_own_suite_and_nvmeof_run_and_a_broken_expectation_or_a_failing_tes
         "{run}"
     );
 }
+
+/// The rping check's client waits for the server's listener (the kernel's RDMA CM
+/// listeners), not a guessed pause: with the server's start held 4 s, as a starved
+/// guest can make it, the client connects once it listens and both pass (with the
+/// former 2 s pause the client was refused and hung until its timeout, every time).
+#[test]
+fn the_rping_check_waits_for_its_server_to_listen() {
+    if !ready() {
+        return;
+    }
+    let expr = format!(
+        "let o = import ./pkgs/offline {{ }}; in o.rpingCheck {{ kernelName = \"{}\"; driver = \"siw\"; serverStartDelay = 4; }}",
+        roles().kabi_base
+    );
+    let out = stdout_ok(
+        nix_build_offline()
+            .args(["-E", &expr])
+            .current_dir(env!("CARGO_MANIFEST_DIR")),
+    );
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(Path::new(&out).join("result.json")).unwrap())
+            .unwrap();
+    assert_eq!(r["status"], "pass", "{r:#}");
+    assert_eq!(r["test"]["client_exit"], "0", "{r:#}");
+    assert_eq!(r["test"]["server_exit"], "0", "{r:#}");
+}
