@@ -256,6 +256,30 @@ pub fn tree_store_path(p: &DebianPackage) -> Option<StorePath> {
     )
 }
 
+/// A (fetched) source tarball unpacked in memory, top directory stripped, with its
+/// tree's NAR hash.
+fn unpacked(p: &DebianPackage) -> Result<(crate::archive::tree::SourceTree, NixHash), FetchError> {
+    let tarball = PathBuf::from(expected_store_path(p).to_string());
+    let tree = crate::archive::tree::SourceTree::from_tarball(
+        &tarball,
+        crate::archive::DEFAULT_MAX_UNPACKED,
+    )
+    .map_err(|e| FetchError::Download {
+        package: p.name.clone(),
+        message: e.to_string(),
+    })?;
+    let (hash, _) = tree.nar_hash().map_err(|e| FetchError::Io {
+        file: tarball,
+        message: format!("hashing the unpacked tree: {e}"),
+    })?;
+    Ok((tree, hash))
+}
+
+/// The NAR hash of a (fetched) source tarball's tree: the `tree` pin a new release gets.
+pub fn tree_hash(p: &DebianPackage) -> Result<NixHash, FetchError> {
+    Ok(unpacked(p)?.1)
+}
+
 /// Make a source tarball's pinned tree valid in the store: unpack the (already fetched)
 /// tarball in Rust, top directory stripped, check its NAR hash against the pin, add it.
 pub fn fetch_tree(p: &DebianPackage) -> Result<Option<Fetched>, FetchError> {
@@ -271,18 +295,7 @@ pub fn fetch_tree(p: &DebianPackage) -> Result<Option<Fetched>, FetchError> {
         }));
     }
     let tarball = PathBuf::from(expected_store_path(p).to_string());
-    let tree = crate::archive::tree::SourceTree::from_tarball(
-        &tarball,
-        crate::archive::DEFAULT_MAX_UNPACKED,
-    )
-    .map_err(|e| FetchError::Download {
-        package: p.name.clone(),
-        message: e.to_string(),
-    })?;
-    let (actual, _) = tree.nar_hash().map_err(|e| FetchError::Io {
-        file: tarball.clone(),
-        message: format!("hashing the unpacked tree: {e}"),
-    })?;
+    let (tree, actual) = unpacked(p)?;
     if actual != pin {
         return Err(FetchError::Mismatch {
             package: label,

@@ -18,7 +18,7 @@ pub const INTENT_FILE: &str = "stack.toml";
 pub const LOCK_FILE: &str = "stack.lock";
 
 /// Top-level keys of the intent; everything else belongs to the lock.
-const INTENT_KEYS: [&str; 3] = ["debian", "series", "rdma_core"];
+const INTENT_KEYS: [&str; 4] = ["debian", "series", "rdma_core", "upstream"];
 /// Keys of `[debian]` in the intent (the lock has only `package`).
 const INTENT_DEBIAN_KEYS: [&str; 2] = ["arch", "keyring"];
 
@@ -37,8 +37,14 @@ pub struct Manifest {
     pub series: Vec<Series>,
     #[serde(default, rename = "kernel")]
     pub kernels: Vec<Kernel>,
+    /// The rdma-core releases built: those the intent pins, then the one
+    /// `rdma-nix update` tracks from `[upstream]`'s suites (`tracked`).
     #[serde(default, rename = "rdma_core")]
     pub rdma_core: Vec<RdmaCoreRelease>,
+    #[serde(default, rename = "tracked_rdma_core")]
+    tracked_rdma_core: Vec<RdmaCoreRelease>,
+    /// Where `rdma-nix update` reads the newest rdma-core and perftest releases.
+    pub upstream: Option<Upstream>,
     #[serde(default, rename = "kernel_source")]
     pub kernel_sources: Vec<KernelSource>,
     /// Each module build on each kernel: built there, or a build of another kernel of
@@ -143,8 +149,20 @@ impl KernelSource {
     }
 }
 
-/// An rdma-core release the generator scans and emits Nix for.
+/// The pin of perftest's upstream tarball (`pkgs/generated/perftest.nix` is made from
+/// it; `rdma-nix update` moves it to the newest release of `[upstream]`'s suites).
+pub const PERFTEST_PIN: &str = "perftest-orig";
+
+/// The suites whose source packages `rdma-nix update` reads the newest rdma-core and
+/// perftest releases from.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    pub suites: Vec<String>,
+}
+
+/// An rdma-core release the generator scans and emits Nix for.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RdmaCoreRelease {
     /// The release (`65.0`); checked against the tarball's PACKAGE_VERSION.
@@ -152,8 +170,12 @@ pub struct RdmaCoreRelease {
     /// The pinned `[[debian.package]]` holding its source tarball.
     pub source: String,
     /// The release the package set builds by default (exactly one).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub default: bool,
+    /// Added by `rdma-nix update` (the newest of `[upstream]`'s suites), kept in the
+    /// lock as `[[tracked_rdma_core]]`.
+    #[serde(skip)]
+    pub tracked: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -536,6 +558,16 @@ impl Manifest {
             .map_err(|e: toml::de::Error| bad(e.to_string().trim().replace('\n', " ")))?;
         m.dir = PathBuf::from(".");
         m.label = file.to_string();
+        for mut r in std::mem::take(&mut m.tracked_rdma_core) {
+            if r.default {
+                return Err(bad(format!(
+                    "tracked_rdma_core {}: a tracked release is never the default",
+                    r.version
+                )));
+            }
+            r.tracked = true;
+            m.rdma_core.push(r);
+        }
         if !matches!(m.debian.arch.as_str(), "amd64") {
             return Err(bad(format!(
                 "debian.arch {:?}: only amd64 is supported",
@@ -770,6 +802,8 @@ struct LockView<'a> {
     kernel_source: &'a [KernelSource],
     kernel: &'a [Kernel],
     module: &'a [ModuleDecision],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tracked_rdma_core: Vec<&'a RdmaCoreRelease>,
 }
 
 #[derive(Serialize)]
@@ -795,6 +829,7 @@ impl Manifest {
             kernel_source: &self.kernel_sources,
             kernel: &self.kernels,
             module: &self.modules,
+            tracked_rdma_core: self.rdma_core.iter().filter(|r| r.tracked).collect(),
         };
         let body = toml::to_string(&view).expect("pins serialise to TOML");
         format!("{LOCK_HEADER}\n{body}")

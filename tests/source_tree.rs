@@ -156,7 +156,7 @@ fn tree_hash_is_what_nix_hash_gives_the_unpacked_tree() {
     for name in [
         "rdma-core-65.0-orig",
         "rdma-core-56.1-orig",
-        "perftest-25.01.0-orig",
+        "perftest-orig",
     ] {
         let Some(t) = pinned(name) else { return };
         assert_eq!(nix_hash_of_unpacked(&t, d.path()), tree_pin(name), "{name}");
@@ -324,11 +324,11 @@ fn fetch_refuses_a_tree_that_does_not_match_its_pin() {
 }
 
 #[test]
-fn hand_written_packages_pin_the_trees_of_stack_toml() {
-    // perftest's package file pins its tree by hand (nixpkgs style); it must be the
-    // tree stack.toml pins and fetch adds.
-    let perftest = fs::read_to_string(Path::new(REPO).join("pkgs/perftest/package.nix")).unwrap();
-    let pin = tree_pin("perftest-25.01.0-orig");
+fn package_files_build_the_trees_the_lock_pins() {
+    // perftest's package file reads its source from the generated file the lock's
+    // pin makes; it must be the tree the lock pins and fetch adds.
+    let perftest = fs::read_to_string(Path::new(REPO).join("pkgs/generated/perftest.nix")).unwrap();
+    let pin = tree_pin("perftest-orig");
     assert!(perftest.contains(&format!("hash = \"{pin}\";")), "{pin}");
     // The generated rdma-core sources carry the tree pin, upstream's URL first.
     let gen =

@@ -345,3 +345,70 @@ fn roots_are_refreshed_only_on_request_and_a_second_run_changes_nothing() {
     );
     assert_eq!(second["written"], serde_json::json!([]), "{second:#}");
 }
+
+/// `[upstream]`: perftest's pin moves to the newest release of the suites (sid), and
+/// the newest rdma-core release there is added beside the pinned ones when it is none
+/// of them (here the intent pins only 56.1): a dry run reports both and writes
+/// nothing; a run writes the lock (`[[tracked_rdma_core]]`), perftest's source and the
+/// release's package set; a second run brings nothing.
+#[test]
+fn upstream_releases_are_tracked_from_the_suites_source_packages() {
+    if !ready() {
+        return;
+    }
+    let d = repo_copy(
+        |i| {
+            let start = i.find("[[rdma_core]]\nversion = \"65.0\"").unwrap();
+            let end = start + i[start..].find("\n\n").unwrap() + 2;
+            format!("{}{}", &i[..start], &i[end..]).replace(
+                "source = \"rdma-core-56.1-orig\"\n",
+                "source = \"rdma-core-56.1-orig\"\ndefault = true\n",
+            )
+        },
+        |l| l.replace("version = \"25.01.0+0.80\"", "version = \"25.01.0+0.79\""),
+    );
+    let update = |extra: &[&str]| {
+        let o = run(rdma_nix()
+            .current_dir(d.path())
+            .args(["update", "--series", "7.2", "--allow-expired", "--json"])
+            .args(extra));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let release = |log: &serde_json::Value, package: &str| {
+        log["releases"]
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["package"] == package).cloned())
+    };
+    let dry = update(&["--dry-run"]);
+    let perftest = release(&dry, "perftest").expect("perftest moved");
+    assert_eq!(perftest["from"], "25.01.0+0.79", "{dry:#}");
+    let newest = perftest["to"].as_str().unwrap().to_owned();
+    let core = release(&dry, "rdma-core").expect("rdma-core added");
+    assert!(core["from"].is_null(), "{dry:#}");
+    let core_version = core["to"].as_str().unwrap().to_owned();
+    assert_ne!(core_version, "56.1");
+    let lock = fs::read_to_string(d.path().join("stack.lock")).unwrap();
+    assert!(!lock.contains("tracked_rdma_core"), "a dry run wrote");
+
+    update(&[]);
+    let lock = fs::read_to_string(d.path().join("stack.lock")).unwrap();
+    assert!(
+        lock.contains(&format!(
+            "[[tracked_rdma_core]]\nversion = \"{core_version}\"\nsource = \"rdma-core-{core_version}-orig\"\n"
+        )),
+        "{lock}"
+    );
+    let perftest_nix = fs::read_to_string(d.path().join("pkgs/generated/perftest.nix")).unwrap();
+    assert!(
+        perftest_nix.contains(&format!("version = \"{newest}\";")),
+        "{perftest_nix}"
+    );
+    assert!(d
+        .path()
+        .join(format!("pkgs/generated/rdma-core/{core_version}.nix"))
+        .is_file());
+    let again = update(&[]);
+    assert!(again.get("releases").is_none(), "{again:#}");
+    assert_eq!(again["written"], serde_json::json!([]), "{again:#}");
+}

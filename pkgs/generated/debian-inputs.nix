@@ -245,8 +245,8 @@
     url = "mirror://debian/pool/main/r/rdma-core/rdma-core_56.1.orig.tar.gz";
     hash = "sha256-Y85/K6pyQsLbx2N12slXxCAYfdJ/jF4UjvwHlx7lIqg=";
   };
-  "perftest-25.01.0-orig" = {
-    pname = "perftest-25.01.0-orig";
+  perftest-orig = {
+    pname = "perftest-orig";
     version = "25.01.0+0.80";
     name = "perftest_25.01.0+0.80.orig.tar.gz";
     url = "mirror://debian/pool/main/p/perftest/perftest_25.01.0+0.80.orig.tar.gz";

@@ -9,17 +9,19 @@
   rdma-core,
 }:
 
+let
+  # The lock's perftest pin (stack.lock's `perftest-orig`, which `rdma-nix update`
+  # moves to the newest release of the tracked suites): the tree of upstream's release
+  # tarball, with its generated configure, pinned by NAR hash; Debian's copy serves it.
+  pin = import ../generated/perftest.nix;
+in
 stdenv.mkDerivation (finalAttrs: {
   pname = "perftest";
-  version = "25.01.0+0.80";
+  inherit (pin) version;
 
-  # The tree of upstream's release tarball (linux-rdma/perftest 25.01.0-0.80, with its
-  # generated configure), pinned by NAR hash; Debian's copy serves it. The pin is
-  # stack.toml's `tree` of perftest-25.01.0-orig (checked by tests/rdma_core.rs).
   src = fetchzip {
     name = "source";
-    urls = [ "mirror://debian/pool/main/p/perftest/perftest_25.01.0+0.80.orig.tar.gz" ];
-    hash = "sha256-y8i18GE2hUiHvxZcKYqS05jSH1JoHAydV4xo5iKwSNQ=";
+    inherit (pin) urls hash;
   };
 
   # A failed CPU-frequency calibration made every figure 0.00 with exit status 0;

@@ -16,7 +16,7 @@ use crate::debian::version::Version;
 use crate::emit::{self, kernel_modules::Decision, GeneratedFile};
 use crate::fetch::{expected_store_path, fetch_package};
 use crate::kernel::inspect;
-use crate::manifest::{Kernel, Manifest, Series, LOCK_FILE};
+use crate::manifest::{DebianPackage, Kernel, Manifest, Series, LOCK_FILE};
 use crate::pin::{Pin, PinKind};
 use crate::report::update::{Added, LastUpdate, LAST_UPDATE};
 use crate::update::{self, AbiChange, AbiStatus, Expiry};
@@ -63,6 +63,19 @@ pub struct Args {
     roots: bool,
 }
 
+/// An upstream release `[upstream]` brought: perftest moved, or an rdma-core release
+/// added beside the pinned ones.
+#[derive(Serialize)]
+struct ReleaseLog {
+    package: String,
+    /// The release it replaces (perftest's previous one, a previously tracked
+    /// rdma-core release).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<String>,
+    to: String,
+    suite_version: String,
+}
+
 /// A build root refreshed by `--roots`.
 #[derive(Serialize)]
 struct RootLog {
@@ -106,6 +119,9 @@ struct Changelog {
     dropped: Vec<String>,
     /// Files written (none for --dry-run, --check or when nothing changed).
     written: Vec<String>,
+    /// Upstream releases new to the lock (`[upstream]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    releases: Vec<ReleaseLog>,
     /// With --roots: each series' build root, re-resolved.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     roots: Vec<RootLog>,
@@ -228,6 +244,7 @@ impl Changelog {
     fn changed(&self) -> bool {
         self.moved()
             || !self.redecided.is_empty()
+            || !self.releases.is_empty()
             || self.roots.iter().any(|r| !r.changed.is_empty())
     }
 }
@@ -381,6 +398,94 @@ fn read_suites(
     Ok((index, expired))
 }
 
+/// `[upstream]`: the newest rdma-core and perftest releases of its suites (their
+/// source packages' upstream tarballs, each `Sources.xz` checked against its verified
+/// Release) into `next`: perftest's pin moves to the newest; an rdma-core release none
+/// of the pinned ones is gets added as the tracked one (replacing an older tracked
+/// one). The new pins' trees are hashed once fetched ([`materialize`]).
+fn track_upstream(
+    next: &mut Manifest,
+    a: &Args,
+    mirrors: &[String],
+    keyring: &Path,
+    work: &Path,
+) -> Result<Vec<ReleaseLog>> {
+    use crate::debian::sources;
+    use crate::manifest::{RdmaCoreRelease, PERFTEST_PIN};
+    let Some(up) = next.upstream.clone() else {
+        return Ok(Vec::new());
+    };
+    let expiry = if a.allow_expired {
+        Expiry::Allow
+    } else {
+        Expiry::Refuse
+    };
+    let mut found = Vec::new();
+    for suite in &up.suites {
+        eprint!("rdma-nix: {suite}: InRelease … ");
+        let r = update::read_release(suite, mirrors, keyring, work, now(), expiry)
+            .inspect_err(|_| eprintln!("refused"))?;
+        let n = found.len();
+        found.extend(update::read_sources(&r, work, &["rdma-core", "perftest"])?);
+        eprintln!(
+            "verified{}; {} rdma-core and perftest releases",
+            if r.expired { " (expired, allowed)" } else { "" },
+            found.len() - n
+        );
+    }
+    let pin = |r: &sources::UpstreamRelease, name: String| DebianPackage {
+        name,
+        version: r.upstream(),
+        path: r.path.clone(),
+        sha256: r.sha256.clone(),
+        // Hashed once fetched.
+        tree: Some(String::new()),
+        upstream: Vec::new(),
+    };
+    let mut log = Vec::new();
+    if let Some(r) = sources::newest(&found, "perftest") {
+        let current = next.package(PERFTEST_PIN).map(|p| p.version.clone());
+        if current.as_deref() != Some(r.upstream().as_str()) {
+            next.debian.packages.retain(|p| p.name != PERFTEST_PIN);
+            next.debian.packages.push(pin(r, PERFTEST_PIN.into()));
+            log.push(ReleaseLog {
+                package: "perftest".into(),
+                from: current,
+                to: r.upstream(),
+                suite_version: r.debian_version.clone(),
+            });
+        }
+    }
+    if let Some(r) = sources::newest(&found, "rdma-core") {
+        let v = r.upstream();
+        if !next.rdma_core.iter().any(|x| x.version == v) {
+            let from = next
+                .rdma_core
+                .iter()
+                .find(|x| x.tracked)
+                .map(|x| x.version.clone());
+            next.rdma_core.retain(|x| !x.tracked);
+            let name = format!("rdma-core-{v}-orig");
+            if next.package(&name).is_none() {
+                next.debian.packages.push(pin(r, name.clone()));
+            }
+            next.rdma_core.push(RdmaCoreRelease {
+                version: v.clone(),
+                source: name,
+                default: false,
+                tracked: true,
+            });
+            log.push(ReleaseLog {
+                package: "rdma-core".into(),
+                from,
+                to: v,
+                suite_version: r.debian_version.clone(),
+            });
+        }
+    }
+    Ok(log)
+}
+
 /// `--roots`: the series' build root resolved again from the suites read, and what
 /// changed against its pins.
 fn refresh_root(dir: &Path, s: &Series, index: &Index) -> Result<(RootLog, GeneratedFile)> {
@@ -495,6 +600,15 @@ fn materialize(m: &Manifest, next: &mut Manifest, added: &[String]) -> Result<Ve
         .filter(|p| p.kind() == PinKind::Package && !before.contains(&p.store_path().to_string()))
         .collect();
     super::fetch::fetch_pins(&new, None)?;
+    // New source tarballs' trees (an upstream release `[upstream]` brought).
+    for i in 0..next.debian.packages.len() {
+        if next.debian.packages[i].tree.as_deref() == Some("") {
+            let p = next.debian.packages[i].clone();
+            eprintln!("rdma-nix: {}: unpacking and hashing its tree", p.name);
+            next.debian.packages[i].tree = Some(crate::fetch::tree_hash(&p)?.to_sri());
+            crate::fetch::fetch_tree(&next.debian.packages[i])?;
+        }
+    }
     let mut new_sources = Vec::new();
     for i in 0..next.kernel_sources.len() {
         if !next.kernel_sources[i].hash.is_empty() {
@@ -669,6 +783,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         predecessors.extend(series_added.iter().cloned());
         added.extend(series_added.into_iter().map(|(k, _)| k));
     }
+    log.releases = track_upstream(&mut next, &a, &mirrors, &keyring, &work.0)?;
     log.dropped = update::drop_unreferenced(&mut next);
     update::sort_kernels(&mut next);
     log.new_sources = materialize(&m, &mut next, &added)?;
@@ -778,6 +893,12 @@ fn print_changelog(log: &Changelog, write: bool) {
                 i.abi,
                 i.why
             );
+        }
+    }
+    for r in &log.releases {
+        match &r.from {
+            Some(f) => println!("{}: {f} → {} ({})", r.package, r.to, r.suite_version),
+            None => println!("{}: {} added ({})", r.package, r.to, r.suite_version),
         }
     }
     for r in &log.roots {

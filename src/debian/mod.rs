@@ -5,4 +5,5 @@ pub mod control;
 pub mod index;
 pub mod release;
 pub mod resolve;
+pub mod sources;
 pub mod version;

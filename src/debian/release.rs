@@ -178,6 +178,16 @@ impl Release {
     /// The `Packages.xz` of the main component for `arch` (`main/…`, or
     /// `updates/main/…` or `main/…` in the security archive).
     pub fn packages_xz(&self, arch: &str) -> Option<(&str, &IndexFile)> {
+        self.main_index(&format!("binary-{arch}/Packages.xz"))
+    }
+
+    /// The main component's `Sources.xz`: its path and what the Release says of it.
+    pub fn sources_xz(&self) -> Option<(&str, &IndexFile)> {
+        self.main_index("source/Sources.xz")
+    }
+
+    /// A file of the main component (`binary-amd64/Packages.xz`, `source/Sources.xz`).
+    fn main_index(&self, file: &str) -> Option<(&str, &IndexFile)> {
         self.components
             .iter()
             .filter(|c| *c == "main" || c.ends_with("/main"))
@@ -186,7 +196,7 @@ impl Release {
                 // SHA256 field lists `main/…` (or both).
                 let last = c.rsplit('/').next().unwrap_or(c);
                 [c.as_str(), last].into_iter().find_map(|c| {
-                    let path = format!("{c}/binary-{arch}/Packages.xz");
+                    let path = format!("{c}/{file}");
                     self.files
                         .get_key_value(&path)
                         .map(|(k, v)| (k.as_str(), v))

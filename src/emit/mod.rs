@@ -36,6 +36,7 @@ pub fn generate(m: &crate::manifest::Manifest) -> anyhow::Result<Generated> {
     let mut files = vec![
         stack::debian_inputs(m, source),
         stack::bootstrap(m, source),
+        stack::perftest(m, source),
         stack::kernels(m, source),
     ];
     files.extend(

@@ -1,8 +1,9 @@
-//! The files generated from `stack.toml`: pinned Debian inputs and the kernel list.
+//! The files generated from the lock's pins: Debian inputs, the bootstrap, perftest's
+//! source and the kernel list.
 
 use super::nix_expr::Value;
 use super::{GeneratedFile, GENERATED_DIR};
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, PERFTEST_PIN};
 
 pub fn debian_inputs(m: &Manifest, source: &str) -> GeneratedFile {
     let body = Value::attrs(m.debian.packages.iter().map(|p| {
@@ -19,6 +20,32 @@ pub fn debian_inputs(m: &Manifest, source: &str) -> GeneratedFile {
     }));
     GeneratedFile::nix(
         format!("{GENERATED_DIR}/debian-inputs.nix"),
+        source,
+        &body.render(),
+    )
+}
+
+/// perftest's source (`pkgs/perftest/package.nix` reads it): the tree of the lock's
+/// perftest pin, upstream's URLs first, then Debian's copy; `null` without the pin.
+pub fn perftest(m: &Manifest, source: &str) -> GeneratedFile {
+    let body = match m.package(PERFTEST_PIN) {
+        Some(p) if p.tree_hash().is_some() => Value::attrs([
+            ("version", Value::str(&p.version)),
+            (
+                "urls",
+                Value::strs(
+                    p.upstream
+                        .iter()
+                        .cloned()
+                        .chain([format!("mirror://debian/{}", p.path)]),
+                ),
+            ),
+            ("hash", Value::str(p.tree_hash().expect("some").to_sri())),
+        ]),
+        _ => Value::Null,
+    };
+    GeneratedFile::nix(
+        format!("{GENERATED_DIR}/perftest.nix"),
         source,
         &body.render(),
     )
