@@ -370,7 +370,7 @@ fn upstream_releases_are_tracked_from_the_suites_source_packages() {
     let update = |extra: &[&str]| {
         let o = run(rdma_nix()
             .current_dir(d.path())
-            .args(["update", "--series", "7.2", "--allow-expired", "--json"])
+            .args(["update", "--upstream", "--allow-expired", "--json"])
             .args(extra));
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()

@@ -49,9 +49,14 @@ pub struct Args {
     /// failed (a bot then opens an issue instead of a change).
     #[arg(long, conflicts_with_all = ["dry_run", "check"])]
     prove: bool,
-    /// Only these series (their `linux`, e.g. 6.1); the others' kernels stay as locked.
+    /// Only these series (their `linux`, e.g. 6.1); the others' kernels, and the
+    /// upstream releases unless --upstream, stay as locked.
     #[arg(long = "series", value_name = "LINUX")]
     only: Vec<String>,
+    /// Only the upstream releases (`[upstream]`: rdma-core, perftest), with the
+    /// series named by --series if any.
+    #[arg(long)]
+    upstream: bool,
     /// Read the indexes from this archive root (an http(s) or file URL) instead of
     /// the mirrors of the machine's apt; repeatable, tried in order.
     #[arg(long = "mirror", value_name = "URL")]
@@ -767,10 +772,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let mut added = Vec::new();
     let mut predecessors = Vec::new();
     let mut root_files = Vec::new();
-    let wanted = m
-        .series
-        .iter()
-        .filter(|s| a.only.is_empty() || a.only.contains(&s.linux));
+    let all = a.only.is_empty() && !a.upstream;
+    let wanted = m.series.iter().filter(|s| all || a.only.contains(&s.linux));
     for s in wanted {
         let (index, expired) = read_suites(s, &m.debian.arch, &a, &mirrors, &keyring, &work.0)?;
         if a.roots && !log.roots.iter().any(|r| r.name == s.root) {
@@ -783,7 +786,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
         predecessors.extend(series_added.iter().cloned());
         added.extend(series_added.into_iter().map(|(k, _)| k));
     }
-    log.releases = track_upstream(&mut next, &a, &mirrors, &keyring, &work.0)?;
+    if all || a.upstream {
+        log.releases = track_upstream(&mut next, &a, &mirrors, &keyring, &work.0)?;
+    }
     log.dropped = update::drop_unreferenced(&mut next);
     update::sort_kernels(&mut next);
     log.new_sources = materialize(&m, &mut next, &added)?;
