@@ -218,3 +218,19 @@ pub fn copy_tree(dest: &Path) {
         std::fs::copy(&from, &to).unwrap();
     }
 }
+
+/// The lock without one kernel: its `[[kernel]]` and its `[[module]]` decisions.
+pub fn without_kernel(lock: &str, name: &str) -> String {
+    let entry = format!("name = \"{name}\"\n");
+    let module = format!("kernel = \"{name}\"\n");
+    let blocks: Vec<&str> = lock.split("\n\n").collect();
+    let kept: Vec<&str> = blocks
+        .into_iter()
+        .filter(|b| {
+            !(b.starts_with("[[kernel]]\n") && b.contains(&entry)
+                || b.starts_with("[[module]]\n") && b.contains(&module))
+        })
+        .collect();
+    assert!(kept.len() < lock.split("\n\n").count(), "{name} not locked");
+    kept.join("\n\n")
+}

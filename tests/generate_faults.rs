@@ -83,13 +83,9 @@ fn make_fixture() -> Option<Fixture> {
         .find(|k| k.series.as_deref() == Some("6.1"))
         .unwrap()
         .name;
-    let start = lock
-        .find(&format!("[[kernel]]\nname = \"{dropped}\""))
-        .unwrap();
-    let end = start + lock[start..].find("\n\n").unwrap() + 2;
     std::fs::write(
         dir.join("stack.lock"),
-        format!("{}{}", &lock[..start], &lock[end..]),
+        common::without_kernel(&lock, dropped),
     )
     .unwrap();
     // … and the other rdma-core release as the default.

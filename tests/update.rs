@@ -178,22 +178,6 @@ fn generated(dir: &Path) -> Vec<(PathBuf, usize, u64)> {
     files
 }
 
-/// The lock without one kernel: its `[[kernel]]` and its `[[module]]` decisions.
-fn without_kernel(lock: &str, name: &str) -> String {
-    let entry = format!("name = \"{name}\"\n");
-    let module = format!("kernel = \"{name}\"\n");
-    let blocks: Vec<&str> = lock.split("\n\n").collect();
-    let kept: Vec<&str> = blocks
-        .into_iter()
-        .filter(|b| {
-            !(b.starts_with("[[kernel]]\n") && b.contains(&entry)
-                || b.starts_with("[[module]]\n") && b.contains(&module))
-        })
-        .collect();
-    assert!(kept.len() < lock.split("\n\n").count(), "{name} not locked");
-    kept.join("\n\n")
-}
-
 /// The changelog's entry for a kernel, from `update --json`.
 fn abi<'a>(log: &'a serde_json::Value, kernel: &str) -> &'a serde_json::Value {
     log["series"][0]["abis"]
@@ -218,7 +202,7 @@ fn kabi_reuse_where_every_import_matches_and_a_rebuild_naming_the_symbols_where_
                 "keep_abis = [\"6.1.0-54\", \"6.1.0-47\"",
             )
         },
-        |l| without_kernel(&l, "debian-6.1.0-57"),
+        |l| common::without_kernel(&l, "debian-6.1.0-57"),
     );
     let o = run(rdma_nix().current_dir(d.path()).args([
         "update",
