@@ -559,6 +559,10 @@ impl Manifest {
         m.dir = PathBuf::from(".");
         m.label = file.to_string();
         for mut r in std::mem::take(&mut m.tracked_rdma_core) {
+            // A tracked release the intent has since pinned is the intent's.
+            if m.rdma_core.iter().any(|p| p.version == r.version) {
+                continue;
+            }
             if r.default {
                 return Err(bad(format!(
                     "tracked_rdma_core {}: a tracked release is never the default",

@@ -448,9 +448,14 @@ fn track_upstream(
         upstream: Vec::new(),
     };
     let mut log = Vec::new();
+    // Newer by upstream version only: an older mirror never moves a pin back.
+    let newer = |v: &str, than: &str| match (Version::parse(v), Version::parse(than)) {
+        (Some(a), Some(b)) => a > b,
+        _ => false,
+    };
     if let Some(r) = sources::newest(&found, "perftest") {
         let current = next.package(PERFTEST_PIN).map(|p| p.version.clone());
-        if current.as_deref() != Some(r.upstream().as_str()) {
+        if current.as_deref().is_none_or(|c| newer(&r.upstream(), c)) {
             next.debian.packages.retain(|p| p.name != PERFTEST_PIN);
             next.debian.packages.push(pin(r, PERFTEST_PIN.into()));
             log.push(ReleaseLog {
@@ -463,7 +468,7 @@ fn track_upstream(
     }
     if let Some(r) = sources::newest(&found, "rdma-core") {
         let v = r.upstream();
-        if !next.rdma_core.iter().any(|x| x.version == v) {
+        if next.rdma_core.iter().all(|x| newer(&v, &x.version)) {
             let from = next
                 .rdma_core
                 .iter()
@@ -652,11 +657,11 @@ fn decide_modules(m: &Manifest, next: &Manifest) -> Result<Vec<Decision>> {
     let loaded = emit::kernel_modules::load_kernels(next)?;
     let restored = emit::restore::plan(next, &loaded, &next.label)?;
     let mut cache: std::collections::HashMap<(String, String), PathBuf> = Default::default();
-    let mut build = |kernel: &str, driver: &str| -> Result<emit::kernel_modules::Build> {
-        anyhow::ensure!(
-            m.kernels.iter().any(|k| k.name == kernel),
-            "{kernel}: its {driver} build comes with this update; `rdma-nix update` compares against it next time"
-        );
+    let mut build = |kernel: &str, driver: &str| -> Result<Option<emit::kernel_modules::Build>> {
+        // A kernel this update adds: this tree's package set can't build it yet.
+        if !m.kernels.iter().any(|k| k.name == kernel) {
+            return Ok(None);
+        }
         let key = (kernel.to_string(), driver.to_string());
         if !cache.contains_key(&key) {
             let attr = match driver {
@@ -682,7 +687,7 @@ fn decide_modules(m: &Manifest, next: &Manifest) -> Result<Vec<Decision>> {
             let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
             cache.insert(key.clone(), PathBuf::from(path));
         }
-        emit::kernel_modules::Build::read(&cache[&key], driver)
+        emit::kernel_modules::Build::read(&cache[&key], driver).map(Some)
     };
     emit::kernel_modules::decide(next, &loaded, &restored.needs, &mut build)
 }

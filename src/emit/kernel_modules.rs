@@ -22,6 +22,10 @@ use crate::kernel::symvers::Symvers;
 pub use crate::manifest::ModuleDecision as Decision;
 use crate::manifest::{Kernel, Manifest};
 
+/// A refusal because the candidate's build comes with the same update: a decision
+/// saying so is made again by the next update.
+pub const PENDING: &str = "its build comes with this update";
+
 /// The soft-RDMA pair, decided on every kernel (its own build is a package whether
 /// or not the kernel ships the driver).
 const SOFT: [&str; 2] = ["rxe", "siw"];
@@ -210,7 +214,9 @@ impl Build {
                 .into_iter()
                 .map(|(s, e)| (s, e.crc))
                 .collect(),
-            Err(_) => HashMap::new(),
+            // A driver nothing links against installs none (the soft pair).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
+            Err(e) => return Err(e).with_context(|| format!("{}: cannot read", symvers.display())),
         };
         Ok(Build { modules, provides })
     }
@@ -222,12 +228,14 @@ impl Build {
 /// own whose every module loads here (every import's CRC the same, the vermagic the
 /// same apart from the release; imports from a driver it needs, when that driver is
 /// reused from the same kernel); else built here, with each candidate's refusal.
-/// `build(kernel, driver)` gives a locked kernel's own build.
+/// `build(kernel, driver)` gives a kernel's own build, or None for a kernel whose
+/// build can't be made yet (one this update adds): refused for now, with a reason
+/// ([`PENDING`]) that has the next update decide again.
 pub fn decide(
     m: &Manifest,
     loaded: &[(String, LoadedKernel)],
     restored: &RestoredNeeds,
-    build: &mut dyn FnMut(&str, &str) -> Result<Build>,
+    build: &mut dyn FnMut(&str, &str) -> Result<Option<Build>>,
 ) -> Result<Vec<Decision>> {
     let wanted = wanted(m, restored)?;
     let locked: Vec<&Decision> = m
@@ -241,6 +249,7 @@ pub fn decide(
         .collect();
     let kept: Vec<Decision> = locked
         .iter()
+        .filter(|d| !d.reason.contains(PENDING))
         .filter(|d| {
             d.reuse.as_ref().is_none_or(|from| {
                 locked
@@ -287,12 +296,12 @@ pub fn decide(
             Some((from, evidence)) => (Some(from), evidence),
             None if refusals.is_empty() => (
                 None,
-                "built here: no older kernel of the series builds it".to_string(),
+                "built here: no other kernel of the series builds it".to_string(),
             ),
             None => (
                 None,
                 format!(
-                    "built here: no older build of the series loads: {}",
+                    "built here: no other build of the series loads: {}",
                     refusals.join("; ")
                 ),
             ),
@@ -304,7 +313,54 @@ pub fn decide(
             reason,
         });
     }
+    settle_needs(&mut decisions, restored);
     Ok(decisions)
+}
+
+/// Drivers linked against each other (rnbd on rtrs) come from one build on a kernel:
+/// a driver built here takes the drivers it needs built here too (its build links
+/// against theirs), and a driver reused from a kernel whose needs are not all reused
+/// from there is built here; until nothing changes (kept decisions included).
+fn settle_needs(decisions: &mut [Decision], restored: &RestoredNeeds) {
+    loop {
+        let mut change = None;
+        'find: for d in decisions.iter() {
+            let needs = restored.get(&d.kernel).and_then(|n| n.get(&d.driver));
+            for n in needs.into_iter().flatten() {
+                let Some(need) = decisions
+                    .iter()
+                    .find(|o| o.kernel == d.kernel && &o.driver == n)
+                else {
+                    continue;
+                };
+                match (&d.reuse, &need.reuse) {
+                    (None, Some(_)) => {
+                        let why = format!(
+                            "built here: {}, built here, links against this build",
+                            d.driver
+                        );
+                        change = Some((need.driver.clone(), d.kernel.clone(), why));
+                        break 'find;
+                    }
+                    (Some(from), r) if r.as_ref() != Some(from) => {
+                        let why = format!("built here: needs {n}, which is not reused from {from}");
+                        change = Some((d.driver.clone(), d.kernel.clone(), why));
+                        break 'find;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let Some((driver, kernel, why)) = change else {
+            return;
+        };
+        let d = decisions
+            .iter_mut()
+            .find(|d| d.driver == driver && d.kernel == kernel)
+            .expect("found above");
+        d.reuse = None;
+        d.reason = why;
+    }
 }
 
 /// The other kernels of `k`'s series with a build of their own of `driver` (among
@@ -340,7 +396,7 @@ fn reusable(
     kernel: &str,
     here: &LoadedKernel,
     decided: &[Decision],
-    build: &mut dyn FnMut(&str, &str) -> Result<Build>,
+    build: &mut dyn FnMut(&str, &str) -> Result<Option<Build>>,
 ) -> Result<std::result::Result<String, String>> {
     // The drivers it links against must come from the same build.
     let reused_from = |n: &String| {
@@ -352,10 +408,15 @@ fn reusable(
     if let Some(n) = needs.iter().find(|n| reused_from(n) != Some(from)) {
         return Ok(Err(format!("needs {n}, which is not reused from there")));
     }
-    let own = build(from, driver)?;
+    let Some(own) = build(from, driver)? else {
+        return Ok(Err(format!("{PENDING}; compared at the next update")));
+    };
     let mut beside = own.provides.clone();
     for n in needs {
-        beside.extend(build(from, n)?.provides);
+        let Some(b) = build(from, n)? else {
+            return Ok(Err(format!("{PENDING}; compared at the next update")));
+        };
+        beside.extend(b.provides);
     }
     let verdicts: Vec<kabi::Verdict> = own
         .modules
@@ -378,4 +439,54 @@ fn reusable(
             own.modules.len()
         )
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(kernel: &str, driver: &str, reuse: Option<&str>) -> Decision {
+        Decision {
+            kernel: kernel.into(),
+            driver: driver.into(),
+            reuse: reuse.map(Into::into),
+            reason: "r".into(),
+        }
+    }
+
+    fn rnbd_on_rtrs(kernel: &str) -> RestoredNeeds {
+        let mut drivers = BTreeMap::new();
+        drivers.insert("rtrs".to_string(), vec![]);
+        drivers.insert("rnbd".to_string(), vec!["rtrs".to_string()]);
+        BTreeMap::from([(kernel.to_string(), drivers)])
+    }
+
+    #[test]
+    fn a_driver_built_here_takes_what_it_links_against_from_its_own_build() {
+        let mut ds = vec![d("k", "rtrs", Some("j")), d("k", "rnbd", None)];
+        settle_needs(&mut ds, &rnbd_on_rtrs("k"));
+        assert_eq!(ds[0].reuse, None, "{:?}", ds[0]);
+        assert!(ds[0].reason.contains("rnbd, built here"), "{:?}", ds[0]);
+    }
+
+    #[test]
+    fn a_reused_driver_whose_need_is_not_reused_from_the_same_kernel_is_built_here() {
+        // Kept from an older lock: rnbd reused from j, rtrs now from i.
+        let mut ds = vec![d("k", "rtrs", Some("i")), d("k", "rnbd", Some("j"))];
+        settle_needs(&mut ds, &rnbd_on_rtrs("k"));
+        assert_eq!(ds[1].reuse, None);
+        assert!(ds[1]
+            .reason
+            .contains("needs rtrs, which is not reused from j"));
+        // … and then rtrs is built here as well, for the rnbd built here.
+        assert_eq!(ds[0].reuse, None);
+    }
+
+    #[test]
+    fn consistent_decisions_stay() {
+        let mut ds = vec![d("k", "rtrs", Some("j")), d("k", "rnbd", Some("j"))];
+        let before = ds.clone();
+        settle_needs(&mut ds, &rnbd_on_rtrs("k"));
+        assert_eq!(ds, before);
+    }
 }
