@@ -140,14 +140,25 @@ pub fn read_packages(s: &Suite, arch: &str, work: &Path, index: &mut Index) -> R
     let Some((path, want)) = s.release.packages_xz(arch) else {
         bail!("{}/InRelease: lists no main Packages.xz for {arch}", s.name);
     };
+    let (label, stream) = checked_index(s, path, want, work)?;
+    Ok(index.add(stream, &label, arch)?)
+}
+
+/// One index file of the suite's verified Release, downloaded and checked against it
+/// (size and sha256), as a decompressed stream, with its label for errors.
+fn checked_index(
+    s: &Suite,
+    path: &str,
+    want: &release::IndexFile,
+    work: &Path,
+) -> Result<(String, BufReader<xz2::read::XzDecoder<fs::File>>)> {
     let label = format!("{}/{path}", s.name);
-    let target = work.join(format!("{}.Packages.xz", s.name));
+    let target = work.join(format!("{}.{}", s.name, path.replace('/', "_")));
     apt_download(&format!("{}/dists/{}/{path}", s.mirror, s.name), &target)
         .map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
     check_index(&target, &label, want)?;
     let f = fs::File::open(&target)?;
-    let n = index.add(BufReader::new(xz2::read::XzDecoder::new(f)), &label, arch)?;
-    Ok(n)
+    Ok((label, BufReader::new(xz2::read::XzDecoder::new(f))))
 }
 
 /// The upstream releases of the `wanted` source packages in the suite's main
@@ -160,14 +171,8 @@ pub fn read_sources(
     let Some((path, want)) = s.release.sources_xz() else {
         bail!("{}/InRelease: lists no main Sources.xz", s.name);
     };
-    let label = format!("{}/{path}", s.name);
-    let target = work.join(format!("{}.Sources.xz", s.name));
-    apt_download(&format!("{}/dists/{}/{path}", s.mirror, s.name), &target)
-        .map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
-    check_index(&target, &label, want)?;
-    let f = fs::File::open(&target)?;
-    crate::debian::sources::parse(BufReader::new(xz2::read::XzDecoder::new(f)), &label, wanted)
-        .map_err(|e| anyhow::anyhow!(e))
+    let (label, stream) = checked_index(s, path, want, work)?;
+    crate::debian::sources::parse(stream, &label, wanted).map_err(|e| anyhow::anyhow!(e))
 }
 
 /// An index file is the one the signed Release lists, or it is refused.
