@@ -653,9 +653,12 @@ fn materialize(m: &Manifest, next: &mut Manifest, added: &[String]) -> Result<Ve
 /// The lock's module decisions brought up to date (kABI): the builds a decision is
 /// made from are built (or found in the store) by nix-build of this tree's offline
 /// package set, `kernelPackagesOwn.<kernel>`: only kernels of the lock as it was.
-fn decide_modules(m: &Manifest, next: &Manifest) -> Result<Vec<Decision>> {
-    let loaded = emit::kernel_modules::load_kernels(next)?;
-    let restored = emit::restore::plan(next, &loaded, &next.label)?;
+fn decide_modules(
+    m: &Manifest,
+    next: &Manifest,
+    inputs: &emit::KernelInputs,
+) -> Result<Vec<Decision>> {
+    let (loaded, restored) = (&inputs.kernels, &inputs.restored);
     let mut cache: std::collections::HashMap<(String, String), PathBuf> = Default::default();
     let mut build = |kernel: &str, driver: &str| -> Result<Option<emit::kernel_modules::Build>> {
         // A kernel this update adds: this tree's package set can't build it yet.
@@ -689,7 +692,7 @@ fn decide_modules(m: &Manifest, next: &Manifest) -> Result<Vec<Decision>> {
         }
         emit::kernel_modules::Build::read(&cache[&key], driver).map(Some)
     };
-    emit::kernel_modules::decide(next, &loaded, &restored.needs, &mut build)
+    emit::kernel_modules::decide(next, loaded, &restored.needs, &mut build)
 }
 
 /// The record of this update for the matrix page: each added kernel with its
@@ -797,14 +800,16 @@ pub fn run(a: Args) -> Result<ExitCode> {
     log.dropped = update::drop_unreferenced(&mut next);
     update::sort_kernels(&mut next);
     log.new_sources = materialize(&m, &mut next, &added)?;
-    next.modules = decide_modules(&m, &next)?;
+    // The new lock's kernels read once: for the module decisions and the rendering.
+    let inputs = emit::KernelInputs::load(&next)?;
+    next.modules = decide_modules(&m, &next, &inputs)?;
     log.redecided = next
         .modules
         .iter()
         .filter(|d| !added.contains(&d.kernel) && !m.modules.contains(d))
         .cloned()
         .collect();
-    let generated = emit::generate(&next)?;
+    let generated = emit::generate_with(&next, inputs)?;
     annotate(&mut log, &next, &generated.decisions);
     let write = !(a.dry_run || a.check);
     if write && log.changed() {

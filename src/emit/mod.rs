@@ -20,18 +20,41 @@ pub struct Generated {
     pub decisions: Vec<kernel_modules::Decision>,
 }
 
+/// What the matrix's kernels give, read from the store once: each kernel's headers,
+/// and the restore plan from their sources' drivers (`update` decides the module
+/// builds from the same reads, then renders with them).
+pub struct KernelInputs {
+    pub kernels: Vec<(String, crate::kernel::inspect::LoadedKernel)>,
+    pub restored: restore::Restored,
+}
+
+impl KernelInputs {
+    pub fn load(m: &crate::manifest::Manifest) -> anyhow::Result<KernelInputs> {
+        let kernels = kernel_modules::load_kernels(m)?;
+        let restored = restore::plan(m, &kernels, &m.label)?;
+        Ok(KernelInputs { kernels, restored })
+    }
+}
+
 /// Reads the pinned inputs from the store (rdma-core tarballs, kernel headers and
 /// sources: `rdma-nix fetch` first) and renders every generated file.
 pub fn generate(m: &crate::manifest::Manifest) -> anyhow::Result<Generated> {
+    generate_with(m, KernelInputs::load(m)?)
+}
+
+/// [`generate`] with the kernels' inputs already read.
+pub fn generate_with(
+    m: &crate::manifest::Manifest,
+    inputs: KernelInputs,
+) -> anyhow::Result<Generated> {
     let source = m.label.as_str();
-    // The store reads, once: each pinned rdma-core release's tarball scanned, each
-    // kernel's headers, the kernel sources' drivers (the restore plan).
+    // The store reads, once: each pinned rdma-core release's tarball scanned (the
+    // kernels' headers and sources are in `inputs`).
     let mut releases = Vec::new();
     for r in &m.rdma_core {
         releases.push((r, rdma_core::scan_pinned(m, r)?));
     }
-    let kernels = kernel_modules::load_kernels(m)?;
-    let restored = restore::plan(m, &kernels, source)?;
+    let restored = inputs.restored;
     // Then the emitters, pure functions of those and the lock.
     let mut files = vec![
         stack::debian_inputs(m, source),
