@@ -201,9 +201,18 @@ rdmaLib
           $out/lib/udev/rules.d/*.rules
         sed -i 's|${core}/lib/systemd/systemd-modules-load|${systemd}/lib/systemd/systemd-modules-load|' \
           $out/lib/systemd/system/rdma-load-modules@.service
-        # No FHS path is left (store paths and the given systemd aside): NixOS has none.
-        if sed -E -e 's|${systemd}/[^ "]*||g' -e 's|/nix/store/[^ "]*||g' \
-             $out/lib/udev/rules.d/*.rules $out/lib/systemd/system/* \
+        # srp_daemon.service starts a script that calls systemctl by rdma-core's path.
+        starter=libexec/srp_daemon/start_on_all_ports
+        if [ -e ${core}/$starter ]; then
+          mkdir -p $out/libexec/srp_daemon
+          sed 's|\(/usr\)\{0,1\}/bin/systemctl|${systemd}/bin/systemctl|g' ${core}/$starter > $out/$starter
+          chmod +x $out/$starter
+          sed -i "s|${core}/$starter|$out/$starter|" $out/lib/systemd/system/srp_daemon.service
+        fi
+        # No FHS path is left (store paths and the given systemd aside, and a script's
+        # interpreter, which the core's fixup patches): NixOS has none.
+        if sed -s -E -e '1{/^#!/d}' -e 's|${systemd}/[^ "]*||g' -e 's|/nix/store/[^ "]*||g' \
+             $out/lib/udev/rules.d/*.rules $out/lib/systemd/system/* $(find $out/libexec -type f 2>/dev/null) \
              | grep -nE '(^|[^A-Za-z0-9_.-])/(usr|bin|sbin|lib|lib64)/'; then
           echo "rdma-nix: FHS paths (above) left in rdma-core's units or rules" >&2
           exit 1
@@ -218,8 +227,9 @@ rdmaLib
         done
       '';
 
-  # Whether a systemd.network [Match] Name= value (a string of space-separated names
-  # or shell globs, or a list of them) matches an interface name.
+  # Whether a list of names or shell globs (or a string of them, space-separated, as
+  # systemd.network's [Match] Name= and dhcpcd take them) matches an interface name.
+  # systemd's leading `!` inverts the whole list.
   matchesInterfaceName =
     names: netdev:
     let
@@ -227,12 +237,51 @@ rdmaLib
         if names == null then [ ]
         else if builtins.isList names then names
         else builtins.filter (x: builtins.isString x && x != "") (builtins.split " +" names);
+      inverted = list != [ ] && lib.hasPrefix "!" (builtins.head list);
+      globs = if inverted then [ (lib.removePrefix "!" (builtins.head list)) ] ++ builtins.tail list else list;
       # Shell glob to regex: `*` and `?`; other regex characters escaped.
       toRegex = g:
         builtins.replaceStrings [ "." "+" "(" ")" "[" "]" "{" "}" "^" "$" "|" "\\" "*" "?" ]
           [ "\\." "\\+" "\\(" "\\)" "\\[" "\\]" "\\{" "\\}" "\\^" "\\$" "\\|" "\\\\" ".*" "." ] g;
+      any = builtins.any (g: builtins.match (toRegex g) netdev != null) globs;
     in
-    builtins.any (g: builtins.match (toRegex g) netdev != null) list;
+    if inverted then !any else any;
+
+  # [Match] keys that only wireless links have: such a network never takes a wired one.
+  wirelessMatchKeys = [ "WLANInterfaceType" "SSID" "BSSID" ];
+
+  # What brings a network interface up on a NixOS system, as a list of reasons (empty:
+  # nothing does). `config` holds NixOS's `networking` and `systemd.network`.
+  #  - networking.interfaces.<name>;
+  #  - scripted networking's dhcpcd, which takes every interface with
+  #    networking.useDHCP (the default) but those it denies (its own list and
+  #    networking.dhcpcd.denyInterfaces), or those allowInterfaces lists;
+  #  - systemd-networkd: a network matching it by Name=, or by keys evaluation can't
+  #    decide (Type=, Kind=, MACAddress=, Driver=, …: the generated
+  #    99-ethernet-default-dhcp matches Type=ether); not by wireless-only keys;
+  #  - NetworkManager, unless it is listed unmanaged (by name or interface-name:).
+  interfaceConfiguredBy =
+    config: netdev:
+    let
+      net = config.networking;
+      dhcpcdDenied = [ "lo" "peth*" "vif*" "tap*" "tun*" "virbr*" "vnet*" "vboxnet*" "sit*" ] ++ net.dhcpcd.denyInterfaces;
+      dhcpcd =
+        !net.useNetworkd && net.dhcpcd.enable && net.useDHCP
+        && !matchesInterfaceName dhcpcdDenied netdev
+        && (net.dhcpcd.allowInterfaces == null || matchesInterfaceName net.dhcpcd.allowInterfaces netdev);
+      networkdMatches = n:
+        let m = n.matchConfig or { }; in
+        if m ? Name then matchesInterfaceName m.Name netdev
+        else !(builtins.any (k: m ? ${k}) wirelessMatchKeys);
+      networkd = builtins.filter (n: networkdMatches config.systemd.network.networks.${n})
+        (builtins.attrNames config.systemd.network.networks);
+      nmUnmanaged = builtins.any (u: matchesInterfaceName [ (lib.removePrefix "interface-name:" u) ] netdev)
+        (builtins.filter (u: builtins.match ".*:.*" u == null || lib.hasPrefix "interface-name:" u) net.networkmanager.unmanaged);
+    in
+    lib.optional (net.interfaces ? ${netdev}) "networking.interfaces.${netdev}"
+    ++ lib.optional dhcpcd "dhcpcd (networking.useDHCP)"
+    ++ lib.optionals config.systemd.network.enable (map (n: "systemd.network.networks.${n}") networkd)
+    ++ lib.optional (net.networkmanager.enable && !nmUnmanaged) "NetworkManager";
 
   # hardware.rdma.memlockLimit (KiB or "unlimited") as systemd's DefaultLimitMEMLOCK.
   systemdMemlock = limit: if limit == "unlimited" then "infinity" else "${toString limit}K";

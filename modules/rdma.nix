@@ -55,12 +55,14 @@ let
     providers = rdmaNixLib.selectProviders { inherit (selection) providers wanted; };
   };
 
-  # nixpkgs' rdma-core as its consumers see it at run time, made of our core and the
-  # composed providers (system.replaceDependencies swaps one for the other).
+  # nixpkgs' rdma-core as everything referring to it sees it at run time: our core's
+  # tree and every provider's, with the composed config dir (system.replaceDependencies
+  # swaps one for the other).
   runtimeView = rdmaNixLib.mkRuntimeView {
     inherit (pkgs) runCommand;
     inherit (selection) core overrides;
-    providers = rdmaNixLib.selectProviders { inherit (selection) providers wanted; };
+    inherit configDir;
+    providers = builtins.attrValues selection.providers;
     name = pkgs.rdma-core.name;
   };
 
@@ -101,17 +103,44 @@ let
       kpRdma.rdmaNotRestored.${d} or "it is not a driver of linux ${series}'s source";
   devices = rdmaNixLib.softDevices "rxe" cfg.softRoce.interfaces ++ rdmaNixLib.softDevices "siw" cfg.siw.interfaces;
 
-  # Whether something configures the interface: networking.interfaces, a
-  # systemd-networkd network whose [Match] Name= lists it (names or globs), or
-  # NetworkManager, which manages every interface it isn't told to leave alone.
-  configured =
-    netdev:
-    config.networking.interfaces ? ${netdev}
-    || builtins.any (n: rdmaNixLib.matchesInterfaceName (n.matchConfig.Name or null) netdev) (
-      builtins.attrValues (config.systemd.network.networks or { })
-    )
-    || (config.networking.networkmanager.enable or false);
   rdmaTool = "${pkgs.iproute2}/bin/rdma";
+
+  # The services asked for by name get the limit; nothing else does.
+  memlockUnits = lib.genAttrs (map (lib.removeSuffix ".service") cfg.memlockServices) (_: {
+    serviceConfig.LimitMEMLOCK = rdmaNixLib.systemdMemlock cfg.memlockLimit;
+  });
+
+  # A unit per soft device, bound to its interface.
+  linkUnits = builtins.listToAttrs (
+    map (
+      dev:
+      let
+        netdevUnit = "sys-subsystem-net-devices-${utils.escapeSystemdPath dev.netdev}.device";
+      in
+      lib.nameValuePair "rdma-link-${dev.name}" {
+        description = "Soft RDMA device ${dev.name} (${dev.type} on ${dev.netdev})";
+        wantedBy = [ "multi-user.target" ];
+        bindsTo = [ netdevUnit ];
+        after = [
+          netdevUnit
+          "network-addresses-${dev.netdev}.service"
+          "systemd-modules-load.service"
+        ];
+        serviceConfig = {
+          Type = "oneshot";
+          RemainAfterExit = true;
+        };
+        script = rdmaNixLib.linkUpScript {
+          rdma = rdmaTool;
+          inherit dev;
+        };
+        preStop = rdmaNixLib.linkDownScript {
+          rdma = rdmaTool;
+          inherit dev;
+        };
+      }
+    ) devices
+  );
 
   softDeviceOptions = driver: what: {
     enable = mkOption {
@@ -133,14 +162,25 @@ let
         `${if driver == "softRoce" then "rxe" else "siw"}_<interface>`. Each gets a unit
         `rdma-link-<device>.service` that runs `rdma link add` once the interface
         exists, leaves an existing device alone, and removes the device when stopped.
-        Every interface must be configured: declared in {option}`networking.interfaces`,
-        matched by a {option}`systemd.network.networks` entry's `matchConfig.Name`, or
-        left to NetworkManager ({option}`networking.networkmanager.enable`).
+        Every interface must be brought up by something: declared in
+        {option}`networking.interfaces`, taken by dhcpcd ({option}`networking.useDHCP`,
+        the default of scripted networking), matched by a
+        {option}`systemd.network.networks` entry (by `Name`, or by keys such as `Type`
+        that only the running system can decide), or managed by NetworkManager.
       '';
     };
   };
 in
 {
+  imports = [
+    # Gave every service (sshd and logins included) the group's limit by default.
+    (lib.mkRemovedOptionModule [ "hardware" "rdma" "memlockForServices" ] ''
+      It made hardware.rdma.memlockLimit systemd's default for every service, logins
+      and sshd included. Name the services that need it in
+      hardware.rdma.memlockServices, or set hardware.rdma.memlockForAllServices.
+    '')
+  ];
+
   options.hardware.rdma = {
     enable = mkEnableOption "the RDMA userspace stack from rdma-nix: libibverbs, librdmacm and per-provider packages composed into /etc/libibverbs.d";
 
@@ -251,24 +291,42 @@ in
     };
 
     memlockLimit = mkOption {
-      type = types.either types.int types.str;
+      type = types.either types.ints.unsigned (types.enum [ "unlimited" ]);
       default = "unlimited";
       example = 1048576;
       description = ''
-        Locked-memory limit (KiB, or `unlimited`) for members of the `rdma` group:
-        RDMA applications pin their buffers.
+        Locked-memory limit (KiB, or `"unlimited"`) for members of the `rdma` group
+        (a PAM limit, so it reaches their logins) and for the services listed in
+        {option}`hardware.rdma.memlockServices`: RDMA applications pin their buffers.
       '';
     };
 
-    memlockForServices = mkOption {
-      type = types.bool;
-      default = true;
-      example = false;
+    memlockServices = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [
+        "slurmd"
+        "munged"
+      ];
       description = ''
-        Whether to apply {option}`hardware.rdma.memlockLimit` to every systemd service
-        too (systemd's `DefaultLimitMEMLOCK`): the PAM limit reaches logins only, and
-        services (Slurm jobs, MPI launchers, daemons using UCX or NCCL) otherwise keep
-        systemd's default (64 KiB before systemd 253, 8 MiB since).
+        systemd services (by their name in {option}`systemd.services`, with or without
+        `.service`) that get {option}`hardware.rdma.memlockLimit` as `LimitMEMLOCK`:
+        Slurm daemons, MPI launchers, daemons using UCX or NCCL. PAM limits reach
+        logins only, and services otherwise keep systemd's default (64 KiB before
+        systemd 253, 8 MiB since). No other service gets more than systemd's default.
+      '';
+    };
+
+    memlockForAllServices = mkOption {
+      type = types.bool;
+      default = false;
+      example = true;
+      description = ''
+        Whether to make {option}`hardware.rdma.memlockLimit` systemd's default for
+        every service (`DefaultLimitMEMLOCK`). Every service inherits it, `sshd`,
+        `login` and `user@.service` included, so every user and every daemon may then
+        pin that much memory and the `rdma` group means nothing. Prefer
+        {option}`hardware.rdma.memlockServices`.
       '';
     };
 
@@ -330,8 +388,8 @@ in
         inherit message;
       }) providerErrors
       ++ map (dev: {
-        assertion = configured dev.netdev;
-        message = "hardware.rdma: ${dev.type} device ${dev.name} is on interface '${dev.netdev}', which nothing configures: declare it in networking.interfaces, match it in a systemd.network.networks entry (matchConfig.Name), or enable NetworkManager.";
+        assertion = rdmaNixLib.interfaceConfiguredBy config dev.netdev != [ ];
+        message = "hardware.rdma: ${dev.type} device ${dev.name} is on interface '${dev.netdev}', which nothing configures: declare it in networking.interfaces, leave it to dhcpcd (networking.useDHCP, not denied by networking.dhcpcd), match it in a systemd.network.networks entry (with systemd.network.enable), or leave it managed by NetworkManager.";
       }) devices;
 
     environment.systemPackages = [ cfg.package ] ++ lib.optional cfg.perftest.enable (pkgs.callPackage ../pkgs/perftest/package.nix { rdma-core = cfg.package; });
@@ -353,8 +411,8 @@ in
 
     networking.firewall.allowedUDPPorts = lib.optional (cfg.openFirewall && cfg.softRoce.enable) 4791;
 
-    # systemd's limit for every service: a number of KiB, or "infinity" for unlimited.
-    systemd.settings.Manager = lib.mkIf cfg.memlockForServices {
+    # systemd's limit for every service, only when asked for by name.
+    systemd.settings.Manager = lib.mkIf cfg.memlockForAllServices {
       DefaultLimitMEMLOCK = rdmaNixLib.systemdMemlock cfg.memlockLimit;
     };
 
@@ -368,38 +426,10 @@ in
       }
     ];
 
-    systemd.services = builtins.listToAttrs (
-      map (
-        dev:
-        let
-          netdevUnit = "sys-subsystem-net-devices-${utils.escapeSystemdPath dev.netdev}.device";
-        in
-        lib.nameValuePair "rdma-link-${dev.name}" {
-          description = "Soft RDMA device ${dev.name} (${dev.type} on ${dev.netdev})";
-          wantedBy = [ "multi-user.target" ];
-          bindsTo = [ netdevUnit ];
-          after = [
-            netdevUnit
-            "network-addresses-${dev.netdev}.service"
-            "systemd-modules-load.service"
-          ];
-          serviceConfig = {
-            Type = "oneshot";
-            RemainAfterExit = true;
-          };
-          script = rdmaNixLib.linkUpScript {
-            rdma = rdmaTool;
-            inherit dev;
-          };
-          preStop = rdmaNixLib.linkDownScript {
-            rdma = rdmaTool;
-            inherit dev;
-          };
-        }
-      ) devices
-    )
-    // {
-      rdma-ndd = mkIf cfg.ndd.enable { wantedBy = [ "multi-user.target" ]; };
-    };
+    systemd.services = lib.mkMerge [
+      memlockUnits
+      linkUnits
+      (lib.optionalAttrs cfg.ndd.enable { rdma-ndd.wantedBy = [ "multi-user.target" ]; })
+    ];
   };
 }

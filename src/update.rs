@@ -494,3 +494,86 @@ mod tests {
         assert_eq!(kernel_name("6.1.0-57"), "debian-6.1.0-57");
     }
 }
+
+/// Upstream's own release URLs for a source tarball the lock pins by tree, to be tried
+/// before Debian's copy (the pool drops a version once it's superseded): perftest's
+/// GitHub release asset, whose name carries the commit its `perftest.spec` records
+/// (`Version: 25.01.0`, `Release: 0.80.g6730e97`: tag `25.01.0-0.80`, asset
+/// `perftest-25.01.0-0.80.g6730e97.tar.gz`). None for other packages: a URL whose
+/// tree isn't the pinned one would fail nixpkgs' fetch instead of falling back.
+pub fn release_urls(package: &str, version: &str, tree: &Path) -> Result<Vec<String>> {
+    if package != crate::manifest::PERFTEST_PIN {
+        return Ok(Vec::new());
+    }
+    let spec = tree.join("perftest.spec");
+    let text = fs::read_to_string(&spec).with_context(|| format!("reading {}", spec.display()))?;
+    perftest_release_url(&text, version)
+        .with_context(|| format!("{}", spec.display()))
+        .map(|u| vec![u])
+}
+
+/// The release asset's URL from `perftest.spec`'s `Version:` and `Release:` lines,
+/// checked against the pinned (Debian) upstream version `25.01.0+0.80`.
+fn perftest_release_url(spec: &str, version: &str) -> Result<String> {
+    let field = |key: &str| {
+        spec.lines()
+            .find_map(|l| l.strip_prefix(key).map(str::trim))
+            .filter(|v| !v.is_empty())
+            .with_context(|| format!("no `{key}` line"))
+    };
+    let (v, release) = (field("Version:")?, field("Release:")?);
+    let Some((counter, commit)) = release.split_once(".g") else {
+        bail!("`Release: {release}` has no `.g<commit>`");
+    };
+    let ok = |s: &str, hex: bool| {
+        !s.is_empty()
+            && s.chars().all(|c| {
+                if hex {
+                    c.is_ascii_hexdigit()
+                } else {
+                    c.is_ascii_digit() || c == '.'
+                }
+            })
+    };
+    if !ok(v, false) || !ok(counter, false) || !ok(commit, true) {
+        bail!("`Version: {v}`, `Release: {release}` is not a perftest release");
+    }
+    let tag = format!("{v}-{counter}");
+    if tag.replace('-', "+") != version {
+        bail!("it is release {tag}, the pin is {version}");
+    }
+    Ok(format!(
+        "https://github.com/linux-rdma/perftest/releases/download/{tag}/perftest-{tag}.g{commit}.tar.gz"
+    ))
+}
+
+#[cfg(test)]
+mod release_url_tests {
+    use super::perftest_release_url;
+
+    const SPEC: &str = "Name: perftest\nVersion: 25.01.0\nRelease: 0.80.g6730e97\n";
+
+    #[test]
+    fn perftest_release_asset_from_its_spec() {
+        assert_eq!(
+            perftest_release_url(SPEC, "25.01.0+0.80").unwrap(),
+            "https://github.com/linux-rdma/perftest/releases/download/25.01.0-0.80/perftest-25.01.0-0.80.g6730e97.tar.gz"
+        );
+    }
+
+    #[test]
+    fn a_spec_that_does_not_name_the_pinned_release_is_refused() {
+        for (spec, msg) in [
+            (SPEC, "it is release 25.01.0-0.80, the pin is 25.01.0+0.81"),
+            ("Version: 25.01.0\n", "no `Release:` line"),
+            ("Version: 25.01.0\nRelease: 0.80\n", "has no `.g<commit>`"),
+            (
+                "Version: 25.01.0\nRelease: 0.80.g/../x\n",
+                "is not a perftest release",
+            ),
+        ] {
+            let e = perftest_release_url(spec, "25.01.0+0.81").unwrap_err();
+            assert!(format!("{e:#}").contains(msg), "{e:#}");
+        }
+    }
+}

@@ -39,6 +39,14 @@ fn eval_err(expr: &str) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// The evaluation's error, or None when it succeeds.
+fn eval_err_or_ok(expr: &str) -> Option<String> {
+    let out = run(std::process::Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "-E", expr])
+        .current_dir(root()));
+    (!out.status.success()).then(|| String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
 const OFFLINE: &str = "let o = import ./pkgs/offline { }; l = o.rdmaNixLib; in";
 
 #[test]
@@ -213,7 +221,16 @@ fn no_fhs_path_is_left_when_rdma_cores_configure_finds_no_systemctl() {
     }
     let expr = format!(
         r#"{OFFLINE} let
-          hidden = o.rdma-core.overrideAttrs (a: {{
+          # coreutils as a store path, as in nixpkgs (the offline one is the root's /usr).
+          coreutils = o.runCommand "coreutils-store-path" {{ }} ''
+            mkdir -p $out/bin
+            ln -s /usr/bin/rm $out/bin/rm
+          '';
+          core = o.callPackage ./pkgs/rdma-core/package.nix {{
+            release = o.rdmaCoreReleases.releases.${{o.rdmaCoreReleases.default}};
+            inherit coreutils;
+          }};
+          hidden = core.overrideAttrs (a: {{
             preConfigure = ''
               substituteInPlace CMakeLists.txt --replace-fail \
                 'find_program(SYSTEMCTL_BIN systemctl HINTS "/usr/bin" "/bin")' \
@@ -243,8 +260,12 @@ fn no_fhs_path_is_left_when_rdma_cores_configure_finds_no_systemctl() {
         srp.contains("/bin/systemctl") && !srp.contains("/usr/bin/systemctl"),
         "{srp}"
     );
-    let mut files = Vec::new();
-    for dir in ["lib/udev/rules.d", "lib/systemd/system"] {
+    let mut files = vec![core.join("sbin/srp_daemon.sh")];
+    for dir in [
+        "lib/udev/rules.d",
+        "lib/systemd/system",
+        "libexec/srp_daemon",
+    ] {
         for f in std::fs::read_dir(integration.join(dir)).unwrap() {
             files.push(f.unwrap().path());
         }
@@ -252,7 +273,8 @@ fn no_fhs_path_is_left_when_rdma_cores_configure_finds_no_systemctl() {
     assert!(files.len() > 5, "{files:?}");
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
-        for line in text.lines() {
+        // A script's interpreter is the core's fixup's (patchShebangs in nixpkgs).
+        for line in text.lines().filter(|l| !l.starts_with("#!")) {
             let mut rest = line.to_owned();
             // Store paths are NixOS's own; anything else absolute under an FHS
             // directory is not.
@@ -275,6 +297,25 @@ fn no_fhs_path_is_left_when_rdma_cores_configure_finds_no_systemctl() {
     let srp =
         std::fs::read_to_string(integration.join("lib/udev/rules.d/60-srp_daemon.rules")).unwrap();
     assert!(srp.contains("-systemd-store-path/bin/systemctl"), "{srp}");
+    // srp_daemon.service starts the integration's copy of its script, which calls
+    // systemd's systemctl; srp_daemon.sh removes its pid file with coreutils' rm.
+    let unit =
+        std::fs::read_to_string(integration.join("lib/systemd/system/srp_daemon.service")).unwrap();
+    assert!(
+        unit.contains(&format!(
+            "ExecStart={}/libexec/srp_daemon/start_on_all_ports",
+            integration.display()
+        )),
+        "{unit}"
+    );
+    let starter =
+        std::fs::read_to_string(integration.join("libexec/srp_daemon/start_on_all_ports")).unwrap();
+    assert!(
+        starter.contains("-systemd-store-path/bin/systemctl start"),
+        "{starter}"
+    );
+    let sh = std::fs::read_to_string(core.join("sbin/srp_daemon.sh")).unwrap();
+    assert!(sh.contains("-coreutils-store-path/bin/rm -f"), "{sh}");
 }
 
 /// `config` of modules/rdma.nix for `settings`, evaluated against the offline
@@ -391,7 +432,9 @@ fn the_module_asserts_on_unknown_providers_foreign_pabi_and_unconfigured_interfa
     if !require("nix-instantiate") {
         return;
     }
-    let v = module_eval(
+    // Static addresses only (no dhcpcd): eth9 is brought up by nothing.
+    let v = module_eval_on(
+        "{ networking.useDHCP = false; networking.interfaces.eth0 = { }; }",
         r#"{ enable = true; providers = [ "rxe" "mlx9" ];
              providerOverrides.rxe = o.rdmaPackages."56.1".rdma-provider-rxe;
              softRoce.interfaces = [ "eth9" ]; }"#,
@@ -411,7 +454,7 @@ fn the_module_asserts_on_unknown_providers_foreign_pabi_and_unconfigured_interfa
         .starts_with("hardware.rdma.providerOverrides.rxe: rdma-provider-rxe-56.1 has PABI 34"));
     assert_eq!(
         msgs[2],
-        "hardware.rdma: rxe device rxe_eth9 is on interface 'eth9', which nothing configures: declare it in networking.interfaces, match it in a systemd.network.networks entry (matchConfig.Name), or enable NetworkManager."
+        "hardware.rdma: rxe device rxe_eth9 is on interface 'eth9', which nothing configures: declare it in networking.interfaces, leave it to dhcpcd (networking.useDHCP, not denied by networking.dhcpcd), match it in a systemd.network.networks entry (with systemd.network.enable), or leave it managed by NetworkManager."
     );
     // Disabled, it configures nothing.
     let off = module_eval("{ }", "c");
@@ -419,39 +462,42 @@ fn the_module_asserts_on_unknown_providers_foreign_pabi_and_unconfigured_interfa
     assert!(off.as_object().unwrap().keys().all(|k| k == "cfg"), "{off}");
 }
 
-/// A soft device's interface may be configured by systemd-networkd (matched by name or
-/// glob) or left to NetworkManager, not only by networking.interfaces.
+/// A soft device's interface may be brought up every way NixOS has: declared, taken
+/// by dhcpcd (the default: `useDHCP` on every interface), matched by a networkd network
+/// (by name or glob, or by keys only the running system decides, like the generated
+/// `Type = "ether"` one), or managed by NetworkManager. What nothing brings up is named.
 #[test]
-fn interfaces_configured_by_networkd_or_networkmanager_are_accepted() {
+fn interfaces_are_accepted_however_nixos_brings_them_up() {
     if !require("nix-instantiate") {
         return;
     }
-    let failing = FAILING;
     let settings = r#"{ enable = true; providers = [ "rxe" "siw" ];
                         softRoce.interfaces = [ "eth1" ]; siw.interfaces = [ "enp0s4" ]; }"#;
+    let static_only = "networking.useDHCP = false;";
+    let networkd = "networking.useNetworkd = true; systemd.network.enable = true;";
     let cases = [
-        (
-            r#"{ systemd.network.networks."10-rdma".matchConfig.Name = "eth1 enp0s*"; }"#,
-            0,
-        ),
-        (
-            r#"{ systemd.network.networks.a.matchConfig.Name = [ "eth1" ];
-                 systemd.network.networks.b.matchConfig.Name = "enp0s?"; }"#,
-            0,
-        ),
-        (r#"{ networking.networkmanager.enable = true; }"#, 0),
-        (
-            r#"{ networking.interfaces.eth1 = { };
-                 systemd.network.networks.x.matchConfig.Name = "enp1s*"; }"#,
-            1,
-        ),
-        (
-            r#"{ systemd.network.networks.x.matchConfig.Name = "eth10"; }"#,
-            2,
-        ),
+        // NixOS's defaults: scripted networking, dhcpcd on every interface.
+        ("", 0),
+        ("networking.dhcpcd.denyInterfaces = [ \"eth*\" ];", 1),
+        ("networking.dhcpcd.allowInterfaces = [ \"enp0s4\" ];", 1),
+        (static_only, 2),
+        ("networking.useDHCP = false; networking.interfaces.eth1 = { };", 1),
+        // networkd, by name or glob, `!` inverting.
+        (&*format!("{networkd} systemd.network.networks.\"10-rdma\".matchConfig.Name = \"eth1 enp0s*\";"), 0),
+        (&*format!("{networkd} systemd.network.networks.a.matchConfig.Name = [ \"eth1\" ]; systemd.network.networks.b.matchConfig.Name = \"enp0s?\";"), 0),
+        (&*format!("{networkd} systemd.network.networks.x.matchConfig.Name = \"!eth1\";"), 1),
+        (&*format!("{networkd} systemd.network.networks.x.matchConfig.Name = \"eth10\";"), 2),
+        // The generated default network matches by type; a wireless one takes no wired link.
+        (&*format!("{networkd} systemd.network.networks.\"99-ethernet-default-dhcp\".matchConfig = {{ Type = \"ether\"; Kind = \"!*\"; }};"), 0),
+        (&*format!("{networkd} systemd.network.networks.\"99-wireless-client-dhcp\".matchConfig.WLANInterfaceType = \"station\";"), 2),
+        // Networks networkd doesn't run configure nothing.
+        (&*format!("{static_only} systemd.network.networks.x.matchConfig.Name = \"*\";"), 2),
+        // NetworkManager, minus what it is told to leave alone.
+        ("networking.useDHCP = false; networking.networkmanager.enable = true;", 0),
+        ("networking.useDHCP = false; networking.networkmanager.enable = true; networking.networkmanager.unmanaged = [ \"interface-name:eth*\" \"mac:00:11:22:33:44:55\" ];", 1),
     ];
     for (network, unconfigured) in cases {
-        let v = module_eval_on(network, settings, failing);
+        let v = module_eval_on(&format!("{{ {network} }}"), settings, FAILING);
         let msgs = v.as_array().unwrap();
         assert_eq!(msgs.len(), unconfigured, "{network}: {msgs:#?}");
         for m in msgs {
@@ -463,27 +509,136 @@ fn interfaces_configured_by_networkd_or_networkmanager_are_accepted() {
     }
 }
 
-/// The memlock limit reaches services too (systemd's DefaultLimitMEMLOCK), unless
-/// turned off; `unlimited` is systemd's `infinity`, a number is KiB.
+/// Locked memory: the `rdma` group's logins get the limit (PAM), the services listed
+/// by name get it as `LimitMEMLOCK`, and systemd's default for every service only when
+/// asked for by name. `unlimited` is PAM's `unlimited` and systemd's `infinity`; a
+/// number is KiB for both (`K`, 1024 bytes, for systemd).
 #[test]
-fn the_memlock_limit_applies_to_services_too() {
+fn locked_memory_goes_to_the_rdma_group_and_the_services_named() {
     if !require("nix-instantiate") {
         return;
     }
     let get = |settings: &str| {
         module_eval(
             settings,
-            "{ manager = c.systemd.settings.Manager or null; pam = map (l: l.value) c.security.pam.loginLimits; }",
+            r#"{ manager = c.systemd.settings.Manager or { };
+                 limits = c.security.pam.loginLimits;
+                 units = builtins.mapAttrs (_: u: u.serviceConfig.LimitMEMLOCK or null)
+                   c.systemd.services; }"#,
         )
     };
     let v = get(r#"{ enable = true; providers = [ "rxe" ]; }"#);
-    assert_eq!(v["manager"]["DefaultLimitMEMLOCK"], "infinity", "{v}");
-    assert_eq!(v["pam"][0], "unlimited");
-    let v = get(r#"{ enable = true; providers = [ "rxe" ]; memlockLimit = 1048576; }"#);
-    assert_eq!(v["manager"]["DefaultLimitMEMLOCK"], "1048576K", "{v}");
-    assert_eq!(v["pam"][0], 1048576);
-    let v = get(r#"{ enable = true; providers = [ "rxe" ]; memlockForServices = false; }"#);
     assert_eq!(v["manager"], serde_json::json!({}), "{v}");
+    assert_eq!(
+        v["limits"],
+        serde_json::json!([{"domain": "@rdma", "type": "-", "item": "memlock", "value": "unlimited"}])
+    );
+    let v = get(
+        r#"{ enable = true; providers = [ "rxe" ]; memlockLimit = 1048576;
+             memlockServices = [ "slurmd" "munged.service" ]; }"#,
+    );
+    assert_eq!(v["manager"], serde_json::json!({}), "{v}");
+    assert_eq!(v["limits"][0]["value"], 1048576);
+    assert_eq!(
+        v["units"],
+        serde_json::json!({"slurmd": "1048576K", "munged": "1048576K"})
+    );
+    let v = get(
+        r#"{ enable = true; providers = [ "rxe" ]; memlockServices = [ "slurmd" ];
+             memlockForAllServices = true; }"#,
+    );
+    assert_eq!(v["manager"]["DefaultLimitMEMLOCK"], "infinity", "{v}");
+    assert_eq!(v["units"]["slurmd"], "infinity");
+}
+
+/// `memlockForServices` (on by default, every service) is gone, and setting it says
+/// what replaced it.
+#[test]
+fn the_old_system_wide_memlock_option_is_removed_naming_its_replacements() {
+    if !require("nix-instantiate") {
+        return;
+    }
+    let v = eval_json(
+        r#"(import ./modules/rdma.nix { lib = import ./tests/fixtures/fake-nixos-lib.nix;
+             config = { }; pkgs = { }; utils = { }; }).imports"#,
+    );
+    assert_eq!(
+        v[0]["_removed"],
+        serde_json::json!(["hardware", "rdma", "memlockForServices"])
+    );
+    let why = v[0]["instructions"].as_str().unwrap();
+    assert!(
+        why.contains("hardware.rdma.memlockServices") && why.contains("memlockForAllServices"),
+        "{why}"
+    );
+}
+
+/// With the default options, nobody outside the `rdma` group gets more locked memory
+/// than systemd's and PAM's defaults: no system-wide default, no unit's limit, and the
+/// only PAM limit is the group's; soft devices' units and rdma-ndd included.
+#[test]
+fn by_default_no_limit_reaches_anyone_outside_the_rdma_group() {
+    if !require("nix-instantiate") {
+        return;
+    }
+    let v = module_eval(
+        r#"{ enable = true; providers = [ "rxe" "siw" ]; softRoce.interfaces = [ "eth0" ];
+             siw.interfaces = [ "eth0" ]; ndd.enable = true; }"#,
+        r#"let units = c.systemd.services; in {
+             manager = c.systemd.settings.Manager or { };
+             domains = map (l: l.domain) c.security.pam.loginLimits;
+             units = builtins.attrNames units;
+             raised = builtins.filter (n: units.${n} ? serviceConfig.LimitMEMLOCK) (builtins.attrNames units);
+           }"#,
+    );
+    assert_eq!(v["manager"], serde_json::json!({}), "{v}");
+    assert_eq!(v["domains"], serde_json::json!(["@rdma"]));
+    assert_eq!(v["raised"], serde_json::json!([]), "{v}");
+    assert_eq!(
+        v["units"],
+        serde_json::json!(["rdma-link-rxe_eth0", "rdma-link-siw_eth0", "rdma-ndd"])
+    );
+}
+
+/// `memlockLimit` is KiB or `"unlimited"`: the old spelling `"infinity"` (systemd's)
+/// or a negative number is refused by its type, before PAM or systemd could read it.
+#[test]
+fn the_memlock_limit_is_kib_or_unlimited() {
+    if !require("nix-instantiate") {
+        return;
+    }
+    let options = eval_json("import ./tests/fixtures/module-options.nix");
+    let t = options
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "hardware.rdma.memlockLimit")
+        .unwrap();
+    assert_eq!(
+        t["type"],
+        r#"unsigned integer, meaning >=0, or value "unlimited" (singular enum)"#
+    );
+    for (value, refused) in [
+        (r#""unlimited""#, false),
+        ("0", false),
+        ("1048576", false),
+        (r#""infinity""#, true),
+        ("(-1)", true),
+        (r#""1048576""#, true),
+    ] {
+        let expr = format!(
+            "let c = import ./tests/fixtures/module-eval.nix {{ settings = {{ enable = true; memlockLimit = {value}; }}; }}; in c.security.pam.loginLimits"
+        );
+        let err = eval_err_or_ok(&expr);
+        match (refused, err) {
+            (false, None) => {}
+            (true, Some(e)) => assert!(
+                e.contains("A definition for option `hardware.rdma.memlockLimit' is not of type `unsigned integer, meaning >=0, or value \"unlimited\" (singular enum)'"),
+                "{value}: {e}"
+            ),
+            (r, e) => panic!("{value}: refused {r} expected, got {e:?}"),
+        }
+    }
 }
 
 /// rdma-core-full has every provider compiled in and reads its own config dir: the
@@ -521,7 +676,9 @@ fn replacing_nixpkgs_rdma_core_without_a_rebuild() {
              old = (builtins.head r).oldDependency.name;
              new = (builtins.head r).newDependency.name;
              pkgsCore = o.rdma-core.name;
-             drivers = builtins.attrNames (builtins.head r).newDependency.resolved;
+             drivers = (builtins.head r).newDependency.configDir.driverNames;
+             mirrored = builtins.length (builtins.attrNames (builtins.head r).newDependency.resolved);
+             all = builtins.length (builtins.attrNames o.rdmaProviders);
              core = (builtins.head r).newDependency.core.name;
              failing = map (a: a.message) (builtins.filter (a: !a.assertion) c.assertions);
            }"#,
@@ -530,6 +687,10 @@ fn replacing_nixpkgs_rdma_core_without_a_rebuild() {
     assert_eq!(v["old"], v["pkgsCore"]);
     assert_eq!(v["new"], v["old"], "same name, same store path length");
     assert_eq!(v["drivers"], serde_json::json!(["rxe", "siw"]));
+    assert_eq!(
+        v["mirrored"], v["all"],
+        "every provider, whatever the selection"
+    );
     assert_eq!(v["core"], "rdma-core-65.0");
     assert_eq!(v["failing"], serde_json::json!([]));
     // Off by default: no replacement.
@@ -547,6 +708,75 @@ fn replacing_nixpkgs_rdma_core_without_a_rebuild() {
         old,
         ["hardware.rdma.replaceNixpkgsRdmaCore: the core is rdma-core 56.1, older than nixpkgs' rdma-core 65.0, whose consumers may need symbols it lacks. Choose a newer hardware.rdma.release, or rebuild them against rdma-nix with the flake's overlays.rdma-core."]
     );
+}
+
+/// The runtime view stands in for nixpkgs' rdma-core `out` (every provider compiled
+/// in: rdma-core-full here): with two providers selected, every file of that tree is
+/// in the view (bin, sbin, etc, share, libexec, lib/udev, lib/systemd, every public
+/// library and plugin), as a symlink that resolves; only the config dir is the
+/// selection's.
+#[test]
+fn the_runtime_view_mirrors_the_whole_rdma_core_out_tree() {
+    if !require("nix-build") {
+        return;
+    }
+    let expr = r#"let o = import ./pkgs/offline { };
+          c = import ./tests/fixtures/module-eval.nix {
+            settings = { enable = true; providers = [ "rxe" "siw" ]; replaceNixpkgsRdmaCore = true; };
+          };
+        in { view = (builtins.head c.system.replaceDependencies.replacements).newDependency;
+             full = o.rdma-core-full; }"#;
+    let outs = stdout_ok(
+        nix_build_offline()
+            .args(["-E", expr, "-A", "view", "-A", "full"])
+            .current_dir(root()),
+    );
+    let outs: Vec<&str> = outs.lines().collect();
+    let (view, full) = (Path::new(outs[0]), Path::new(outs[1]));
+    let files = |root: &Path| -> Vec<String> {
+        let out = stdout_ok(
+            std::process::Command::new("find")
+                .args([".", "-mindepth", "1", "!", "-type", "d"])
+                .current_dir(root),
+        );
+        let mut v: Vec<String> = out
+            .lines()
+            .filter(|f| !f.starts_with("./etc/libibverbs.d"))
+            .map(str::to_owned)
+            .collect();
+        v.sort();
+        v
+    };
+    let (in_view, in_full) = (files(view), files(full));
+    let missing: Vec<&String> = in_full.iter().filter(|f| !in_view.contains(f)).collect();
+    assert!(missing.is_empty(), "the view lacks {missing:#?}");
+    assert!(in_full.len() > 150, "{in_full:?}");
+    for dir in [
+        "bin/",
+        "sbin/",
+        "share/",
+        "libexec/",
+        "lib/udev/",
+        "lib/systemd/",
+        "lib/libibverbs/",
+    ] {
+        assert!(
+            in_full.iter().any(|f| f.starts_with(&format!("./{dir}"))),
+            "{dir}"
+        );
+    }
+    for lib in ["libmlx5.so.1", "libefa.so.1", "libmana.so.1"] {
+        assert!(in_view.contains(&format!("./lib/{lib}")), "{lib}");
+    }
+    for f in &in_view {
+        assert!(view.join(f).exists(), "{f} dangles");
+    }
+    let mut drivers: Vec<String> = std::fs::read_dir(view.join("etc/libibverbs.d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    drivers.sort();
+    assert_eq!(drivers, ["rxe.driver", "siw.driver"]);
 }
 
 #[test]

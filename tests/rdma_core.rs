@@ -571,10 +571,57 @@ fn a_provider_dev_output_is_enough_for_its_consumers() {
     );
     let flags = fs::read_to_string(format!("{consumer}/pkg-config-flags")).unwrap();
     assert!(flags.contains("-lmlx5"), "{flags}");
-    let ldd = fs::read_to_string(format!("{consumer}/ldd")).unwrap();
+    let ldd = fs::read_to_string(format!("{consumer}/loaded-libraries")).unwrap();
     assert!(ldd.contains("libmlx5.so.1 => /nix/store/"), "{ldd}");
     assert!(
         ldd.contains(&format!("libibverbs.so.1 => {core}/lib/")),
         "{ldd}"
     );
+}
+
+/// What nixpkgs builds (the packages, the module, its checks) finds no `ldd` on its
+/// PATH: nixpkgs' stdenv has none, where the offline build roots do. No such file may
+/// call it.
+#[test]
+fn nothing_nixpkgs_builds_calls_ldd() {
+    let dirs = [
+        "pkgs/rdma-core",
+        "pkgs/perftest",
+        "pkgs/kernel-modules",
+        "modules",
+        "checks",
+    ];
+    let mut files = vec![PathBuf::from(REPO).join("pkgs/rdma-packages.nix")];
+    for d in dirs {
+        for e in walkdir(&Path::new(REPO).join(d)) {
+            if e.extension().is_some_and(|x| x == "nix" || x == "sh") {
+                files.push(e);
+            }
+        }
+    }
+    assert!(files.len() > 10, "{files:?}");
+    for f in files {
+        let text = fs::read_to_string(&f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split('#').next().unwrap_or("");
+            let calls = code
+                .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
+                .any(|w| w == "ldd");
+            assert!(!calls, "{}:{}: calls ldd: {line}", f.display(), n + 1);
+        }
+    }
+}
+
+fn walkdir(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walkdir(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
 }

@@ -42,6 +42,11 @@ let
     inherit runCommand;
     core = rdma-core;
     providers = [ provider ];
+    configDir = rdmaNixLib.mkVerbsConfigDir {
+      inherit runCommand;
+      core = rdma-core;
+      providers = [ provider ];
+    };
     name = rdma-core-full.name;
   };
 

@@ -2,6 +2,7 @@
 {
   version = "25.01.0+0.80";
   urls = [
+    "https://github.com/linux-rdma/perftest/releases/download/25.01.0-0.80/perftest-25.01.0-0.80.g6730e97.tar.gz"
     "mirror://debian/pool/main/p/perftest/perftest_25.01.0+0.80.orig.tar.gz"
   ];
   hash = "sha256-y8i18GE2hUiHvxZcKYqS05jSH1JoHAydV4xo5iKwSNQ=";

@@ -96,6 +96,7 @@ let
     qemu = rootTool "qemu";
     systemd = rootTool "systemd";
     iproute2 = rootTool "iproute2";
+    coreutils = rootTool "coreutils";
 
     debianInputs = import ../generated/debian-inputs.nix;
 

@@ -55,20 +55,23 @@ rec {
   # `{ "<name>.driver" = text; }` for a resolved set: what /etc/libibverbs.d holds.
   driverFiles = resolved: lib.mapAttrs' (n: p: lib.nameValuePair "${n}.driver" (driverLine n p)) resolved;
 
-  # Another rdma-core's `out`, as programs linked against it see it at run time, made
-  # of this core and these providers: lib/ holds the core's libraries and the
-  # providers' public libraries (libmlx5.so.1, libefa.so.1, …), bin/ and sbin/ the
-  # core's tools, all symlinks. libibverbs is the core's, so it reads the core's
-  # config dir (/etc/libibverbs.d, composed by the NixOS module). `name` is the
-  # replaced package's name, so that both store paths have the same length: what
-  # nixpkgs' replaceDependencies (system.replaceDependencies) needs to rewrite every
-  # reference to the other rdma-core into one to this view.
+  # Another rdma-core's `out` (nixpkgs' rdma-core: every provider compiled in), as
+  # everything referring to it sees it at run time, made of this core and its
+  # providers: the core's whole `out` tree and every provider's (public libraries
+  # such as libmlx5.so.1 and libefa.so.1 whatever the selection, plugins, modprobe
+  # and libexec files), all symlinks, `overrides` replacing providers by driver name;
+  # etc/libibverbs.d is the composed config dir (`configDir`), the one libibverbs
+  # reads. `name` is the replaced package's name, so that both store paths have the
+  # same length: what nixpkgs' replaceDependencies (system.replaceDependencies) needs
+  # to rewrite every reference to the other rdma-core into one to this view. A file
+  # two of them install fails the build, naming both.
   mkRuntimeView =
     {
       runCommand,
       core,
       providers,
       overrides ? { },
+      configDir,
       name,
     }:
     let
@@ -77,25 +80,23 @@ rec {
     runCommand name
       {
         passthru = {
-          inherit core resolved;
+          inherit core resolved configDir;
           inherit (core) pabi version;
         };
       }
       ''
-        mkdir -p $out/lib
-        for d in bin sbin; do
-          if [ -d ${core}/$d ]; then ln -s ${core}/$d $out/$d; fi
-        done
-        for f in ${core}/lib/*.so*; do ln -s "$f" $out/lib/; done
-        for p in ${lib.concatStringsSep " " (builtins.attrValues resolved)}; do
-          for f in "$p"/lib/*.so.*; do
-            [ -e "$f" ] || continue
-            if [ -e "$out/lib/$(basename "$f")" ]; then
-              echo "mkRuntimeView: $(basename "$f") of $p is already provided" >&2
-              exit 1
-            fi
-            ln -s "$f" $out/lib/
-          done
+        mkdir -p $out/etc
+        ln -s ${configDir}/etc/libibverbs.d $out/etc/libibverbs.d
+        for root in ${core} ${lib.concatStringsSep " " (builtins.attrValues resolved)}; do
+          (cd "$root" && find . ! -type d ! -path './etc/libibverbs.d/*' ! -path './nix-support/*') |
+            while read -r f; do
+              if [ -e "$out/$f" ] || [ -L "$out/$f" ]; then
+                echo "mkRuntimeView: $f of $root is already provided by $(readlink "$out/$f")" >&2
+                exit 1
+              fi
+              mkdir -p "$(dirname "$out/$f")"
+              ln -s "$root/''${f#./}" "$out/$f"
+            done || exit 1
         done
       '';
 

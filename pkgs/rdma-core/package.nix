@@ -22,6 +22,7 @@
   perl,
   libnl,
   udev,
+  coreutils,
   # Man pages need pandoc and rst2man (nixpkgs has both; the offline platform
   # neither), as nixpkgs' rdma-core builds them.
   pandoc ? null,
@@ -101,11 +102,17 @@ stdenv.mkDerivation (finalAttrs: {
     "-DCMAKE_INSTALL_PERLDIR=${placeholder "scripts"}/share/perl5"
   ];
 
-  # libibverbs reads its config dir at a path fixed at compile time.
-  postPatch = lib.optionalString (!monolithic) ''
-    substituteInPlace buildlib/config.h.in \
-      --replace-fail '"@CONFIG_DIR@"' '"${configDir}"'
-  '';
+  # srp_daemon.sh removes its pid file with /bin/rm, which NixOS lacks. libibverbs
+  # reads its config dir at a path fixed at compile time.
+  postPatch =
+    ''
+      substituteInPlace srp_daemon/srp_daemon.sh.in \
+        --replace-fail /bin/rm ${coreutils}/bin/rm
+    ''
+    + lib.optionalString (!monolithic) ''
+      substituteInPlace buildlib/config.h.in \
+        --replace-fail '"@CONFIG_DIR@"' '"${configDir}"'
+    '';
 
   # Install everything, then move each provider's files (what its directory's
   # cmake_install.cmake installs) out of out/dev into providers/<name>/{out,dev}.

@@ -1,6 +1,8 @@
 # A consumer of a provider's public library that has only the provider in its inputs
 # (its `dev` output, as stdenv picks it): the headers compile, `pkg-config` resolves
-# the .pc file's `Requires.private: libibverbs`, and the library links.
+# the .pc file's `Requires.private: libibverbs`, and the library links and loads from
+# the store. The loader itself lists what it loads (LD_TRACE_LOADED_OBJECTS, what
+# `ldd` sets): a nixpkgs build has no `ldd` on its PATH.
 {
   stdenv,
   pkg-config,
@@ -29,6 +31,6 @@ stdenv.mkDerivation {
   installPhase = ''
     mkdir -p $out
     echo "$flags" > $out/pkg-config-flags
-    ldd ./consumer > $out/ldd
+    LD_TRACE_LOADED_OBJECTS=1 ./consumer > $out/loaded-libraries
   '';
 }

@@ -127,6 +127,9 @@ struct Changelog {
     /// Upstream releases new to the lock (`[upstream]`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     releases: Vec<ReleaseLog>,
+    /// Upstream release URLs a pinned tree gained (before Debian's copy), by pin.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    release_urls: Vec<String>,
     /// With --roots: each series' build root, re-resolved.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     roots: Vec<RootLog>,
@@ -250,6 +253,7 @@ impl Changelog {
         self.moved()
             || !self.redecided.is_empty()
             || !self.releases.is_empty()
+            || !self.release_urls.is_empty()
             || self.roots.iter().any(|r| !r.changed.is_empty())
     }
 }
@@ -650,6 +654,28 @@ fn materialize(m: &Manifest, next: &mut Manifest, added: &[String]) -> Result<Ve
     Ok(new_sources)
 }
 
+/// Upstream's release URLs for the pinned trees that have none yet and can have them
+/// ([`update::release_urls`]), read from the trees in the store; the pins that gained one.
+fn add_release_urls(next: &mut Manifest) -> Result<Vec<String>> {
+    let mut gained = Vec::new();
+    for p in next
+        .debian
+        .packages
+        .iter_mut()
+        .filter(|p| p.upstream.is_empty())
+    {
+        let Some(tree) = crate::fetch::tree_store_path(p) else {
+            continue;
+        };
+        let urls = update::release_urls(&p.name, &p.version, Path::new(&tree.to_string()))?;
+        if !urls.is_empty() {
+            p.upstream = urls;
+            gained.push(p.name.clone());
+        }
+    }
+    Ok(gained)
+}
+
 /// The lock's module decisions brought up to date (kABI): the builds a decision is
 /// made from are built (or found in the store) by nix-build of this tree's offline
 /// package set, `kernelPackagesOwn.<kernel>`: only kernels of the lock as it was.
@@ -800,6 +826,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     log.dropped = update::drop_unreferenced(&mut next);
     update::sort_kernels(&mut next);
     log.new_sources = materialize(&m, &mut next, &added)?;
+    log.release_urls = add_release_urls(&mut next)?;
     // The new lock's kernels read once: for the module decisions and the rendering.
     let inputs = emit::KernelInputs::load(&next)?;
     next.modules = decide_modules(&m, &next, &inputs)?;
@@ -915,6 +942,9 @@ fn print_changelog(log: &Changelog, write: bool) {
             Some(f) => println!("{}: {f} → {} ({})", r.package, r.to, r.suite_version),
             None => println!("{}: {} added ({})", r.package, r.to, r.suite_version),
         }
+    }
+    for p in &log.release_urls {
+        println!("{p}: upstream's release URL added before Debian's copy");
     }
     for r in &log.roots {
         println!(
