@@ -68,6 +68,7 @@
         kernelPackages = builtins.mapAttrs
           (_: lp: lp.extend (import ./pkgs/kernel-modules/extension.nix {
             restorePlan = (import ./pkgs/generated/restore.nix).series.${pkgs.lib.versions.majorMinor lp.kernel.version} or null;
+            fromSeriesPlan = true;
           }))
           # Every LTS series the pinned nixpkgs has, and its latest kernel.
           (import ./pkgs/nixpkgs-kernel-sets.nix {
@@ -93,11 +94,13 @@
       # for Hydra or `nix build` with remote builders.
       hydraJobs =
         let
-          # The soft-RDMA modules and every driver the kernel lacks, restored by name;
-          # and which drivers the kernel builds itself (rdma-drivers.json, from its
-          # .config), where rdma-nix has its series.
-          jobs = lp: { rdma-siw = lp.rdma-siw; rdma-rxe = lp.rdma-rxe; restored = lp.rdmaRestored; }
+          # The soft-RDMA modules and which drivers the kernel builds itself or can
+          # restore (rdma-drivers.json, from its .config), where rdma-nix has its
+          # series; the offline kernels' restored drivers too (their plans come from
+          # their configs; on nixpkgs' kernels, those the kernel builds fail by design).
+          jobs = lp: { rdma-siw = lp.rdma-siw; rdma-rxe = lp.rdma-rxe; }
             // (if lp ? rdmaDriverStates then { driverStates = lp.rdmaDriverStates; } else { });
+          offlineJobs = lp: jobs lp // { restored = lp.rdmaRestored; };
         in
         {
           nixpkgs = builtins.mapAttrs (_: jobs) self.legacyPackages.${system}.kernelPackages;
@@ -108,7 +111,7 @@
             let o = self.legacyPackages.${system}.offline; in
             {
               inherit (o) stack;
-              kernels = builtins.mapAttrs (_: jobs) o.kernelPackages;
+              kernels = builtins.mapAttrs (_: offlineJobs) o.kernelPackages;
             };
         };
     };

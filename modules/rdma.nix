@@ -76,8 +76,10 @@ let
   drivers = lib.optional cfg.softRoce.enable "rxe" ++ lib.optional cfg.siw.enable "siw";
 
   # boot.kernelPackages with rdma-nix's modules: the offline platform's sets carry them
-  # (with the generated plan of their kernel); nixpkgs' are extended with the plan of
-  # their series (pkgs/generated/restore.nix).
+  # (with the generated plan of their kernel, made from its config: a driver it can't
+  # restore is an assertion); nixpkgs' are extended with the recipes of their series
+  # (pkgs/generated/restore.nix), and a restored driver's build reads the kernel's own
+  # .config first, failing for one the kernel builds itself or can't restore.
   restorePlans = import ../pkgs/generated/restore.nix;
   kp = config.boot.kernelPackages;
   series = lib.versions.majorMinor kp.kernel.version;
@@ -86,7 +88,10 @@ let
       kp
     else
       kp.extend (
-        import ../pkgs/kernel-modules/extension.nix { restorePlan = restorePlans.series.${series} or null; }
+        import ../pkgs/kernel-modules/extension.nix {
+          restorePlan = restorePlans.series.${series} or null;
+          fromSeriesPlan = true;
+        }
       );
   restoreMissing = builtins.filter (d: !(kpRdma.rdmaRestored ? ${d})) cfg.kernelModules.restore;
   # The drivers asked for by name, with those they need (rnbd: rtrs).

@@ -34,6 +34,14 @@ pub fn nix_build_offline() -> Command {
     c
 }
 
+/// `nix-instantiate --eval --strict --json` of `expr`, from the repository.
+pub fn nix_instantiate_eval(expr: &str) -> Command {
+    let mut c = Command::new("nix-instantiate");
+    c.args(["--eval", "--strict", "--json", "-E", expr])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
 /// Run and return trimmed stdout, panicking with stderr on failure; when builds failed
 /// (nix-build), the end of each failed build's log closes the message, so a truncated
 /// CI log still shows why.

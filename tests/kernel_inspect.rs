@@ -293,6 +293,64 @@ fn every_matrix_kernel_lists_its_rdma_drivers_from_its_source() {
     }
 }
 
+/// The verdicts nixpkgs' kernels get at build time (pkgs/kernel-modules/driver-states.py:
+/// the series' recipes against the kernel's own .config) are the Rust planner's
+/// decisions (`rdma-nix generate`'s per-kernel plans) on every matrix kernel, reason
+/// for reason: in the kernel already, restorable, or refused. The per-kernel plans'
+/// refusals that come from the offline source subset or the kernel's headers (no
+/// .config has them) are left out.
+#[test]
+fn build_time_verdicts_agree_with_the_planner_on_every_matrix_kernel() {
+    if !require("nix-build") {
+        return;
+    }
+    let names = stdout_ok(&mut common::nix_instantiate_eval(
+        "builtins.attrNames (import ./pkgs/offline { }).kernelPackages",
+    ));
+    let names: Vec<String> = serde_json::from_str(&names).unwrap();
+    let out = stdout_ok(nix_build_offline().args([
+        "-E",
+        "let o = import ./pkgs/offline { }; in map (k: o.kernelPackages.${k}.rdmaDriverStates) (builtins.attrNames o.kernelPackages)",
+    ]));
+    let plans = stdout_ok(&mut common::nix_instantiate_eval(
+        "(import ./pkgs/offline { }).restorePlans.kernels",
+    ));
+    let plans: serde_json::Value = serde_json::from_str(&plans).unwrap();
+    let mut compared = 0;
+    for (name, path) in names.iter().zip(out.lines()) {
+        let f = PathBuf::from(path).join("rdma-drivers.json");
+        let nix: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&f).unwrap()).unwrap();
+        for (driver, d) in nix["drivers"].as_object().unwrap() {
+            let planned = &plans[name]["drivers"][driver];
+            let (verdict, reason) = (d["verdict"].as_str().unwrap(), &d["reason"]);
+            let skip = planned["skip"].as_str();
+            match (skip, planned["inTree"].as_bool()) {
+                (None, _) => assert_eq!(verdict, "restorable", "{name} {driver}: {d}"),
+                (Some(s), Some(true)) => {
+                    assert_eq!(
+                        (verdict, reason.as_str()),
+                        ("in-tree", Some(s)),
+                        "{name} {driver}"
+                    )
+                }
+                (Some(s), _) if s.contains("source subset lacks") || s.contains("headers lack") => {
+                    continue
+                }
+                (Some(s), _) => {
+                    assert_eq!(
+                        (verdict, reason.as_str()),
+                        ("refused", Some(s)),
+                        "{name} {driver}"
+                    )
+                }
+            }
+            compared += 1;
+        }
+    }
+    assert!(compared >= names.len() * 20, "{compared} verdicts compared");
+}
+
 /// A tarball of `files` (below a top directory `top`), xz-compressed.
 fn source_tar_xz(path: &std::path::Path, top: &str, files: &[(&str, &str)]) {
     let f = fs::File::create(path).unwrap();

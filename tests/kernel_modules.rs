@@ -93,6 +93,49 @@ fn every_kernel_of_the_matrix_gets_siw_and_rdma_rxe() {
     assert_eq!(reused, planned("siw") + planned("rxe"), "{plan}");
 }
 
+/// A kernel served as nixpkgs' kernels are (its series' recipes, no plan from its
+/// config): a driver the kernel builds itself fails its build naming the kernel, the
+/// driver and the config state, before anything is compiled; one it lacks builds the
+/// same modules as the per-kernel plan's build.
+#[test]
+fn a_series_recipe_refuses_what_the_kernels_own_config_builds() {
+    if !require("nix-build") {
+        return;
+    }
+    let set = "o.kernelPackagesBySeries.${o.roles.kabiBase}";
+    let mlx5 = run(nix_build_offline()
+        .args(["-E", &offline_expr(&format!("{set}.rdmaRestored.mlx5"))])
+        .current_dir(REPO));
+    assert!(!mlx5.status.success());
+    let log = String::from_utf8_lossy(&mlx5.stderr);
+    let release = common::release_of(&common::roles().kabi_base);
+    let want = format!(
+        "rdma-nix: can't restore mlx5 for linux {release}: built by the kernel already (MLX5_INFINIBAND=m) (from its .config; remove it from hardware.rdma.kernelModules.restore)"
+    );
+    let logs = format!("{log}{}", common::failed_build_logs(&log));
+    assert!(logs.contains(&want), "{logs}");
+    // efa, which Debian leaves out, builds from the recipe: the same module.
+    let out = stdout_ok(
+        nix_build_offline()
+            .args([
+                "-E",
+                &offline_expr(&format!(
+            "[ {set}.rdmaRestored.efa o.kernelPackagesOwn.${{o.roles.kabiBase}}.rdmaRestored.efa ]"
+        )),
+            ])
+            .current_dir(REPO),
+    );
+    let outs: Vec<&str> = out.lines().collect();
+    let (_, recipe) = ko_of(outs[0]);
+    let (_, own) = ko_of(outs[1]);
+    assert_eq!(recipe.file_name(), own.file_name());
+    assert_eq!(
+        fs::read(&recipe).unwrap(),
+        fs::read(&own).unwrap(),
+        "same source, same symbols: same bytes"
+    );
+}
+
 fn headers(abi: &str) -> Option<PathBuf> {
     pinned(&format!("linux-headers-6.1.0-{abi}-amd64"))
 }

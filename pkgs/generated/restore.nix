@@ -1843,6 +1843,27 @@
             "CONFIG_BLK_DEV_RNBD_CLIENT"
             "CONFIG_BLK_DEV_RNBD_SERVER"
           ];
+          requires = [
+            {
+              symbol = "BLK_DEV_RNBD";
+              depends = [ ];
+              selects = [ ];
+            }
+            {
+              symbol = "BLK_DEV_RNBD_CLIENT";
+              depends = [
+                "INFINIBAND_RTRS_CLIENT"
+              ];
+              selects = [ ];
+            }
+            {
+              symbol = "BLK_DEV_RNBD_SERVER";
+              depends = [
+                "INFINIBAND_RTRS_SERVER"
+              ];
+              selects = [ ];
+            }
+          ];
         };
         bnxt_re = {
           dir = "drivers/infiniband/hw/bnxt_re";
@@ -1858,6 +1879,19 @@
           ];
           kconfig = [
             "CONFIG_INFINIBAND_BNXT_RE"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_BNXT_RE";
+              depends = [
+                "64BIT"
+                "ETHERNET && NETDEVICES && PCI && INET && DCB"
+              ];
+              selects = [
+                "NET_VENDOR_BROADCOM"
+                "BNXT"
+              ];
+            }
           ];
         };
         cxgb4 = {
@@ -1876,6 +1910,19 @@
           kconfig = [
             "CONFIG_INFINIBAND_CXGB4"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_CXGB4";
+              depends = [
+                "CHELSIO_T4 && INET"
+                "INFINIBAND_ADDR_TRANS"
+              ];
+              selects = [
+                "CHELSIO_LIB"
+                "GENERIC_ALLOCATOR"
+              ];
+            }
+          ];
         };
         efa = {
           dir = "drivers/infiniband/hw/efa";
@@ -1890,6 +1937,16 @@
           kconfig = [
             "CONFIG_INFINIBAND_EFA"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_EFA";
+              depends = [
+                "PCI_MSI && 64BIT && !CPU_BIG_ENDIAN"
+                "INFINIBAND_USER_ACCESS"
+              ];
+              selects = [ ];
+            }
+          ];
         };
         hfi1 = {
           dir = "drivers/infiniband/hw/hfi1";
@@ -1899,17 +1956,53 @@
           symbols = {
             CONFIG_INFINIBAND_HFI1 = "m";
           };
-          needs = [ ];
+          needs = [
+            "rdmavt"
+          ];
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_HFI1"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_HFI1";
+              depends = [
+                "X86_64 && INFINIBAND_RDMAVT && I2C"
+              ];
+              selects = [
+                "MMU_NOTIFIER"
+                "CRC32"
+                "I2C_ALGOBIT"
+              ];
+            }
+          ];
         };
         hns = {
-          skip = "INFINIBAND_HNS depends on `NET_VENDOR_HISILICON`, which this kernel's config does not satisfy";
-          inTree = false;
+          dir = "drivers/infiniband/hw/hns";
+          modules = [
+            "hns-roce-hw-v1"
+            "hns-roce-hw-v2"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_HNS = "m";
+          };
+          needs = [ ];
+          includes = [
+            "drivers/net/ethernet/hisilicon/hns3"
+          ];
           kconfig = [
             "CONFIG_INFINIBAND_HNS"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_HNS";
+              depends = [
+                "NET_VENDOR_HISILICON"
+                "ARM64 || (COMPILE_TEST && 64BIT)"
+                "(HNS_DSAF && HNS_ENET) || HNS3"
+              ];
+              selects = [ ];
+            }
           ];
         };
         i40iw = {
@@ -1925,6 +2018,19 @@
           kconfig = [
             "CONFIG_INFINIBAND_I40IW"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_I40IW";
+              depends = [
+                "INET && I40E"
+                "IPV6 || !IPV6"
+                "PCI"
+              ];
+              selects = [
+                "GENERIC_ALLOCATOR"
+              ];
+            }
+          ];
         };
         mlx4 = {
           dir = "drivers/infiniband/hw/mlx4";
@@ -1938,6 +2044,18 @@
           includes = [ ];
           kconfig = [
             "CONFIG_MLX4_INFINIBAND"
+          ];
+          requires = [
+            {
+              symbol = "MLX4_INFINIBAND";
+              depends = [
+                "NETDEVICES && ETHERNET && PCI && INET"
+              ];
+              selects = [
+                "NET_VENDOR_MELLANOX"
+                "MLX4_CORE"
+              ];
+            }
           ];
         };
         mlx5 = {
@@ -1953,6 +2071,15 @@
           kconfig = [
             "CONFIG_MLX5_INFINIBAND"
           ];
+          requires = [
+            {
+              symbol = "MLX5_INFINIBAND";
+              depends = [
+                "NETDEVICES && ETHERNET && PCI && MLX5_CORE"
+              ];
+              selects = [ ];
+            }
+          ];
         };
         mthca = {
           dir = "drivers/infiniband/hw/mthca";
@@ -1966,6 +2093,15 @@
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_MTHCA"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_MTHCA";
+              depends = [
+                "PCI"
+              ];
+              selects = [ ];
+            }
           ];
         };
         ocrdma = {
@@ -1983,6 +2119,18 @@
           kconfig = [
             "CONFIG_INFINIBAND_OCRDMA"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_OCRDMA";
+              depends = [
+                "ETHERNET && NETDEVICES && PCI && INET && (IPV6 || IPV6=n)"
+              ];
+              selects = [
+                "NET_VENDOR_EMULEX"
+                "BE2NET"
+              ];
+            }
+          ];
         };
         qedr = {
           dir = "drivers/infiniband/hw/qedr";
@@ -1997,6 +2145,20 @@
           kconfig = [
             "CONFIG_INFINIBAND_QEDR"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_QEDR";
+              depends = [
+                "64BIT && QEDE"
+                "PCI"
+              ];
+              selects = [
+                "QED_LL2"
+                "QED_OOO"
+                "QED_RDMA"
+              ];
+            }
+          ];
         };
         qib = {
           dir = "drivers/infiniband/hw/qib";
@@ -2006,10 +2168,22 @@
           symbols = {
             CONFIG_INFINIBAND_QIB = "m";
           };
-          needs = [ ];
+          needs = [
+            "rdmavt"
+          ];
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_QIB"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_QIB";
+              depends = [
+                "64BIT && INFINIBAND_RDMAVT"
+                "PCI"
+              ];
+              selects = [ ];
+            }
           ];
         };
         usnic = {
@@ -2027,6 +2201,20 @@
           kconfig = [
             "CONFIG_INFINIBAND_USNIC"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_USNIC";
+              depends = [
+                "NETDEVICES && ETHERNET && INET && PCI && INTEL_IOMMU"
+                "INFINIBAND_USER_ACCESS"
+              ];
+              selects = [
+                "ENIC"
+                "NET_VENDOR_CISCO"
+                "PCI_IOV"
+              ];
+            }
+          ];
         };
         vmw_pvrdma = {
           dir = "drivers/infiniband/hw/vmw_pvrdma";
@@ -2040,6 +2228,15 @@
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_VMWARE_PVRDMA"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_VMWARE_PVRDMA";
+              depends = [
+                "NETDEVICES && ETHERNET && PCI && INET && VMXNET3"
+              ];
+              selects = [ ];
+            }
           ];
         };
         rdmavt = {
@@ -2055,6 +2252,17 @@
           kconfig = [
             "CONFIG_INFINIBAND_RDMAVT"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_RDMAVT";
+              depends = [
+                "INFINIBAND_VIRT_DMA"
+                "X86_64"
+                "PCI"
+              ];
+              selects = [ ];
+            }
+          ];
         };
         rxe = {
           dir = "drivers/infiniband/sw/rxe";
@@ -2068,6 +2276,20 @@
           includes = [ ];
           kconfig = [
             "CONFIG_RDMA_RXE"
+          ];
+          requires = [
+            {
+              symbol = "RDMA_RXE";
+              depends = [
+                "INET && PCI && INFINIBAND"
+                "INFINIBAND_VIRT_DMA"
+              ];
+              selects = [
+                "NET_UDP_TUNNEL"
+                "CRYPTO"
+                "CRYPTO_CRC32"
+              ];
+            }
           ];
         };
         siw = {
@@ -2083,6 +2305,16 @@
           kconfig = [
             "CONFIG_RDMA_SIW"
           ];
+          requires = [
+            {
+              symbol = "RDMA_SIW";
+              depends = [
+                "INET && INFINIBAND && LIBCRC32C"
+                "INFINIBAND_VIRT_DMA"
+              ];
+              selects = [ ];
+            }
+          ];
         };
         ipoib = {
           dir = "drivers/infiniband/ulp/ipoib";
@@ -2096,6 +2328,15 @@
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_IPOIB"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_IPOIB";
+              depends = [
+                "NETDEVICES && INET && (IPV6 || IPV6=n)"
+              ];
+              selects = [ ];
+            }
           ];
         };
         iser = {
@@ -2111,6 +2352,17 @@
           kconfig = [
             "CONFIG_INFINIBAND_ISER"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_ISER";
+              depends = [
+                "SCSI && INET && INFINIBAND_ADDR_TRANS"
+              ];
+              selects = [
+                "SCSI_ISCSI_ATTRS"
+              ];
+            }
+          ];
         };
         isert = {
           dir = "drivers/infiniband/ulp/isert";
@@ -2125,6 +2377,15 @@
           kconfig = [
             "CONFIG_INFINIBAND_ISERT"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_ISERT";
+              depends = [
+                "INET && INFINIBAND_ADDR_TRANS && TARGET_CORE && ISCSI_TARGET"
+              ];
+              selects = [ ];
+            }
+          ];
         };
         opa_vnic = {
           dir = "drivers/infiniband/ulp/opa_vnic";
@@ -2138,6 +2399,15 @@
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_OPA_VNIC"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_OPA_VNIC";
+              depends = [
+                "X86_64 && INFINIBAND"
+              ];
+              selects = [ ];
+            }
           ];
         };
         rtrs = {
@@ -2159,6 +2429,29 @@
             "CONFIG_INFINIBAND_RTRS_CLIENT"
             "CONFIG_INFINIBAND_RTRS_SERVER"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_RTRS";
+              depends = [
+                "INFINIBAND_ADDR_TRANS"
+              ];
+              selects = [ ];
+            }
+            {
+              symbol = "INFINIBAND_RTRS_CLIENT";
+              depends = [
+                "INFINIBAND_ADDR_TRANS"
+              ];
+              selects = [ ];
+            }
+            {
+              symbol = "INFINIBAND_RTRS_SERVER";
+              depends = [
+                "INFINIBAND_ADDR_TRANS"
+              ];
+              selects = [ ];
+            }
+          ];
         };
         srp = {
           dir = "drivers/infiniband/ulp/srp";
@@ -2173,6 +2466,17 @@
           kconfig = [
             "CONFIG_INFINIBAND_SRP"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_SRP";
+              depends = [
+                "SCSI && INFINIBAND_ADDR_TRANS"
+              ];
+              selects = [
+                "SCSI_SRP_ATTRS"
+              ];
+            }
+          ];
         };
         srpt = {
           dir = "drivers/infiniband/ulp/srpt";
@@ -2186,6 +2490,15 @@
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_SRPT"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_SRPT";
+              depends = [
+                "INFINIBAND && INFINIBAND_ADDR_TRANS && TARGET_CORE"
+              ];
+              selects = [ ];
+            }
           ];
         };
       };
@@ -2214,6 +2527,29 @@
             "CONFIG_BLK_DEV_RNBD_CLIENT"
             "CONFIG_BLK_DEV_RNBD_SERVER"
           ];
+          requires = [
+            {
+              symbol = "BLK_DEV_RNBD";
+              depends = [ ];
+              selects = [ ];
+            }
+            {
+              symbol = "BLK_DEV_RNBD_CLIENT";
+              depends = [
+                "INFINIBAND_RTRS_CLIENT"
+              ];
+              selects = [
+                "SG_POOL"
+              ];
+            }
+            {
+              symbol = "BLK_DEV_RNBD_SERVER";
+              depends = [
+                "INFINIBAND_RTRS_SERVER"
+              ];
+              selects = [ ];
+            }
+          ];
         };
         bnxt_re = {
           dir = "drivers/infiniband/hw/bnxt_re";
@@ -2229,6 +2565,16 @@
           ];
           kconfig = [
             "CONFIG_INFINIBAND_BNXT_RE"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_BNXT_RE";
+              depends = [
+                "64BIT"
+                "INET && DCB && BNXT"
+              ];
+              selects = [ ];
+            }
           ];
         };
         cxgb4 = {
@@ -2247,6 +2593,19 @@
           kconfig = [
             "CONFIG_INFINIBAND_CXGB4"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_CXGB4";
+              depends = [
+                "CHELSIO_T4 && INET"
+                "INFINIBAND_ADDR_TRANS"
+              ];
+              selects = [
+                "CHELSIO_LIB"
+                "GENERIC_ALLOCATOR"
+              ];
+            }
+          ];
         };
         efa = {
           dir = "drivers/infiniband/hw/efa";
@@ -2260,6 +2619,16 @@
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_EFA"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_EFA";
+              depends = [
+                "PCI_MSI && 64BIT && !CPU_BIG_ENDIAN"
+                "INFINIBAND_USER_ACCESS"
+              ];
+              selects = [ ];
+            }
           ];
         };
         erdma = {
@@ -2275,6 +2644,17 @@
           kconfig = [
             "CONFIG_INFINIBAND_ERDMA"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_ERDMA";
+              depends = [
+                "PCI_MSI && 64BIT && !CPU_BIG_ENDIAN"
+                "INFINIBAND_ADDR_TRANS"
+                "INFINIBAND_USER_ACCESS"
+              ];
+              selects = [ ];
+            }
+          ];
         };
         hfi1 = {
           dir = "drivers/infiniband/hw/hfi1";
@@ -2284,17 +2664,52 @@
           symbols = {
             CONFIG_INFINIBAND_HFI1 = "m";
           };
-          needs = [ ];
+          needs = [
+            "rdmavt"
+          ];
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_HFI1"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_HFI1";
+              depends = [
+                "X86_64 && INFINIBAND_RDMAVT && I2C && !UML"
+              ];
+              selects = [
+                "MMU_NOTIFIER"
+                "CRC32"
+                "I2C_ALGOBIT"
+              ];
+            }
+          ];
         };
         hns = {
-          skip = "INFINIBAND_HNS depends on `NET_VENDOR_HISILICON`, which this kernel's config does not satisfy";
-          inTree = false;
+          dir = "drivers/infiniband/hw/hns";
+          modules = [
+            "hns-roce-hw-v2"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_HNS = "m";
+          };
+          needs = [ ];
+          includes = [
+            "drivers/net/ethernet/hisilicon/hns3"
+          ];
           kconfig = [
             "CONFIG_INFINIBAND_HNS"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_HNS";
+              depends = [
+                "NET_VENDOR_HISILICON"
+                "ARM64 || (COMPILE_TEST && 64BIT)"
+                "(HNS_DSAF && HNS_ENET) || HNS3"
+              ];
+              selects = [ ];
+            }
           ];
         };
         irdma = {
@@ -2310,6 +2725,21 @@
           kconfig = [
             "CONFIG_INFINIBAND_IRDMA"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_IRDMA";
+              depends = [
+                "INET"
+                "IPV6 || !IPV6"
+                "PCI"
+                "ICE && I40E"
+              ];
+              selects = [
+                "GENERIC_ALLOCATOR"
+                "AUXILIARY_BUS"
+              ];
+            }
+          ];
         };
         mlx4 = {
           dir = "drivers/infiniband/hw/mlx4";
@@ -2323,6 +2753,18 @@
           includes = [ ];
           kconfig = [
             "CONFIG_MLX4_INFINIBAND"
+          ];
+          requires = [
+            {
+              symbol = "MLX4_INFINIBAND";
+              depends = [
+                "NETDEVICES && ETHERNET && PCI && INET"
+              ];
+              selects = [
+                "NET_VENDOR_MELLANOX"
+                "MLX4_CORE"
+              ];
+            }
           ];
         };
         mlx5 = {
@@ -2338,6 +2780,15 @@
           kconfig = [
             "CONFIG_MLX5_INFINIBAND"
           ];
+          requires = [
+            {
+              symbol = "MLX5_INFINIBAND";
+              depends = [
+                "NETDEVICES && ETHERNET && PCI && MLX5_CORE"
+              ];
+              selects = [ ];
+            }
+          ];
         };
         mthca = {
           dir = "drivers/infiniband/hw/mthca";
@@ -2351,6 +2802,15 @@
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_MTHCA"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_MTHCA";
+              depends = [
+                "PCI"
+              ];
+              selects = [ ];
+            }
           ];
         };
         ocrdma = {
@@ -2368,6 +2828,18 @@
           kconfig = [
             "CONFIG_INFINIBAND_OCRDMA"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_OCRDMA";
+              depends = [
+                "ETHERNET && NETDEVICES && PCI && INET && (IPV6 || IPV6=n)"
+              ];
+              selects = [
+                "NET_VENDOR_EMULEX"
+                "BE2NET"
+              ];
+            }
+          ];
         };
         qedr = {
           dir = "drivers/infiniband/hw/qedr";
@@ -2382,6 +2854,20 @@
           kconfig = [
             "CONFIG_INFINIBAND_QEDR"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_QEDR";
+              depends = [
+                "64BIT && QEDE"
+                "PCI"
+              ];
+              selects = [
+                "QED_LL2"
+                "QED_OOO"
+                "QED_RDMA"
+              ];
+            }
+          ];
         };
         qib = {
           dir = "drivers/infiniband/hw/qib";
@@ -2391,10 +2877,22 @@
           symbols = {
             CONFIG_INFINIBAND_QIB = "m";
           };
-          needs = [ ];
+          needs = [
+            "rdmavt"
+          ];
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_QIB"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_QIB";
+              depends = [
+                "64BIT && INFINIBAND_RDMAVT"
+                "PCI"
+              ];
+              selects = [ ];
+            }
           ];
         };
         usnic = {
@@ -2412,6 +2910,20 @@
           kconfig = [
             "CONFIG_INFINIBAND_USNIC"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_USNIC";
+              depends = [
+                "NETDEVICES && ETHERNET && INET && PCI && INTEL_IOMMU"
+                "INFINIBAND_USER_ACCESS"
+              ];
+              selects = [
+                "ENIC"
+                "NET_VENDOR_CISCO"
+                "PCI_IOV"
+              ];
+            }
+          ];
         };
         vmw_pvrdma = {
           dir = "drivers/infiniband/hw/vmw_pvrdma";
@@ -2425,6 +2937,15 @@
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_VMWARE_PVRDMA"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_VMWARE_PVRDMA";
+              depends = [
+                "NETDEVICES && ETHERNET && PCI && INET && VMXNET3"
+              ];
+              selects = [ ];
+            }
           ];
         };
         rdmavt = {
@@ -2440,6 +2961,17 @@
           kconfig = [
             "CONFIG_INFINIBAND_RDMAVT"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_RDMAVT";
+              depends = [
+                "INFINIBAND_VIRT_DMA"
+                "X86_64"
+                "PCI"
+              ];
+              selects = [ ];
+            }
+          ];
         };
         rxe = {
           dir = "drivers/infiniband/sw/rxe";
@@ -2453,6 +2985,20 @@
           includes = [ ];
           kconfig = [
             "CONFIG_RDMA_RXE"
+          ];
+          requires = [
+            {
+              symbol = "RDMA_RXE";
+              depends = [
+                "INET && PCI && INFINIBAND"
+                "INFINIBAND_VIRT_DMA"
+              ];
+              selects = [
+                "NET_UDP_TUNNEL"
+                "CRYPTO"
+                "CRYPTO_CRC32"
+              ];
+            }
           ];
         };
         siw = {
@@ -2468,6 +3014,20 @@
           kconfig = [
             "CONFIG_RDMA_SIW"
           ];
+          requires = [
+            {
+              symbol = "RDMA_SIW";
+              depends = [
+                "INET && INFINIBAND"
+                "INFINIBAND_VIRT_DMA"
+              ];
+              selects = [
+                "LIBCRC32C"
+                "CRYPTO"
+                "CRYPTO_CRC32C"
+              ];
+            }
+          ];
         };
         ipoib = {
           dir = "drivers/infiniband/ulp/ipoib";
@@ -2481,6 +3041,15 @@
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_IPOIB"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_IPOIB";
+              depends = [
+                "NETDEVICES && INET && (IPV6 || IPV6=n)"
+              ];
+              selects = [ ];
+            }
           ];
         };
         iser = {
@@ -2496,6 +3065,17 @@
           kconfig = [
             "CONFIG_INFINIBAND_ISER"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_ISER";
+              depends = [
+                "SCSI && INET && INFINIBAND_ADDR_TRANS"
+              ];
+              selects = [
+                "SCSI_ISCSI_ATTRS"
+              ];
+            }
+          ];
         };
         isert = {
           dir = "drivers/infiniband/ulp/isert";
@@ -2510,6 +3090,15 @@
           kconfig = [
             "CONFIG_INFINIBAND_ISERT"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_ISERT";
+              depends = [
+                "INET && INFINIBAND_ADDR_TRANS && TARGET_CORE && ISCSI_TARGET"
+              ];
+              selects = [ ];
+            }
+          ];
         };
         opa_vnic = {
           dir = "drivers/infiniband/ulp/opa_vnic";
@@ -2523,6 +3112,15 @@
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_OPA_VNIC"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_OPA_VNIC";
+              depends = [
+                "X86_64 && INFINIBAND"
+              ];
+              selects = [ ];
+            }
           ];
         };
         rtrs = {
@@ -2544,6 +3142,29 @@
             "CONFIG_INFINIBAND_RTRS_CLIENT"
             "CONFIG_INFINIBAND_RTRS_SERVER"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_RTRS";
+              depends = [
+                "INFINIBAND_ADDR_TRANS"
+              ];
+              selects = [ ];
+            }
+            {
+              symbol = "INFINIBAND_RTRS_CLIENT";
+              depends = [
+                "INFINIBAND_ADDR_TRANS"
+              ];
+              selects = [ ];
+            }
+            {
+              symbol = "INFINIBAND_RTRS_SERVER";
+              depends = [
+                "INFINIBAND_ADDR_TRANS"
+              ];
+              selects = [ ];
+            }
+          ];
         };
         srp = {
           dir = "drivers/infiniband/ulp/srp";
@@ -2558,6 +3179,17 @@
           kconfig = [
             "CONFIG_INFINIBAND_SRP"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_SRP";
+              depends = [
+                "SCSI && INFINIBAND_ADDR_TRANS"
+              ];
+              selects = [
+                "SCSI_SRP_ATTRS"
+              ];
+            }
+          ];
         };
         srpt = {
           dir = "drivers/infiniband/ulp/srpt";
@@ -2571,6 +3203,15 @@
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_SRPT"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_SRPT";
+              depends = [
+                "INFINIBAND && INFINIBAND_ADDR_TRANS && TARGET_CORE"
+              ];
+              selects = [ ];
+            }
           ];
         };
       };
@@ -2599,6 +3240,29 @@
             "CONFIG_BLK_DEV_RNBD_CLIENT"
             "CONFIG_BLK_DEV_RNBD_SERVER"
           ];
+          requires = [
+            {
+              symbol = "BLK_DEV_RNBD";
+              depends = [ ];
+              selects = [ ];
+            }
+            {
+              symbol = "BLK_DEV_RNBD_CLIENT";
+              depends = [
+                "INFINIBAND_RTRS_CLIENT"
+              ];
+              selects = [
+                "SG_POOL"
+              ];
+            }
+            {
+              symbol = "BLK_DEV_RNBD_SERVER";
+              depends = [
+                "INFINIBAND_RTRS_SERVER"
+              ];
+              selects = [ ];
+            }
+          ];
         };
         bnxt_re = {
           dir = "drivers/infiniband/hw/bnxt_re";
@@ -2614,6 +3278,16 @@
           ];
           kconfig = [
             "CONFIG_INFINIBAND_BNXT_RE"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_BNXT_RE";
+              depends = [
+                "64BIT"
+                "INET && DCB && BNXT"
+              ];
+              selects = [ ];
+            }
           ];
         };
         cxgb4 = {
@@ -2632,6 +3306,19 @@
           kconfig = [
             "CONFIG_INFINIBAND_CXGB4"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_CXGB4";
+              depends = [
+                "CHELSIO_T4 && INET"
+                "INFINIBAND_ADDR_TRANS"
+              ];
+              selects = [
+                "CHELSIO_LIB"
+                "GENERIC_ALLOCATOR"
+              ];
+            }
+          ];
         };
         efa = {
           dir = "drivers/infiniband/hw/efa";
@@ -2645,6 +3332,16 @@
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_EFA"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_EFA";
+              depends = [
+                "PCI_MSI && 64BIT && !CPU_BIG_ENDIAN"
+                "INFINIBAND_USER_ACCESS"
+              ];
+              selects = [ ];
+            }
           ];
         };
         erdma = {
@@ -2660,6 +3357,17 @@
           kconfig = [
             "CONFIG_INFINIBAND_ERDMA"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_ERDMA";
+              depends = [
+                "PCI_MSI && 64BIT && !CPU_BIG_ENDIAN"
+                "INFINIBAND_ADDR_TRANS"
+                "INFINIBAND_USER_ACCESS"
+              ];
+              selects = [ ];
+            }
+          ];
         };
         hfi1 = {
           dir = "drivers/infiniband/hw/hfi1";
@@ -2669,17 +3377,51 @@
           symbols = {
             CONFIG_INFINIBAND_HFI1 = "m";
           };
-          needs = [ ];
+          needs = [
+            "rdmavt"
+          ];
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_HFI1"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_HFI1";
+              depends = [
+                "X86_64 && INFINIBAND_RDMAVT && I2C && !UML"
+              ];
+              selects = [
+                "MMU_NOTIFIER"
+                "CRC32"
+                "I2C_ALGOBIT"
+              ];
+            }
+          ];
         };
         hns = {
-          skip = "INFINIBAND_HNS_HIP08 depends on `ARM64 || (COMPILE_TEST && 64BIT)`, which this kernel's config does not satisfy";
-          inTree = false;
+          dir = "drivers/infiniband/hw/hns";
+          modules = [
+            "hns-roce-hw-v2"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_HNS_HIP08 = "m";
+          };
+          needs = [ ];
+          includes = [
+            "drivers/net/ethernet/hisilicon/hns3"
+          ];
           kconfig = [
             "CONFIG_INFINIBAND_HNS_HIP08"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_HNS_HIP08";
+              depends = [
+                "ARM64 || (COMPILE_TEST && 64BIT)"
+                "PCI && HNS3"
+              ];
+              selects = [ ];
+            }
           ];
         };
         irdma = {
@@ -2695,6 +3437,21 @@
           kconfig = [
             "CONFIG_INFINIBAND_IRDMA"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_IRDMA";
+              depends = [
+                "INET"
+                "IPV6 || !IPV6"
+                "PCI"
+                "ICE && I40E"
+              ];
+              selects = [
+                "GENERIC_ALLOCATOR"
+                "AUXILIARY_BUS"
+              ];
+            }
+          ];
         };
         mana = {
           dir = "drivers/infiniband/hw/mana";
@@ -2708,6 +3465,15 @@
           includes = [ ];
           kconfig = [
             "CONFIG_MANA_INFINIBAND"
+          ];
+          requires = [
+            {
+              symbol = "MANA_INFINIBAND";
+              depends = [
+                "NETDEVICES && ETHERNET && PCI && MICROSOFT_MANA"
+              ];
+              selects = [ ];
+            }
           ];
         };
         mlx4 = {
@@ -2723,6 +3489,18 @@
           kconfig = [
             "CONFIG_MLX4_INFINIBAND"
           ];
+          requires = [
+            {
+              symbol = "MLX4_INFINIBAND";
+              depends = [
+                "NETDEVICES && ETHERNET && PCI && INET"
+              ];
+              selects = [
+                "NET_VENDOR_MELLANOX"
+                "MLX4_CORE"
+              ];
+            }
+          ];
         };
         mlx5 = {
           dir = "drivers/infiniband/hw/mlx5";
@@ -2737,6 +3515,15 @@
           kconfig = [
             "CONFIG_MLX5_INFINIBAND"
           ];
+          requires = [
+            {
+              symbol = "MLX5_INFINIBAND";
+              depends = [
+                "NETDEVICES && ETHERNET && PCI && MLX5_CORE"
+              ];
+              selects = [ ];
+            }
+          ];
         };
         mthca = {
           dir = "drivers/infiniband/hw/mthca";
@@ -2750,6 +3537,15 @@
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_MTHCA"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_MTHCA";
+              depends = [
+                "PCI"
+              ];
+              selects = [ ];
+            }
           ];
         };
         ocrdma = {
@@ -2767,6 +3563,18 @@
           kconfig = [
             "CONFIG_INFINIBAND_OCRDMA"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_OCRDMA";
+              depends = [
+                "ETHERNET && NETDEVICES && PCI && INET && (IPV6 || IPV6=n)"
+              ];
+              selects = [
+                "NET_VENDOR_EMULEX"
+                "BE2NET"
+              ];
+            }
+          ];
         };
         qedr = {
           dir = "drivers/infiniband/hw/qedr";
@@ -2781,6 +3589,20 @@
           kconfig = [
             "CONFIG_INFINIBAND_QEDR"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_QEDR";
+              depends = [
+                "64BIT && QEDE"
+                "PCI"
+              ];
+              selects = [
+                "QED_LL2"
+                "QED_OOO"
+                "QED_RDMA"
+              ];
+            }
+          ];
         };
         qib = {
           dir = "drivers/infiniband/hw/qib";
@@ -2790,10 +3612,22 @@
           symbols = {
             CONFIG_INFINIBAND_QIB = "m";
           };
-          needs = [ ];
+          needs = [
+            "rdmavt"
+          ];
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_QIB"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_QIB";
+              depends = [
+                "64BIT && INFINIBAND_RDMAVT"
+                "PCI"
+              ];
+              selects = [ ];
+            }
           ];
         };
         usnic = {
@@ -2811,6 +3645,20 @@
           kconfig = [
             "CONFIG_INFINIBAND_USNIC"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_USNIC";
+              depends = [
+                "NETDEVICES && ETHERNET && INET && PCI && INTEL_IOMMU"
+                "INFINIBAND_USER_ACCESS"
+              ];
+              selects = [
+                "ENIC"
+                "NET_VENDOR_CISCO"
+                "PCI_IOV"
+              ];
+            }
+          ];
         };
         vmw_pvrdma = {
           dir = "drivers/infiniband/hw/vmw_pvrdma";
@@ -2824,6 +3672,15 @@
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_VMWARE_PVRDMA"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_VMWARE_PVRDMA";
+              depends = [
+                "NETDEVICES && ETHERNET && PCI && INET && VMXNET3"
+              ];
+              selects = [ ];
+            }
           ];
         };
         rdmavt = {
@@ -2839,6 +3696,17 @@
           kconfig = [
             "CONFIG_INFINIBAND_RDMAVT"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_RDMAVT";
+              depends = [
+                "INFINIBAND_VIRT_DMA"
+                "X86_64"
+                "PCI"
+              ];
+              selects = [ ];
+            }
+          ];
         };
         rxe = {
           dir = "drivers/infiniband/sw/rxe";
@@ -2852,6 +3720,20 @@
           includes = [ ];
           kconfig = [
             "CONFIG_RDMA_RXE"
+          ];
+          requires = [
+            {
+              symbol = "RDMA_RXE";
+              depends = [
+                "INET && PCI && INFINIBAND"
+                "INFINIBAND_VIRT_DMA"
+              ];
+              selects = [
+                "NET_UDP_TUNNEL"
+                "CRYPTO"
+                "CRYPTO_CRC32"
+              ];
+            }
           ];
         };
         siw = {
@@ -2867,6 +3749,20 @@
           kconfig = [
             "CONFIG_RDMA_SIW"
           ];
+          requires = [
+            {
+              symbol = "RDMA_SIW";
+              depends = [
+                "INET && INFINIBAND"
+                "INFINIBAND_VIRT_DMA"
+              ];
+              selects = [
+                "LIBCRC32C"
+                "CRYPTO"
+                "CRYPTO_CRC32C"
+              ];
+            }
+          ];
         };
         ipoib = {
           dir = "drivers/infiniband/ulp/ipoib";
@@ -2880,6 +3776,15 @@
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_IPOIB"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_IPOIB";
+              depends = [
+                "NETDEVICES && INET && (IPV6 || IPV6=n)"
+              ];
+              selects = [ ];
+            }
           ];
         };
         iser = {
@@ -2895,6 +3800,17 @@
           kconfig = [
             "CONFIG_INFINIBAND_ISER"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_ISER";
+              depends = [
+                "SCSI && INET && INFINIBAND_ADDR_TRANS"
+              ];
+              selects = [
+                "SCSI_ISCSI_ATTRS"
+              ];
+            }
+          ];
         };
         isert = {
           dir = "drivers/infiniband/ulp/isert";
@@ -2909,6 +3825,15 @@
           kconfig = [
             "CONFIG_INFINIBAND_ISERT"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_ISERT";
+              depends = [
+                "INET && INFINIBAND_ADDR_TRANS && TARGET_CORE && ISCSI_TARGET"
+              ];
+              selects = [ ];
+            }
+          ];
         };
         opa_vnic = {
           dir = "drivers/infiniband/ulp/opa_vnic";
@@ -2922,6 +3847,15 @@
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_OPA_VNIC"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_OPA_VNIC";
+              depends = [
+                "X86_64 && INFINIBAND"
+              ];
+              selects = [ ];
+            }
           ];
         };
         rtrs = {
@@ -2943,6 +3877,29 @@
             "CONFIG_INFINIBAND_RTRS_CLIENT"
             "CONFIG_INFINIBAND_RTRS_SERVER"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_RTRS";
+              depends = [
+                "INFINIBAND_ADDR_TRANS"
+              ];
+              selects = [ ];
+            }
+            {
+              symbol = "INFINIBAND_RTRS_CLIENT";
+              depends = [
+                "INFINIBAND_ADDR_TRANS"
+              ];
+              selects = [ ];
+            }
+            {
+              symbol = "INFINIBAND_RTRS_SERVER";
+              depends = [
+                "INFINIBAND_ADDR_TRANS"
+              ];
+              selects = [ ];
+            }
+          ];
         };
         srp = {
           dir = "drivers/infiniband/ulp/srp";
@@ -2957,6 +3914,17 @@
           kconfig = [
             "CONFIG_INFINIBAND_SRP"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_SRP";
+              depends = [
+                "SCSI && INFINIBAND_ADDR_TRANS"
+              ];
+              selects = [
+                "SCSI_SRP_ATTRS"
+              ];
+            }
+          ];
         };
         srpt = {
           dir = "drivers/infiniband/ulp/srpt";
@@ -2970,6 +3938,15 @@
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_SRPT"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_SRPT";
+              depends = [
+                "INFINIBAND && INFINIBAND_ADDR_TRANS && TARGET_CORE"
+              ];
+              selects = [ ];
+            }
           ];
         };
       };
@@ -2998,12 +3975,54 @@
             "CONFIG_BLK_DEV_RNBD_CLIENT"
             "CONFIG_BLK_DEV_RNBD_SERVER"
           ];
+          requires = [
+            {
+              symbol = "BLK_DEV_RNBD";
+              depends = [ ];
+              selects = [ ];
+            }
+            {
+              symbol = "BLK_DEV_RNBD_CLIENT";
+              depends = [
+                "INFINIBAND_RTRS_CLIENT"
+              ];
+              selects = [
+                "SG_POOL"
+              ];
+            }
+            {
+              symbol = "BLK_DEV_RNBD_SERVER";
+              depends = [
+                "INFINIBAND_RTRS_SERVER"
+              ];
+              selects = [ ];
+            }
+          ];
         };
         bng_re = {
-          skip = "INFINIBAND_BNG_RE depends on `INET && DCB && BNGE`, which this kernel's config does not satisfy";
-          inTree = false;
+          dir = "drivers/infiniband/hw/bng_re";
+          modules = [
+            "bng_re"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_BNG_RE = "m";
+          };
+          needs = [ ];
+          includes = [
+            "drivers/net/ethernet/broadcom/bnge"
+          ];
           kconfig = [
             "CONFIG_INFINIBAND_BNG_RE"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_BNG_RE";
+              depends = [
+                "64BIT"
+                "INET && DCB && BNGE"
+              ];
+              selects = [ ];
+            }
           ];
         };
         bnxt_re = {
@@ -3020,6 +4039,16 @@
           ];
           kconfig = [
             "CONFIG_INFINIBAND_BNXT_RE"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_BNXT_RE";
+              depends = [
+                "64BIT"
+                "INET && DCB && BNXT"
+              ];
+              selects = [ ];
+            }
           ];
         };
         cxgb4 = {
@@ -3038,6 +4067,19 @@
           kconfig = [
             "CONFIG_INFINIBAND_CXGB4"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_CXGB4";
+              depends = [
+                "CHELSIO_T4 && INET"
+                "INFINIBAND_ADDR_TRANS"
+              ];
+              selects = [
+                "CHELSIO_LIB"
+                "GENERIC_ALLOCATOR"
+              ];
+            }
+          ];
         };
         efa = {
           dir = "drivers/infiniband/hw/efa";
@@ -3051,6 +4093,18 @@
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_EFA"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_EFA";
+              depends = [
+                "PCI_MSI && 64BIT && !CPU_BIG_ENDIAN"
+                "INFINIBAND_USER_ACCESS"
+              ];
+              selects = [
+                "CRC16"
+              ];
+            }
           ];
         };
         erdma = {
@@ -3066,6 +4120,17 @@
           kconfig = [
             "CONFIG_INFINIBAND_ERDMA"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_ERDMA";
+              depends = [
+                "PCI_MSI && 64BIT && !CPU_BIG_ENDIAN"
+                "INFINIBAND_ADDR_TRANS"
+                "INFINIBAND_USER_ACCESS"
+              ];
+              selects = [ ];
+            }
+          ];
         };
         hfi1 = {
           dir = "drivers/infiniband/hw/hfi1";
@@ -3075,17 +4140,53 @@
           symbols = {
             CONFIG_INFINIBAND_HFI1 = "m";
           };
-          needs = [ ];
+          needs = [
+            "rdmavt"
+          ];
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_HFI1"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_HFI1";
+              depends = [
+                "X86_64 && INFINIBAND_RDMAVT && I2C && !UML"
+              ];
+              selects = [
+                "MMU_NOTIFIER"
+                "CRC32"
+                "I2C_ALGOBIT"
+              ];
+            }
+          ];
         };
         hns = {
-          skip = "INFINIBAND_HNS_HIP08 depends on `ARM64 || (COMPILE_TEST && 64BIT)`, which this kernel's config does not satisfy";
-          inTree = false;
+          dir = "drivers/infiniband/hw/hns";
+          modules = [
+            "hns-roce-hw-v2"
+          ];
+          symbols = {
+            CONFIG_INFINIBAND_HNS_HIP08 = "m";
+          };
+          needs = [ ];
+          includes = [
+            "drivers/net/ethernet/hisilicon/hns3"
+            "drivers/net/ethernet/hisilicon/hns3/hns3pf"
+            "drivers/net/ethernet/hisilicon/hns3/hns3_common"
+          ];
           kconfig = [
             "CONFIG_INFINIBAND_HNS_HIP08"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_HNS_HIP08";
+              depends = [
+                "ARM64 || (COMPILE_TEST && 64BIT)"
+                "PCI && HNS3"
+              ];
+              selects = [ ];
+            }
           ];
         };
         ionic = {
@@ -3103,6 +4204,15 @@
           kconfig = [
             "CONFIG_INFINIBAND_IONIC"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_IONIC";
+              depends = [
+                "NETDEVICES && ETHERNET && PCI && INET && IONIC"
+              ];
+              selects = [ ];
+            }
+          ];
         };
         irdma = {
           dir = "drivers/infiniband/hw/irdma";
@@ -3116,6 +4226,22 @@
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_IRDMA"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_IRDMA";
+              depends = [
+                "INET"
+                "IPV6 || !IPV6"
+                "PCI"
+                "IDPF && ICE && I40E"
+              ];
+              selects = [
+                "GENERIC_ALLOCATOR"
+                "AUXILIARY_BUS"
+                "CRC32"
+              ];
+            }
           ];
         };
         mana = {
@@ -3131,6 +4257,15 @@
           kconfig = [
             "CONFIG_MANA_INFINIBAND"
           ];
+          requires = [
+            {
+              symbol = "MANA_INFINIBAND";
+              depends = [
+                "NETDEVICES && ETHERNET && PCI && MICROSOFT_MANA"
+              ];
+              selects = [ ];
+            }
+          ];
         };
         mlx4 = {
           dir = "drivers/infiniband/hw/mlx4";
@@ -3144,6 +4279,18 @@
           includes = [ ];
           kconfig = [
             "CONFIG_MLX4_INFINIBAND"
+          ];
+          requires = [
+            {
+              symbol = "MLX4_INFINIBAND";
+              depends = [
+                "NETDEVICES && ETHERNET && PCI && INET"
+              ];
+              selects = [
+                "NET_VENDOR_MELLANOX"
+                "MLX4_CORE"
+              ];
+            }
           ];
         };
         mlx5 = {
@@ -3159,6 +4306,15 @@
           kconfig = [
             "CONFIG_MLX5_INFINIBAND"
           ];
+          requires = [
+            {
+              symbol = "MLX5_INFINIBAND";
+              depends = [
+                "NETDEVICES && ETHERNET && PCI && MLX5_CORE"
+              ];
+              selects = [ ];
+            }
+          ];
         };
         mthca = {
           dir = "drivers/infiniband/hw/mthca";
@@ -3172,6 +4328,15 @@
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_MTHCA"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_MTHCA";
+              depends = [
+                "PCI"
+              ];
+              selects = [ ];
+            }
           ];
         };
         ocrdma = {
@@ -3189,6 +4354,18 @@
           kconfig = [
             "CONFIG_INFINIBAND_OCRDMA"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_OCRDMA";
+              depends = [
+                "ETHERNET && NETDEVICES && PCI && INET"
+              ];
+              selects = [
+                "NET_VENDOR_EMULEX"
+                "BE2NET"
+              ];
+            }
+          ];
         };
         qedr = {
           dir = "drivers/infiniband/hw/qedr";
@@ -3202,6 +4379,20 @@
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_QEDR"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_QEDR";
+              depends = [
+                "64BIT && QEDE"
+                "PCI"
+              ];
+              selects = [
+                "QED_LL2"
+                "QED_OOO"
+                "QED_RDMA"
+              ];
+            }
           ];
         };
         usnic = {
@@ -3219,6 +4410,20 @@
           kconfig = [
             "CONFIG_INFINIBAND_USNIC"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_USNIC";
+              depends = [
+                "NETDEVICES && ETHERNET && INET && PCI && INTEL_IOMMU"
+                "INFINIBAND_USER_ACCESS"
+              ];
+              selects = [
+                "ENIC"
+                "NET_VENDOR_CISCO"
+                "PCI_IOV"
+              ];
+            }
+          ];
         };
         vmw_pvrdma = {
           dir = "drivers/infiniband/hw/vmw_pvrdma";
@@ -3232,6 +4437,15 @@
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_VMWARE_PVRDMA"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_VMWARE_PVRDMA";
+              depends = [
+                "NETDEVICES && ETHERNET && PCI && INET && VMXNET3"
+              ];
+              selects = [ ];
+            }
           ];
         };
         rdmavt = {
@@ -3247,6 +4461,17 @@
           kconfig = [
             "CONFIG_INFINIBAND_RDMAVT"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_RDMAVT";
+              depends = [
+                "INFINIBAND_VIRT_DMA"
+                "X86_64"
+                "PCI"
+              ];
+              selects = [ ];
+            }
+          ];
         };
         rxe = {
           dir = "drivers/infiniband/sw/rxe";
@@ -3260,6 +4485,19 @@
           includes = [ ];
           kconfig = [
             "CONFIG_RDMA_RXE"
+          ];
+          requires = [
+            {
+              symbol = "RDMA_RXE";
+              depends = [
+                "INET && PCI && INFINIBAND && 64BIT"
+                "INFINIBAND_VIRT_DMA"
+              ];
+              selects = [
+                "NET_UDP_TUNNEL"
+                "CRC32"
+              ];
+            }
           ];
         };
         siw = {
@@ -3275,6 +4513,19 @@
           kconfig = [
             "CONFIG_RDMA_SIW"
           ];
+          requires = [
+            {
+              symbol = "RDMA_SIW";
+              depends = [
+                "INET && INFINIBAND"
+                "INFINIBAND_VIRT_DMA"
+              ];
+              selects = [
+                "CRC32"
+                "NET_CRC32C"
+              ];
+            }
+          ];
         };
         ipoib = {
           dir = "drivers/infiniband/ulp/ipoib";
@@ -3288,6 +4539,15 @@
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_IPOIB"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_IPOIB";
+              depends = [
+                "NETDEVICES && INET"
+              ];
+              selects = [ ];
+            }
           ];
         };
         iser = {
@@ -3303,6 +4563,17 @@
           kconfig = [
             "CONFIG_INFINIBAND_ISER"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_ISER";
+              depends = [
+                "SCSI && INET && INFINIBAND_ADDR_TRANS"
+              ];
+              selects = [
+                "SCSI_ISCSI_ATTRS"
+              ];
+            }
+          ];
         };
         isert = {
           dir = "drivers/infiniband/ulp/isert";
@@ -3316,6 +4587,15 @@
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_ISERT"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_ISERT";
+              depends = [
+                "INET && INFINIBAND_ADDR_TRANS && TARGET_CORE && ISCSI_TARGET"
+              ];
+              selects = [ ];
+            }
           ];
         };
         rtrs = {
@@ -3337,6 +4617,29 @@
             "CONFIG_INFINIBAND_RTRS_CLIENT"
             "CONFIG_INFINIBAND_RTRS_SERVER"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_RTRS";
+              depends = [
+                "INFINIBAND_ADDR_TRANS"
+              ];
+              selects = [ ];
+            }
+            {
+              symbol = "INFINIBAND_RTRS_CLIENT";
+              depends = [
+                "INFINIBAND_ADDR_TRANS"
+              ];
+              selects = [ ];
+            }
+            {
+              symbol = "INFINIBAND_RTRS_SERVER";
+              depends = [
+                "INFINIBAND_ADDR_TRANS"
+              ];
+              selects = [ ];
+            }
+          ];
         };
         srp = {
           dir = "drivers/infiniband/ulp/srp";
@@ -3351,6 +4654,17 @@
           kconfig = [
             "CONFIG_INFINIBAND_SRP"
           ];
+          requires = [
+            {
+              symbol = "INFINIBAND_SRP";
+              depends = [
+                "SCSI && INFINIBAND_ADDR_TRANS"
+              ];
+              selects = [
+                "SCSI_SRP_ATTRS"
+              ];
+            }
+          ];
         };
         srpt = {
           dir = "drivers/infiniband/ulp/srpt";
@@ -3364,6 +4678,15 @@
           includes = [ ];
           kconfig = [
             "CONFIG_INFINIBAND_SRPT"
+          ];
+          requires = [
+            {
+              symbol = "INFINIBAND_SRPT";
+              depends = [
+                "INFINIBAND && INFINIBAND_ADDR_TRANS && TARGET_CORE"
+              ];
+              selects = [ ];
+            }
           ];
         };
       };

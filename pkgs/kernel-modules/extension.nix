@@ -8,11 +8,15 @@
 # `seriesPlan` is the plan of the kernel's series (`series.<s>` there: every driver of
 # its source, with the symbols its modules are built on); with it,
 # `rdmaDriverStates` reports which of them the kernel builds itself. nixpkgs' kernels
-# get their series' plan as `restorePlan` too.
+# get their series' plan as `restorePlan` too, with `fromSeriesPlan`: the plan is then
+# recipes from the source alone, and each restored driver's build first reads the
+# kernel's own .config (rdmaDriverStates) and refuses a driver the kernel builds itself
+# or can't restore there, naming the kernel, the driver and why.
 {
   src ? null,
   restorePlan ? null,
   seriesPlan ? restorePlan,
+  fromSeriesPlan ? false,
 }:
 
 final: prev:
@@ -23,8 +27,9 @@ let
   patches.siw = [ ./patches/siw-accept-read-early-data.patch ];
   drivers = if restorePlan == null then { } else restorePlan.drivers;
   buildable = builtins.filter (d: !(drivers.${d} ? skip)) (builtins.attrNames drivers);
-  restore =
-    driver:
+  # `checked`: refused where the kernel's own config says so (fromSeriesPlan).
+  restoreWith =
+    checked: driver:
     let
       plan = drivers.${driver};
     in
@@ -34,17 +39,19 @@ let
         needs = map (d: final.rdmaRestored.${d}) plan.needs;
         patches = patches.${driver} or [ ];
       }
+      // (if checked && fromSeriesPlan then { driverStates = final.rdmaDriverStates; } else { })
       // withSrc
     );
 in
 {
-  rdma-siw = if builtins.elem "siw" buildable then final.rdmaRestored.siw else soft "siw";
+  # Taken in place of the kernel's own when asked for (outOfTree): never refused.
+  rdma-siw = if builtins.elem "siw" buildable then restoreWith false "siw" else soft "siw";
   rdma-rxe = soft "rxe";
   # Every driver of the kernel's source that its config leaves out, by name.
   rdmaRestored = builtins.listToAttrs (
     map (d: {
       name = d;
-      value = restore d;
+      value = restoreWith true d;
     }) buildable
   );
   # Why a driver isn't in rdmaRestored here (in the kernel already, absent from its

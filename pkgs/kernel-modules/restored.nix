@@ -21,6 +21,10 @@
   # The restored drivers named in plan.needs, built for this kernel.
   needs ? [ ],
   patches ? [ ],
+  # Where `plan` is the series' recipe (not made from this kernel's config: nixpkgs'
+  # kernels), the kernel's own verdicts (driver-states.nix): the build refuses a
+  # driver the kernel builds itself or can't restore, naming kernel, driver and why.
+  driverStates ? null,
 }:
 
 let
@@ -43,6 +47,14 @@ stdenv.mkDerivation {
 
   buildPhase = ''
     runHook preBuild
+    ${lib.optionalString (driverStates != null) ''
+      verdict=$(awk -F '\t' -v d=${lib.escapeShellArg driver} '$1 == d { print $2 "\t" $3 }' ${driverStates}/verdicts)
+      case "$verdict" in
+        restorable*) ;;
+        "") echo "rdma-nix: ${driver} is not a driver of linux ${kernel.modDirVersion}'s series plan" >&2; exit 1 ;;
+        *) echo "rdma-nix: can't restore ${driver} for linux ${kernel.modDirVersion}: ''${verdict#*$'\t'} (from its .config; remove it from hardware.rdma.kernelModules.restore)" >&2; exit 1 ;;
+      esac
+    ''}
     top=$PWD
     includes=""
     for i in ${lib.escapeShellArgs plan.includes}; do includes="$includes -I$top/$i"; done

@@ -117,6 +117,9 @@ let
     # RDMA drivers, and every driver its source has and its config leaves out
     # (`restorePlan`: the kernel's entry of pkgs/generated/restore.nix).
     linuxPackagesFor = kernel: moduleSrc: restorePlan:
+      base.linuxPackagesWith { inherit kernel moduleSrc restorePlan; };
+    # The same with the extension's other arguments (`fromSeriesPlan`).
+    linuxPackagesWith = { kernel, moduleSrc, restorePlan, fromSeriesPlan ? false }:
       let
         # A fixed point, as nixpkgs' `.extend`: a restored driver finds those it needs.
         set = base // {
@@ -127,7 +130,7 @@ let
           callPackage = callPackageWith set;
         } // (import ../kernel-modules/extension.nix {
           src = moduleSrc;
-          inherit restorePlan;
+          inherit restorePlan fromSeriesPlan;
           seriesPlan = let v = builtins.splitVersion kernel.version; in
             base.restorePlans.series."${builtins.elemAt v 0}.${builtins.elemAt v 1}" or null;
         }) set set;
@@ -152,6 +155,19 @@ let
     kernelPackagesOwn = builtins.mapAttrs
       (name: k: base.linuxPackagesFor base.kernels.${name} (base.kernelSource k.moduleSource)
         base.restorePlans.kernels.${name})
+      (import ../generated/kernels.nix);
+    # Each kernel as nixpkgs' kernels are served: its series' recipes, each restored
+    # driver's build refusing what the kernel's own .config builds or can't restore
+    # (the mechanism the NixOS module relies on for nixpkgs' kernels, run here).
+    kernelPackagesBySeries = builtins.mapAttrs
+      (name: k:
+        let kernel = base.kernels.${name}; v = builtins.splitVersion kernel.version; in
+        base.linuxPackagesWith {
+          inherit kernel;
+          moduleSrc = base.kernelSource k.moduleSource;
+          restorePlan = base.restorePlans.series."${builtins.elemAt v 0}.${builtins.elemAt v 1}";
+          fromSeriesPlan = true;
+        })
       (import ../generated/kernels.nix);
     kernelPackages = builtins.mapAttrs
       (name: k:

@@ -16,7 +16,6 @@ use super::nix_expr::Value;
 use super::GeneratedFile;
 use super::GENERATED_DIR;
 use crate::fetch::{expected_store_path, kernel_source_store_path};
-use crate::kernel::config::KernelConfig;
 use crate::kernel::drivers::{self, Driver, SourceDrivers};
 use crate::kernel::inspect::{LoadedKernel, MAX_SOURCE_FILE};
 use crate::kernel::kbuild::Condition;
@@ -97,19 +96,18 @@ struct Headers<'a> {
     wants: &'a BTreeMap<String, BTreeSet<String>>,
 }
 
-/// One driver's entry for one kernel: the build, or why not. `tree` is the source
-/// subset the build gets, if not the whole source: a driver that includes a directory
-/// outside it is refused, naming the directory. `headers`, where known: a driver (or
-/// one it needs) of a newer point release than the kernel may include an RDMA header
-/// the kernel's headers lack, and is refused naming it.
+/// One driver's entry for one kernel from its plan `p`: the build, or why not. `tree`
+/// is the source subset the build gets, if not the whole source: a driver that
+/// includes a directory outside it is refused, naming the directory. `headers`, where
+/// known: a driver (or one it needs) of a newer point release than the kernel may
+/// include an RDMA header the kernel's headers lack, and is refused naming it.
 fn entry(
+    p: &restore::Plan,
     src: &SourceDrivers,
     tree: Option<&Path>,
-    config: &KernelConfig,
     name: &str,
     headers: Option<Headers<'_>>,
 ) -> Result<(Value, Outcome, Option<Vec<String>>)> {
-    let p = restore::plan(src, config, &[name.to_string()]);
     let build = p.build.iter().find(|b| b.driver == name);
     if let (Some(b), Some(hd)) = (build, headers) {
         let release = hd.release;
@@ -182,6 +180,34 @@ fn entry(
         outcome,
         None,
     ))
+}
+
+/// What each symbol a recipe sets requires of the kernel's config: its `depends on`
+/// expressions, and the symbols it selects that no RDMA driver of the source defines
+/// (those a driver defines are restored with it, as `needs`), `CONFIG_`-less as in
+/// Kconfig: `[ { symbol; depends = [ expr … ]; selects = [ … ]; } … ]`.
+fn requires(src: &SourceDrivers, d: &Driver, b: &restore::Restore) -> Value {
+    let owned = |s: &str| {
+        src.drivers
+            .iter()
+            .any(|o| o.symbols.iter().any(|e| e.symbol == s))
+    };
+    Value::List(
+        d.symbols
+            .iter()
+            .filter(|e| b.symbols.contains_key(&e.symbol))
+            .map(|e| {
+                Value::attrs([
+                    ("symbol", Value::str(e.symbol.as_str())),
+                    ("depends", Value::strs(&e.depends_on)),
+                    (
+                        "selects",
+                        Value::strs(e.selects.iter().filter(|s| !owned(s))),
+                    ),
+                ])
+            })
+            .collect(),
+    )
 }
 
 /// The config symbols a driver's modules are built on (`obj-$(CONFIG_X)`), `CONFIG_`
@@ -280,7 +306,8 @@ pub fn plan(m: &Manifest, kernels: &[(String, LoadedKernel)], source: &str) -> R
                 have,
                 wants: &includes[&k.module_source],
             });
-            let (e, outcome, needs) = entry(src, Some(tree), config, name, headers)?;
+            let p = restore::plan(src, config, std::slice::from_ref(name));
+            let (e, outcome, needs) = entry(&p, src, Some(tree), name, headers)?;
             if let Some(n) = needs {
                 restored_needs
                     .entry(k.name.clone())
@@ -305,32 +332,28 @@ pub fn plan(m: &Manifest, kernels: &[(String, LoadedKernel)], source: &str) -> R
         ));
     }
     // Per series, for kernels outside the matrix (nixpkgs' of the same series, built
-    // from their whole source): each driver planned as if the kernel left out its own
-    // symbols, against the first matrix kernel of the series' config for the rest.
+    // from their whole source, `kernel.src`): each driver's recipe from the source
+    // alone (`restore::recipe`), no distribution's config in it; the kernel's own
+    // .config decides when the module is built.
     let mut per_series: Vec<(String, Value)> = Vec::new();
     for k in &m.kernels {
         let (_, src) = &scanned[&k.module_source];
         if per_series.iter().any(|(s, _)| s == &src.series) {
             continue;
         }
-        let (_, loaded) = kernels
-            .iter()
-            .find(|(n, _)| n == &k.name)
-            .with_context(|| format!("kernel {}: not loaded", k.name))?;
-        let config = loaded
-            .config
-            .as_ref()
-            .with_context(|| format!("kernel {}: no config in its headers", k.name))?;
         let mut entries = Vec::new();
         for d in &src.drivers {
-            let own = d.symbols.iter().map(|e| e.symbol.as_str());
-            // nixpkgs builds from the whole source (`kernel.src`).
-            let (mut e, _, _) = entry(src, None, &config.without(own), &d.name, None)?;
+            let p = restore::recipe(src, std::slice::from_ref(&d.name));
+            let (mut e, _, _) = entry(&p, src, None, &d.name, None)?;
             // The symbols its modules are built on, so a kernel of the series reports
             // whether it builds the driver itself (pkgs/kernel-modules/driver-states.nix
-            // reads them from its .config, as `kernel inspect` does).
+            // reads them from its .config, as `kernel inspect` does), and what the
+            // symbols it sets require of that config.
             if let Value::Attrs(items) = &mut e {
                 items.push(("kconfig".into(), Value::strs(module_symbols(d))));
+                if let Some(b) = p.build.iter().find(|b| b.driver == d.name) {
+                    items.push(("requires".into(), requires(src, d, b)));
+                }
             }
             entries.push((d.name.clone(), e));
         }

@@ -237,6 +237,25 @@ fn module_symbol(c: &Condition) -> Option<&str> {
 /// Plans restoring `names` (driver names: `siw`, `rtrs`, …) on a kernel with this
 /// config from its source's drivers.
 pub fn plan(src: &SourceDrivers, config: &KernelConfig, names: &[String]) -> Plan {
+    plan_against(src, config, names, true)
+}
+
+/// The build recipes of `names` from the source alone, for a kernel whose config isn't
+/// known when planning (nixpkgs' kernels of the series): as if it built none of the
+/// source's drivers and met every other dependency, so every RDMA driver another one
+/// depends on is restored with it. Only a driver missing from the source is skipped.
+/// Whether the kernel builds a driver itself is read from its own .config when the
+/// module is built (pkgs/kernel-modules/restored.nix).
+pub fn recipe(src: &SourceDrivers, names: &[String]) -> Plan {
+    plan_against(src, &KernelConfig::default(), names, false)
+}
+
+fn plan_against(
+    src: &SourceDrivers,
+    config: &KernelConfig,
+    names: &[String],
+    check_config: bool,
+) -> Plan {
     let by_name: BTreeMap<&str, &Driver> =
         src.drivers.iter().map(|d| (d.name.as_str(), d)).collect();
     // Symbol → the driver whose Kconfig defines it.
@@ -349,7 +368,7 @@ pub fn plan(src: &SourceDrivers, config: &KernelConfig, names: &[String]) -> Pla
         planned: &planned,
     };
     let mut refused: BTreeMap<String, String> = BTreeMap::new();
-    for (name, c) in &chosen {
+    for (name, c) in chosen.iter().filter(|_| check_config) {
         let d = by_name[name.as_str()];
         'entries: for e in d.symbols.iter().filter(|e| c.symbols.contains(&e.symbol)) {
             for dep in &e.depends_on {
