@@ -1,10 +1,15 @@
 # The hot paths as NixOS tests (nixpkgs' test framework): one test per kernel of the
-# nixpkgs matrix × {rxe, siw}, two nodes, each set up by modules/rdma.nix alone and
-# running the same payload as the offline checks (checks/payload) — the server side
-# on `server`, the client side on `client`. Each test copies the client's result
-# (JSON, as `rdma-nix matrix` reads it) into its output.
+# nixpkgs matrix × {rxe, siw} × {the kernel's own module, rdma-nix's}, two nodes,
+# each set up by modules/rdma.nix alone and running the same payload as the offline
+# checks (checks/payload) — the server side on `server`, the client side on `client`.
+# nixpkgs' kernels build rxe and siw themselves; the `-rdma-nix-module` tests deploy
+# rdma-nix's build instead (hardware.rdma.kernelModules.outOfTree: under updates/,
+# with the fixes the offline matrix carries) and check that it is the one loaded.
+# Each test copies the client's result (JSON, as `rdma-nix matrix` reads it) into
+# its output.
 #
 #   nix build .#checks.x86_64-linux.rdma-linux_6_12-siw
+#   nix build .#checks.x86_64-linux.rdma-linux_6_12-siw-rdma-nix-module
 {
   lib,
   testers,
@@ -13,147 +18,28 @@
 }:
 
 let
-  rdmaNixLib = import ../modules/lib.nix { inherit lib; };
-  payload = ./payload;
+  hotpaths = import ./nixos-hotpaths.nix { inherit lib testers rdmaModule; };
+
+  testName =
+    kernelName: driver: ours: "rdma-${kernelName}-${driver}" + lib.optionalString ours "-rdma-nix-module";
 
   test =
-    kernelName: kernelPackages: driver:
-    let
-      option = if driver == "rxe" then "softRoce" else "siw";
-      # The device the module creates on the test network's interface.
-      dev = lib.head (rdmaNixLib.softDevices driver [ "eth1" ]);
-      # rdma-core's suite runs (checks/payload/rdma-suite.py), as a Python list.
-      suiteRuns =
-        "[(\"suite\", \"\")"
-        + lib.optionalString (driver == "siw") ", (\"cm\", \"--gid 0 -k test_rdmacm\")"
-        + lib.optionalString (driver == "rxe") ", (\"ext-qp-late-recv\", \"-k test_rdmacm_async_traffic_external_qp\")"
-        + "]";
-      node =
-        { config, pkgs, ... }:
-        {
-          imports = [ rdmaModule ];
-          boot.kernelPackages = kernelPackages;
-          hardware.rdma = {
-            enable = true;
-            providers = [ driver ];
-            perftest.enable = true;
-            ${option}.interfaces = [ "eth1" ];
-          };
-          # RoCEv2 (UDP 4791) through the module; the payload's TCP ports (its tests'
-          # exchange ports, and the RDMA CM ports siw connects on) here.
-          hardware.rdma.openFirewall = true;
-          # Python and pyverbs for rdma-core's suite beside the payload.
-          virtualisation.memorySize = 2048;
-          networking.firewall.allowedTCPPortRanges = [
-            {
-              from = 18515;
-              to = 18522;
-            }
-          ];
-          # rdma-core's own suite with the pyverbs of the node's release, run by the
-          # offline checks' runner against the same expectations.
-          environment.systemPackages = [
-            pkgs.iproute2
-            (
-              let
-                releases = import ../pkgs/generated/rdma-core;
-                pyverbs =
-                  (pkgs.callPackage ../pkgs/rdma-packages.nix {
-                    release = releases.releases.${config.hardware.rdma.release};
-                  }).rdma-core-pyverbs;
-              in
-              pkgs.writeShellScriptBin "rdma-nix-suite" ''
-                PYTHONPATH=${pyverbs}/${pyverbs.sitePackages} exec ${pyverbs.python.interpreter} \
-                  ${payload}/rdma-suite.py ${pyverbs}/${pyverbs.suiteDir} ${payload}/suite-expected.toml "$@"
-              ''
-            )
-          ];
-          # The negative case: this driver's provider from another rdma-core release,
-          # in a config dir of its own.
-          environment.etc."rdma-nix-negative/libibverbs.d/${driver}.driver".text =
-            let
-              releases = import ../pkgs/generated/rdma-core;
-              core = config.hardware.rdma.package;
-              other = lib.head (lib.filter (v: releases.releases.${v}.pabi != core.pabi) (builtins.attrNames releases.releases));
-              foreign = pkgs.callPackage ../pkgs/rdma-core/provider.nix {
-                rdma-core = pkgs.callPackage ../pkgs/rdma-core/package.nix { release = releases.releases.${other}; };
-                name = driver;
-                data = releases.releases.${other}.providers.${driver};
-              };
-            in
-            rdmaNixLib.driverLine driver foreign;
-        };
-    in
-    testers.runNixOSTest {
-      name = "rdma-${kernelName}-${driver}";
-      nodes = {
-        server = node;
-        client = node;
-      };
-      globalTimeout = 1800;
-      testScript = ''
-        import json
-
-        start_all()
-        for m in (server, client):
-            m.wait_for_unit("rdma-link-${dev.name}.service")
-            m.succeed("ibv_devices | grep -q ${dev.name}")
-
-        # One test at a time: its server on `server`, its client on `client` once the
-        # server listens (the payload's `ready`), never retried.
-        hp = "sh ${payload}/rdma-hotpaths.sh"
-        for m in (server, client):
-            m.succeed(f"{hp} settle ${dev.name}")
-        client.succeed(f"{hp} devinfo ${dev.name}")
-        for t in client.succeed(f"{hp} tests").split():
-            server.succeed(f"{hp} server ${driver} ${dev.name} {t} >/dev/null 2>&1 &")
-            ready, why = server.execute(f"{hp} ready {t} 60 2>&1")
-            if ready == 0:
-                rc_t, _ = client.execute(f"{hp} client ${driver} ${dev.name} server {t}")
-            else:
-                # The server ended or never listened: the client can't run (recorded).
-                rc_t = -1
-                client.succeed(f"mkdir -p /tmp/rdma-hotpaths && echo '-1 0' > /tmp/rdma-hotpaths/client-{t}.rc")
-                client.succeed(f"cat > /tmp/rdma-hotpaths/client-{t}.log <<'EOF'\n{why}\nEOF")
-            server.execute(f"{hp} stop {t}" + ("" if rc_t == 0 else " now"))
-            srv = server.succeed(f"cat /tmp/rdma-hotpaths/server-{t}.rc").strip()
-            client.succeed(f"echo {srv} > /tmp/rdma-hotpaths/server-{t}.rc")
-        rc, out = client.execute(f"{hp} result ${driver} ${dev.name} server /tmp/result.json")
-        print(out)
-        client.succeed("sh ${payload}/rdma-hotpaths.sh negative ${dev.name} /etc/rdma-nix-negative/libibverbs.d")
-
-        # rdma-core's own suite on the device (siw: also its RDMA CM subset), checked
-        # against checks/payload/suite-expected.toml; every outcome into result.json.
-        suite = []
-        for run, args in ${suiteRuns}:
-            rc_s, out_s = client.execute(f"rdma-nix-suite {run} /tmp/suite-{run}.json -- --dev ${dev.name} {args} 2>&1")
-            print(out_s)
-            suite.append(json.loads(client.succeed(f"cat /tmp/suite-{run}.json")))
-
-        # The unit removes the device on stop and adds it again, idempotently.
-        client.succeed("systemctl stop rdma-link-${dev.name}.service")
-        client.fail("rdma dev show ${dev.name}")
-        client.succeed("systemctl start rdma-link-${dev.name}.service")
-        client.succeed("systemctl restart rdma-link-${dev.name}.service")
-        client.succeed("rdma dev show ${dev.name}")
-
-        result = json.loads(client.succeed("cat /tmp/result.json"))
-        suite_ok = all(r["status"] == "pass" for r in suite)
-        result.update(kernel=client.succeed("uname -r").strip(), kernel_name="${kernelName}", negative_pabi="pass", suite=suite, status="pass" if rc == 0 and suite_ok else "fail")
-        client.succeed("mkdir -p /tmp/out && cat > /tmp/out/result.json <<'EOF'\n" + json.dumps(result) + "\nEOF")
-        # copy_from_machine in current nixpkgs; copy_from_vm before it was renamed.
-        copy = getattr(client, "copy_from_machine", None) or getattr(client, "copy_from_vm")
-        copy("/tmp/out/result.json")
-        assert rc == 0, f"payload failed on ${kernelName} ${driver}: {out}"
-        assert suite_ok, "rdma-core's suite on ${kernelName} ${driver}: " + "; ".join(p for r in suite for p in r["problems"])
-      '';
+    kernelName: kernelPackages: driver: ours:
+    hotpaths {
+      name = testName kernelName driver ours;
+      inherit kernelName kernelPackages driver ours;
+      rdma.kernelModules.outOfTree = lib.optional ours driver;
     };
 in
 builtins.listToAttrs (
   lib.concatMap (
     kernelName:
-    map (
-      driver: lib.nameValuePair "rdma-${kernelName}-${driver}" (test kernelName kernelSets.${kernelName} driver)
+    lib.concatMap (
+      driver:
+      map (
+        ours:
+        lib.nameValuePair (testName kernelName driver ours) (test kernelName kernelSets.${kernelName} driver ours)
+      ) [ false true ]
     ) [ "rxe" "siw" ]
   ) (builtins.attrNames kernelSets)
 )

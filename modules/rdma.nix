@@ -147,6 +147,33 @@ let
     ) devices
   );
 
+  # hardware.rdma.checks.gate: the hot-path NixOS test (checks/nixos-hotpaths.nix) of
+  # this system's kernel and settings, one per enabled soft driver (rxe when none is);
+  # the client also loads every restored driver's modules.
+  hotpaths = import ../checks/nixos-hotpaths.nix {
+    inherit lib;
+    inherit (pkgs) testers;
+    rdmaModule = ./rdma.nix;
+  };
+  gateDrivers = if drivers == [ ] then [ "rxe" ] else drivers;
+  restoredModules = lib.concatMap (p: p.moduleNames or [ p.moduleName ]) restored;
+  gateTests = map (
+    driver:
+    hotpaths {
+      name = "rdma-gate-${kp.kernel.modDirVersion}-${driver}";
+      kernelName = kp.kernel.modDirVersion;
+      kernelPackages = kp;
+      inherit driver;
+      ours = builtins.elem driver cfg.kernelModules.outOfTree;
+      providers = if cfg.providers == "all" then "all" else lib.unique (cfg.providers ++ [ driver ]);
+      rdma = {
+        inherit (cfg) release package providerOverrides;
+        kernelModules = { inherit (cfg.kernelModules) outOfTree restore; };
+      };
+      extraScript = lib.concatMapStrings (m: "client.succeed(\"modprobe ${m}\")\n") restoredModules;
+    }
+  ) gateDrivers;
+
   softDeviceOptions = driver: what: {
     enable = mkOption {
       type = types.bool;
@@ -366,6 +393,25 @@ in
     };
 
     ndd.enable = mkEnableOption "rdma-ndd, which keeps InfiniBand node descriptions set to the host name";
+
+    checks.gate = mkOption {
+      type = types.bool;
+      default = false;
+      example = true;
+      description = ''
+        Whether the system's build (and so `nixos-rebuild`, before it switches) runs
+        the RDMA hot-path NixOS test on this configuration: two VMs with
+        {option}`boot.kernelPackages`, this module's settings (core, providers,
+        overrides, {option}`hardware.rdma.kernelModules`) and a soft device of each
+        enabled soft driver (rxe when none is), running the verbs ping-pongs, rping,
+        perftest, rdma-core's suite and loading every restored driver. A kernel upgrade
+        whose RDMA drivers don't build, don't load or fail their data path then fails
+        the build instead of the next boot. It goes into {option}`system.checks`, so it
+        runs once per new kernel or RDMA configuration and is cached after; each run
+        boots two VMs (minutes with KVM, much longer without: the build machine needs
+        the `kvm` system feature to be practical).
+      '';
+    };
   };
 
   config = mkIf cfg.enable {
@@ -415,6 +461,8 @@ in
     };
 
     networking.firewall.allowedUDPPorts = lib.optional (cfg.openFirewall && cfg.softRoce.enable) 4791;
+
+    system.checks = lib.optionals cfg.checks.gate gateTests;
 
     # systemd's limit for every service, only when asked for by name.
     systemd.settings.Manager = lib.mkIf cfg.memlockForAllServices {

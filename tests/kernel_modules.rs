@@ -136,6 +136,55 @@ fn a_series_recipe_refuses_what_the_kernels_own_config_builds() {
     );
 }
 
+/// The gate (hardware.rdma.checks.gate: the RDMA checks in system.checks, which the
+/// system's build depends on), offline: a kernel's module set with a module built for
+/// another kernel (reused by mistake) doesn't build, its load check failing; the
+/// working set builds, its check's result recorded.
+#[test]
+fn a_system_whose_modules_fail_their_check_does_not_build() {
+    if !require("nix-build") {
+        return;
+    }
+    let roles = common::roles();
+    let working = stdout_ok(
+        nix_build_offline()
+            .args([
+                "-E",
+                &offline_expr(&format!(
+                    r#"o.gatedSystem {{ kernelName = "{}"; }}"#,
+                    roles.kabi_reused
+                )),
+            ])
+            .current_dir(REPO),
+    );
+    assert!(Path::new(&working).join("rdma-siw").exists(), "{working}");
+    let broken = format!(
+        r#"let k = "{new}"; kp = o.kernelPackages.${{k}}; in o.gatedSystem {{
+             kernelName = k;
+             set = kp // {{ rdma-siw = o.callPackage ./pkgs/kernel-modules/weak-update.nix {{
+               kernel = kp.kernel;
+               module = o.kernelPackages."{old}".rdma-siw;
+               reason = "deliberately broken: built for another series' kernel";
+             }}; }};
+           }}"#,
+        new = roles.kabi_reused,
+        old = roles.oldest
+    );
+    let out = run(nix_build_offline()
+        .args(["-E", &offline_expr(&broken)])
+        .current_dir(REPO));
+    assert!(!out.status.success(), "the broken system built");
+    let log = String::from_utf8_lossy(&out.stderr);
+    let logs = format!("{log}{}", common::failed_build_logs(&log));
+    // Not a build error: the module is built, and the kernel refuses it in the VM.
+    assert!(
+        logs.contains("insmod: can't insert '/lib/modules/siw.ko': invalid module format")
+            && logs.contains(&format!("module-load-siw-{}", roles.kabi_reused))
+            && logs.contains("rdma-nix-system"),
+        "{logs}"
+    );
+}
+
 fn headers(abi: &str) -> Option<PathBuf> {
     pinned(&format!("linux-headers-6.1.0-{abi}-amd64"))
 }

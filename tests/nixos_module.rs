@@ -779,6 +779,136 @@ fn the_runtime_view_mirrors_the_whole_rdma_core_out_tree() {
     assert_eq!(drivers, ["rxe.driver", "siw.driver"]);
 }
 
+/// `nix flake check` tests what the module deploys: for every kernel set and soft
+/// driver, a NixOS test with the kernel's own module and one with rdma-nix's
+/// (outOfTree), each checking where the loaded module comes from (the test framework
+/// stubbed; the nodes as checks/nixos.nix writes them).
+#[test]
+fn nixos_checks_cover_rdma_nix_modules_beside_the_kernels_own() {
+    if !require("nix-instantiate") {
+        return;
+    }
+    let v = eval_json(
+        r#"let
+          checks = import ./checks/nixos.nix {
+            lib = import ./tests/fixtures/fake-nixos-lib.nix;
+            testers.runNixOSTest = t: t;
+            rdmaModule = ./modules/rdma.nix;
+            kernelSets.linux_6_12 = { kernel.version = "6.12.60"; };
+          };
+        in builtins.mapAttrs (n: t: {
+          inherit (t) name;
+          outOfTree = (builtins.elemAt (t.nodes.client { config = { }; pkgs = { }; }).imports 1).hardware.rdma.kernelModules.outOfTree;
+          loaded = builtins.head (builtins.filter (l: builtins.match ".*modinfo.*" l != null)
+            (builtins.filter builtins.isString (builtins.split "
+" t.testScript)));
+        }) checks"#,
+    );
+    let names: Vec<&String> = v.as_object().unwrap().keys().collect();
+    assert_eq!(
+        names,
+        [
+            "rdma-linux_6_12-rxe",
+            "rdma-linux_6_12-rxe-rdma-nix-module",
+            "rdma-linux_6_12-siw",
+            "rdma-linux_6_12-siw-rdma-nix-module"
+        ]
+    );
+    for (name, t) in v.as_object().unwrap() {
+        assert_eq!(t["name"], name.as_str());
+        let driver = if name.contains("-rxe") { "rxe" } else { "siw" };
+        let module = if driver == "rxe" { "rdma_rxe" } else { "siw" };
+        let ours = name.ends_with("-rdma-nix-module");
+        let want: Vec<&str> = if ours { vec![driver] } else { vec![] };
+        assert_eq!(t["outOfTree"], serde_json::json!(want), "{name}");
+        let check = format!(
+            "m.{}(\"modinfo -F filename {module} | grep -q /updates/\")",
+            if ours { "succeed" } else { "fail" }
+        );
+        assert_eq!(t["loaded"].as_str().unwrap().trim(), check, "{name}");
+    }
+}
+
+/// hardware.rdma.checks.gate puts the hot-path NixOS test of the system's own
+/// configuration into system.checks (which the system's build depends on): the
+/// system's kernel set and RDMA settings on the nodes, one test per enabled soft
+/// driver (rxe when none is), every restored driver loaded; off by default.
+#[test]
+fn the_gate_tests_the_systems_own_kernel_and_settings() {
+    if !require("nix-instantiate") {
+        return;
+    }
+    let select = r#"map (t: let node = t.nodes.client { config = { }; pkgs = { }; }; in {
+          inherit (t) name isNixOSTest;
+          kernel = node.boot.kernelPackages.kernel.name;
+          system = c.cfg.package;
+          rdma = builtins.elemAt node.imports 1;
+          modprobes = builtins.filter (l: builtins.match ".*modprobe.*" l != null)
+            (builtins.filter builtins.isString (builtins.split "
+" t.testScript));
+        }) c.system.checks"#;
+    let off = module_eval(
+        r#"{ enable = true; providers = [ "mlx5" ]; }"#,
+        "c.system.checks",
+    );
+    assert_eq!(off, serde_json::json!([]));
+    let v = module_eval(
+        r#"{ enable = true; providers = [ "mlx5" ]; checks.gate = true;
+             kernelModules.restore = [ "rnbd" ]; }"#,
+        select,
+    );
+    let tests = v.as_array().unwrap();
+    assert_eq!(tests.len(), 1, "{v:#}");
+    let t = &tests[0];
+    let kernel = common::release_of(&common::roles().kabi_base);
+    assert_eq!(t["name"], format!("rdma-gate-{kernel}-rxe"));
+    assert_eq!(t["isNixOSTest"], true);
+    assert!(
+        t["kernel"]
+            .as_str()
+            .unwrap()
+            .contains(&kernel.replace("-amd64", "")),
+        "{t}"
+    );
+    let rdma = &t["rdma"]["hardware"]["rdma"];
+    assert_eq!(
+        rdma["kernelModules"]["restore"],
+        serde_json::json!(["rnbd"])
+    );
+    assert_eq!(rdma["package"], t["system"], "the system's core");
+    let modprobes: Vec<&str> = t["modprobes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().trim())
+        .collect();
+    for m in [
+        "rnbd-client",
+        "rnbd-server",
+        "rtrs-core",
+        "rtrs-client",
+        "rtrs-server",
+    ] {
+        assert!(
+            modprobes.contains(&format!("client.succeed(\"modprobe {m}\")").as_str()),
+            "{modprobes:?}"
+        );
+    }
+    // One test per enabled soft driver.
+    let v = module_eval(
+        r#"{ enable = true; checks.gate = true; softRoce.interfaces = [ "eth0" ];
+             siw.interfaces = [ "eth0" ]; }"#,
+        "map (t: t.name) c.system.checks",
+    );
+    assert_eq!(
+        v,
+        serde_json::json!([
+            format!("rdma-gate-{kernel}-rxe"),
+            format!("rdma-gate-{kernel}-siw")
+        ])
+    );
+}
+
 #[test]
 fn drivers_are_restored_by_name_with_what_they_need_or_refused_naming_kernel_and_driver() {
     if !require("nix-instantiate") {

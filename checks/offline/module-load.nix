@@ -1,11 +1,12 @@
 # Loads our soft-RDMA modules on a kernel of the offline matrix and creates the soft
 # device on the VM's NIC: for kernels where the module is reused (built for another
 # ABI, pkgs/generated/kernel-modules.nix) this shows the kABI decision holds.
+# `set`: the kernel's module set to take the module from (default: the matrix's).
 { lib, runVM, kernelPackages, rdmaNixLib }:
 
-kernelName: driver:
+{ kernelName, driver, set ? kernelPackages.${kernelName} }:
 let
-  kp = kernelPackages.${kernelName};
+  kp = set;
   pkg = kp."rdma-${driver}";
   ko = rdmaNixLib.moduleFile kp.kernel pkg;
   link = { siw = "siw"; rxe = "rxe"; }.${driver};

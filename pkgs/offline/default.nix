@@ -221,8 +221,27 @@ let
       core = self.rdma-core;
     };
 
-    # Load a module of ours on a matrix kernel: `moduleLoadCheck roles.newest "siw"`.
-    moduleLoadCheck = self.callPackage ../../checks/offline/module-load.nix { };
+    # Load a module of ours on a matrix kernel: `moduleLoadCheck roles.newest "siw"`;
+    # `moduleLoadCheckWith { kernelName; driver; set; }` from another module set.
+    moduleLoadCheckWith = self.callPackage ../../checks/offline/module-load.nix { };
+    moduleLoadCheck = kernelName: driver: self.moduleLoadCheckWith { inherit kernelName driver; };
+
+    # What hardware.rdma.checks.gate does on NixOS (its checks in system.checks, which
+    # the system's build depends on), here: a kernel's module set deployed only when
+    # its driver loads and makes its device in a VM. `set` overrides the module set
+    # (a deliberately broken one shows the gate closing).
+    gatedSystem = { kernelName, driver ? "siw", set ? self.kernelPackages.${kernelName} }:
+      let check = self.moduleLoadCheckWith { inherit kernelName driver set; }; in
+      self.runCommand "rdma-nix-system-${kernelName}"
+        {
+          # As nixos/modules/system/activation/top-level.nix passes system.checks.
+          passedChecks = toString [ check ];
+          passthru = { inherit check; };
+        } ''
+        mkdir -p $out
+        ln -s ${set.kernel} $out/kernel
+        ln -s ${set."rdma-${driver}"} $out/rdma-${driver}
+      '';
 
     # ibv_devices over rxe0 and siw0 with a config dir of only those two providers.
     verbsDevicesCheck = kernelName: self.callPackage ../../checks/offline/verbs-devices.nix { } kernelName;

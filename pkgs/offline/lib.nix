@@ -37,6 +37,7 @@ rec {
   removeSuffix = suffix: s:
     let n = b.stringLength suffix; l = b.stringLength s; in
     if l >= n && b.substring (l - n) n s == suffix then b.substring 0 (l - n) s else s;
+  unique = b.foldl' (acc: e: if b.elem e acc then acc else acc ++ [ e ]) [ ];
   versionAtLeast = v1: v2: b.compareVersions v1 v2 >= 0;
   versionOlder = v1: v2: b.compareVersions v2 v1 == 1;
 
