@@ -553,3 +553,30 @@ fn the_rping_check_waits_for_its_server_to_listen() {
     assert_eq!(r["test"]["client_exit"], "0", "{r:#}");
     assert_eq!(r["test"]["server_exit"], "0", "{r:#}");
 }
+
+/// The payload raises a low locked-memory limit before anything else, and says so by
+/// name when it can't (it once called `die` before defining it: "die: not found").
+/// Run with a 64 KiB hard limit, as an unprivileged user where the test runs as root.
+#[test]
+fn the_payload_names_a_memlock_limit_it_cannot_raise() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("checks/payload/rdma-hotpaths.sh");
+    let root = stdout_ok(Command::new("id").arg("-u")) == "0";
+    let mut cmd = Command::new("prlimit");
+    cmd.arg("--memlock=65536:65536");
+    if root {
+        cmd.args([
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ]);
+    }
+    cmd.arg("sh").arg(&script).arg("tests").current_dir("/");
+    let out = run(&mut cmd);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("rdma-hotpaths: can't raise the memlock limit from 64 KiB to 8192"),
+        "{stderr}"
+    );
+}

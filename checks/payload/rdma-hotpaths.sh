@@ -34,6 +34,11 @@ iters=${RDMA_HOTPATHS_ITERS:-500}
 
 TESTS="rc_pingpong uc_pingpong ud_pingpong srq_pingpong rping ib_send_bw ib_write_bw ib_read_lat"
 
+die() {
+  echo "rdma-hotpaths: $*" >&2
+  exit 2
+}
+
 # Registered memory counts against RLIMIT_MEMLOCK, and siw checks it even for root
 # (its own pinning, without the CAP_IPC_LOCK exemption). Kernels since 5.16, and
 # systemd, give every process 8 MiB; 5.10 gives 64 KiB, too little for perftest's
@@ -42,11 +47,6 @@ memlock=$(ulimit -l)
 if [ "$memlock" != unlimited ] && [ "$memlock" -lt 8192 ]; then
   ulimit -l 8192 || die "can't raise the memlock limit from $memlock KiB to 8192"
 fi
-
-die() {
-  echo "rdma-hotpaths: $*" >&2
-  exit 2
-}
 
 port_of() {
   case $1 in
