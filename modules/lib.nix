@@ -254,8 +254,9 @@ rdmaLib
   # nothing does). `config` holds NixOS's `networking` and `systemd.network`.
   #  - networking.interfaces.<name>;
   #  - scripted networking's dhcpcd, which takes every interface with
-  #    networking.useDHCP (the default) but those it denies (its own list and
-  #    networking.dhcpcd.denyInterfaces), or those allowInterfaces lists;
+  #    networking.useDHCP (the default) but those it denies (its own list,
+  #    networking.dhcpcd.denyInterfaces, bridge, bond and vswitch members, sits), or
+  #    those allowInterfaces lists;
   #  - systemd-networkd: a network matching it by Name=, or by keys evaluation can't
   #    decide (Type=, Kind=, MACAddress=, Driver=, …: the generated
   #    99-ethernet-default-dhcp matches Type=ether); not by wireless-only keys;
@@ -265,9 +266,14 @@ rdmaLib
     let
       net = config.networking;
       dhcpcdDenied = [ "lo" "peth*" "vif*" "tap*" "tun*" "virbr*" "vnet*" "vboxnet*" "sit*" ] ++ net.dhcpcd.denyInterfaces;
+      # dhcpcd also leaves bridge, bond and vswitch members and sit tunnels alone.
+      members = lib.concatMap (x: x.interfaces) (
+        builtins.attrValues net.bridges ++ builtins.attrValues net.bonds ++ builtins.attrValues net.vswitches
+      );
       dhcpcd =
         !net.useNetworkd && net.dhcpcd.enable && net.useDHCP
         && !matchesInterfaceName dhcpcdDenied netdev
+        && !(builtins.elem netdev members) && !(net.sits ? ${netdev})
         && (net.dhcpcd.allowInterfaces == null || matchesInterfaceName net.dhcpcd.allowInterfaces netdev);
       networkdMatches = n:
         let m = n.matchConfig or { }; in

@@ -480,6 +480,8 @@ fn interfaces_are_accepted_however_nixos_brings_them_up() {
         ("", 0),
         ("networking.dhcpcd.denyInterfaces = [ \"eth*\" ];", 1),
         ("networking.dhcpcd.allowInterfaces = [ \"enp0s4\" ];", 1),
+        // dhcpcd leaves a bridge's members to the bridge.
+        ("networking.bridges.br0.interfaces = [ \"eth1\" ];", 1),
         (static_only, 2),
         ("networking.useDHCP = false; networking.interfaces.eth1 = { };", 1),
         // networkd, by name or glob, `!` inverting.
