@@ -982,3 +982,25 @@ fn nixpkgs_kernel_sets_are_its_lts_series_and_latest_and_skip_a_removed_one() {
         serde_json::json!(["linux_5_15", "linux_6_18", "linux_latest"])
     );
 }
+
+/// hydraJobs: the offline kernels' jobs carry their restored drivers (planned from
+/// their configs); the flake evaluates them without fetching nixpkgs.
+#[test]
+fn hydra_jobs_of_the_offline_kernels_evaluate_without_nixpkgs() {
+    if !require("nix-instantiate") {
+        return;
+    }
+    let v = eval_json(
+        r#"let flake = (import ./flake.nix).outputs { self = flake; nixpkgs = throw "nixpkgs fetched"; };
+           in builtins.mapAttrs (_: builtins.attrNames) flake.hydraJobs.offline.kernels"#,
+    );
+    let kernels = v.as_object().unwrap();
+    assert!(kernels.len() >= 4, "{v}");
+    for (k, jobs) in kernels {
+        assert_eq!(
+            jobs,
+            &serde_json::json!(["driverStates", "rdma-rxe", "rdma-siw", "restored"]),
+            "{k}"
+        );
+    }
+}
