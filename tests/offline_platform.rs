@@ -247,6 +247,142 @@ fn fetch_refuses_a_file_with_the_wrong_hash() {
     assert!(!Path::new(&path.to_string()).exists());
 }
 
+/// `n` packages of fresh bytes (new store paths on every run) in `dir/pool`, pinned
+/// in `dir/stack.lock`; returns the manifest path and the packages' store paths.
+fn synthetic_packages(dir: &Path, n: usize) -> (PathBuf, Vec<String>) {
+    use sha2::{Digest, Sha256};
+    let pool = dir.join("pool");
+    fs::create_dir_all(&pool).unwrap();
+    let nonce = format!("{:?}-{}", std::time::SystemTime::now(), std::process::id());
+    let mut lock = String::new();
+    for i in 0..n {
+        let bytes = format!("package {i} of a test fetch {nonce}\n").repeat(1000 + i);
+        let file = format!("pkg{i}_1.0_amd64.deb");
+        fs::write(pool.join(&file), &bytes).unwrap();
+        let sha: String = Sha256::digest(bytes.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        lock += &format!(
+            "[[debian.package]]\nname = \"pkg{i}\"\nversion = \"1.0\"\npath = \"pool/main/p/pkg{i}/{file}\"\nsha256 = \"{sha}\"\n\n"
+        );
+    }
+    let manifest = dir.join("stack.toml");
+    fs::write(&manifest, "[debian]\narch = \"amd64\"\n").unwrap();
+    fs::write(dir.join("stack.lock"), lock).unwrap();
+    let m = rdma_nix::manifest::Manifest::load(Some(&manifest)).unwrap();
+    let paths = m
+        .debian
+        .packages
+        .iter()
+        .map(|p| rdma_nix::fetch::expected_store_path(p).to_string())
+        .collect();
+    (manifest, paths)
+}
+
+fn valid(path: &str) -> bool {
+    Command::new("nix-store")
+        .args(["--check-validity", path])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// A fetch killed (as `kill -9` would) after verifying some files leaves nothing
+/// half-added; the next fetch adds what the killed one verified without fetching it
+/// again, and fetches only the rest; a third finds everything in the store.
+#[test]
+fn a_killed_fetch_resumes_with_what_it_verified() {
+    if !require("nix-store") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (manifest, paths) = synthetic_packages(dir.path(), 12);
+    let staging = dir.path().join("staging");
+    let fetch = |kill: Option<usize>| {
+        let mut c = rdma_nix();
+        c.arg("fetch")
+            .arg("--manifest")
+            .arg(&manifest)
+            .arg("--from")
+            .arg(dir.path().join("pool"))
+            .args(["--jobs", "3"])
+            .env("RDMA_NIX_FETCH_STAGING", &staging);
+        if let Some(k) = kill {
+            c.env("RDMA_NIX_TEST_KILL_AFTER_VERIFIED", k.to_string());
+        }
+        run(&mut c)
+    };
+    let killed = fetch(Some(4));
+    assert!(!killed.status.success());
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(killed.status.signal(), Some(6), "aborted as by a kill");
+    assert!(
+        paths.iter().all(|p| !valid(p)),
+        "the killed fetch added nothing"
+    );
+    let second = fetch(None);
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("pinned packages: 12 packages: 0 in the store, "))
+        .unwrap_or_else(|| panic!("{err}"));
+    let staged: usize = line
+        .split(", ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(staged >= 4, "{line}");
+    assert!(
+        line.contains(&format!(
+            " from an interrupted fetch, {} downloaded",
+            12 - staged
+        )),
+        "{line}"
+    );
+    assert!(paths.iter().all(|p| valid(p)));
+    let third = fetch(None);
+    let err = String::from_utf8_lossy(&third.stderr);
+    assert!(err.contains("pinned packages: 12 packages: 12 in the store, 0 from an interrupted fetch, 0 downloaded"), "{err}");
+}
+
+/// A truncated file is refused by name with both hashes; the files that verified are
+/// added, the truncated one never is.
+#[test]
+fn a_truncated_file_is_refused_by_name_and_never_added() {
+    if !require("nix-store") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (manifest, paths) = synthetic_packages(dir.path(), 5);
+    let cut = dir.path().join("pool/pkg3_1.0_amd64.deb");
+    let bytes = fs::read(&cut).unwrap();
+    fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let o = run(rdma_nix()
+        .arg("fetch")
+        .arg("--manifest")
+        .arg(&manifest)
+        .arg("--from")
+        .arg(dir.path().join("pool"))
+        .env("RDMA_NIX_FETCH_STAGING", dir.path().join("staging")));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("pkg3_1.0_amd64.deb: hash mismatch for pkg3: expected sha256-"),
+        "{err}"
+    );
+    assert!(!valid(&paths[3]));
+    for (i, p) in paths.iter().enumerate().filter(|(i, _)| *i != 3) {
+        assert!(valid(p), "pkg{i} verified but not added");
+    }
+}
+
 #[test]
 fn offline_builds_are_hydra_jobs_and_no_builder_runs_a_host_program() {
     if !require("nix") {

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Result};
 
 use crate::emit::roots::{pinned_packages, root_names};
-use crate::fetch::{fetch_package, Fetched, Outcome};
+use crate::fetch::{fetch_packages, FetchStats, Fetched, Outcome};
 use crate::manifest::Manifest;
 use crate::pin::{Pin, PinKind};
 
@@ -27,9 +27,24 @@ pub struct Args {
     /// The repository root (where roots/ and pkgs/generated/roots/ are).
     #[arg(long, default_value = ".")]
     repo: PathBuf,
+    /// Downloads at a time.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u8).range(1..=32))]
+    jobs: u8,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// The packages of a set fetched at once ([`fetch_packages`]), `[…]` on failure named.
+fn fetch_set(
+    pkgs: &[crate::manifest::DebianPackage],
+    from: Option<&std::path::Path>,
+    jobs: usize,
+    label: &str,
+) -> Result<(Vec<Fetched>, FetchStats)> {
+    fetch_packages(pkgs, from, jobs, label)
+        .inspect_err(|_| eprintln!("{label}: fetch failed"))
+        .map_err(Into::into)
 }
 
 /// What a step's outcome is called in the progress line.
@@ -40,10 +55,28 @@ fn word(outcome: Outcome, added: &'static str) -> &'static str {
     }
 }
 
-/// Fetches pins in order with a progress line each (`[i/n] what … outcome`).
+/// Fetches pins: the packages at once ([`fetch_packages`]), then what is made from
+/// them (trees, kernel sources, the bootstrap) in order, a progress line each.
 pub(crate) fn fetch_pins(pins: &[Pin], from: Option<&std::path::Path>) -> Result<Vec<Fetched>> {
-    let mut done = Vec::new();
-    for (i, pin) in pins.iter().enumerate() {
+    fetch_pins_with(pins, from, 6)
+}
+
+fn fetch_pins_with(
+    pins: &[Pin],
+    from: Option<&std::path::Path>,
+    jobs: usize,
+) -> Result<Vec<Fetched>> {
+    let packages: Vec<crate::manifest::DebianPackage> = pins
+        .iter()
+        .filter(|p| p.kind() == PinKind::Package)
+        .map(|p| p.package().clone())
+        .collect();
+    let (mut done, _) = fetch_set(&packages, from, jobs, "pinned packages")?;
+    let made: Vec<&Pin> = pins
+        .iter()
+        .filter(|p| p.kind() != PinKind::Package)
+        .collect();
+    for (i, pin) in made.iter().enumerate() {
         let p = pin.package();
         let (what, added) = match pin.kind() {
             PinKind::Package => (format!("{} {}", p.name, p.version), "verified, added"),
@@ -57,7 +90,7 @@ pub(crate) fn fetch_pins(pins: &[Pin], from: Option<&std::path::Path>) -> Result
                 "extracted, verified, added",
             ),
         };
-        eprint!("[{}/{}] {what} … ", i + 1, pins.len());
+        eprint!("[{}/{}] {what} … ", i + 1, made.len());
         let f = pin.fetch(from).inspect_err(|_| eprintln!("failed"))?;
         eprintln!("{}", word(f.outcome, added));
         done.push(f);
@@ -79,7 +112,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
         .into_iter()
         .filter(|p| a.only.is_empty() || a.only.contains(&p.package().name))
         .collect();
-    let mut done = fetch_pins(&pins, a.from.as_deref())?;
+    let jobs = usize::from(a.jobs);
+    let mut done = fetch_pins_with(&pins, a.from.as_deref(), jobs)?;
     // The build roots' packages, by pool path (any suite).
     let roots = if !a.roots.is_empty() {
         a.roots.clone()
@@ -90,29 +124,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
     };
     for root in &roots {
         let pkgs = pinned_packages(&a.repo, root)?;
-        let (mut present, mut added) = (0, 0);
-        for (i, p) in pkgs.iter().enumerate() {
-            let f = fetch_package(p, a.from.as_deref())
-                .inspect_err(|_| eprintln!("root {root}: {} {} failed", p.name, p.version))?;
-            match f.outcome {
-                Outcome::Present => present += 1,
-                Outcome::Added => {
-                    added += 1;
-                    eprintln!(
-                        "[root {root} {}/{}] {} {} verified, added",
-                        i + 1,
-                        pkgs.len(),
-                        p.name,
-                        p.version
-                    );
-                }
-            }
-            done.push(f);
-        }
-        eprintln!(
-            "root {root}: {} packages, {present} in the store, {added} added",
-            pkgs.len()
-        );
+        let (fetched, _) = fetch_set(&pkgs, a.from.as_deref(), jobs, &format!("root {root}"))?;
+        done.extend(fetched);
     }
     if a.json {
         crate::cli::print_json(&done)?;

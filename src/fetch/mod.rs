@@ -14,6 +14,9 @@ use crate::manifest::{Bootstrap, DebianPackage, KernelSource};
 use crate::nix::store_path::fixed_output_path;
 use crate::nix::{FileIngestion, HashAlgo, NixHash, StorePath};
 
+mod many;
+pub use many::{fetch_packages, FetchStats};
+
 #[derive(Debug, Error)]
 pub enum FetchError {
     #[error("{package}: {message}")]
@@ -62,7 +65,7 @@ pub fn expected_store_path(p: &DebianPackage) -> StorePath {
     .expect("store name validated with the manifest")
 }
 
-fn is_valid_in_store(path: &StorePath) -> bool {
+pub(crate) fn is_valid_in_store(path: &StorePath) -> bool {
     Command::new("nix-store")
         .args(["--check-validity", &path.to_string()])
         .stderr(std::process::Stdio::null())
@@ -125,8 +128,14 @@ pub fn verify(p: &DebianPackage, file: &Path) -> Result<(), FetchError> {
     Ok(())
 }
 
-/// The archive roots the machine's apt uses (`apt-get indextargets`), deduplicated.
+/// The archive roots the machine's apt uses (`apt-get indextargets`), deduplicated;
+/// asked once per process (apt takes most of a second to answer).
 pub fn apt_mirrors() -> Result<Vec<String>, String> {
+    static MIRRORS: std::sync::OnceLock<Result<Vec<String>, String>> = std::sync::OnceLock::new();
+    MIRRORS.get_or_init(read_apt_mirrors).clone()
+}
+
+fn read_apt_mirrors() -> Result<Vec<String>, String> {
     let out = Command::new("apt-get")
         .args(["indextargets", "--format", "$(REPO_URI)"])
         .output()
@@ -163,15 +172,20 @@ pub fn apt_download(url: &str, target: &Path) -> Result<(), String> {
 }
 
 /// Download a source file by its pool path from the first of apt's mirrors that has
-/// it, with apt's own downloader (`apt-helper download-file`).
-fn mirror_download(p: &DebianPackage, dir: &Path) -> Result<PathBuf, FetchError> {
+/// it, with apt's own downloader (`apt-helper download-file`); `skip` mirrors are
+/// tried last (a retry starts from another mirror).
+fn mirror_download(p: &DebianPackage, dir: &Path, skip: usize) -> Result<PathBuf, FetchError> {
     let fail = |message: String| FetchError::Download {
         package: p.name.clone(),
         message,
     };
     let target = dir.join(p.file_name());
+    let _ = fs::remove_file(&target);
     let mut errors = Vec::new();
-    for m in apt_mirrors().map_err(fail)? {
+    let mut mirrors = apt_mirrors().map_err(fail)?;
+    let n = mirrors.len();
+    mirrors.rotate_left(skip % n);
+    for m in mirrors {
         match apt_download(&format!("{m}/{}", p.path), &target) {
             Ok(()) => return Ok(target),
             Err(e) => errors.push(e),
@@ -209,7 +223,7 @@ pub fn fetch_package(p: &DebianPackage, from: Option<&Path>) -> Result<Fetched, 
                 }
                 f
             }
-            None => mirror_download(p, &work)?,
+            None => mirror_download(p, &work, 0)?,
         };
         verify(p, &file)?;
         // Store names can't hold `%`: add the file under its store name.

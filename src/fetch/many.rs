@@ -1,0 +1,368 @@
+//! Many pinned packages at once, at the network's pace. What the store lacks is found
+//! with one `nix-store --check-validity`; a bounded pool of workers downloads it with
+//! apt's downloader, each file hashed against its pin as soon as it lands. A file that
+//! doesn't match (truncated, corrupt) is refused by name and downloaded once more,
+//! starting from the next mirror apt knows; a second mismatch is an error naming the
+//! package, the file and both hashes. Verified files wait in a staging directory kept
+//! across runs and go into the store in batches (one `nix-store --add-fixed` per
+//! batch, re-hashed first), so a fetch that is killed loses nothing it verified: the
+//! next one adds the staged files and downloads only the rest. Nothing unverified is
+//! ever added, and `--add-fixed` adds a path whole or not at all.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::{expected_store_path, mirror_download, verify, FetchError, Fetched, Outcome};
+use crate::manifest::DebianPackage;
+
+/// Files per `nix-store --add-fixed` call.
+const BATCH: usize = 32;
+
+/// What a batch fetch did, for the progress line and `--json`.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct FetchStats {
+    pub files: usize,
+    /// Already valid in the store.
+    pub present: usize,
+    /// Verified by an earlier, interrupted fetch and added from its staging directory.
+    pub staged: usize,
+    /// Downloaded (or copied from --from), verified and added.
+    pub downloaded: usize,
+    pub bytes: u64,
+    pub seconds: f64,
+    /// Packages whose first download didn't match their pin and were downloaded again.
+    pub retried: Vec<String>,
+}
+
+/// Where verified files wait for the store, across runs.
+fn staging_dir() -> PathBuf {
+    std::env::var_os("RDMA_NIX_FETCH_STAGING")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("rdma-nix-fetch-staging"))
+}
+
+/// The store paths of `paths` that aren't valid, with one `nix-store` call per chunk.
+fn invalid_in_store(paths: &[String]) -> Result<BTreeSet<String>, FetchError> {
+    let mut invalid = BTreeSet::new();
+    for chunk in paths.chunks(512) {
+        let out = Command::new("nix-store")
+            .args(["--check-validity", "--print-invalid"])
+            .args(chunk)
+            .output()
+            .map_err(|e| FetchError::Io {
+                file: "nix-store".into(),
+                message: format!("cannot run nix-store: {e}"),
+            })?;
+        if !out.status.success() {
+            return Err(FetchError::Io {
+                file: "nix-store".into(),
+                message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        invalid.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_owned),
+        );
+    }
+    Ok(invalid)
+}
+
+/// Removes the partial downloads (`.<name>.<pid>`) of fetches that are gone.
+fn sweep(staging: &Path) {
+    let Ok(entries) = fs::read_dir(staging) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix('.').and_then(|n| n.rsplit('.').next()) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// One verified file, staged under its store name.
+struct Verified {
+    index: usize,
+    file: PathBuf,
+    bytes: u64,
+    staged_before: bool,
+    retried: bool,
+}
+
+/// Fetches `pkgs` (deduplicated by store path) with up to `jobs` downloads at a time,
+/// printing a line per file; `label` names the set in the summary.
+pub fn fetch_packages(
+    pkgs: &[DebianPackage],
+    from: Option<&Path>,
+    jobs: usize,
+    label: &str,
+) -> Result<(Vec<Fetched>, FetchStats), FetchError> {
+    let start = Instant::now();
+    let mut seen = BTreeSet::new();
+    let pkgs: Vec<&DebianPackage> = pkgs
+        .iter()
+        .filter(|p| seen.insert(expected_store_path(p).to_string()))
+        .collect();
+    let paths: Vec<String> = pkgs
+        .iter()
+        .map(|p| expected_store_path(p).to_string())
+        .collect();
+    let invalid = invalid_in_store(&paths)?;
+    let missing: Vec<usize> = (0..pkgs.len())
+        .filter(|&i| invalid.contains(&paths[i]))
+        .collect();
+    let mut stats = FetchStats {
+        files: pkgs.len(),
+        present: pkgs.len() - missing.len(),
+        ..FetchStats::default()
+    };
+    let staging = staging_dir();
+    fs::create_dir_all(&staging).map_err(|e| FetchError::Io {
+        file: staging.clone(),
+        message: e.to_string(),
+    })?;
+    sweep(&staging);
+    let (tx, rx) = mpsc::channel::<Result<Verified, FetchError>>();
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let mut first_error = None;
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, missing.len().max(1)) {
+            let tx = tx.clone();
+            let (next, stop, missing, pkgs, staging) = (&next, &stop, &missing, &pkgs, &staging);
+            scope.spawn(move || loop {
+                let k = next.fetch_add(1, Ordering::SeqCst);
+                if k >= missing.len() || stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let r = obtain(missing[k], pkgs[missing[k]], from, staging);
+                if r.is_err() {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                if tx.send(r).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        let mut batch: Vec<Verified> = Vec::new();
+        for r in rx.iter() {
+            match r {
+                Ok(v) => {
+                    report(&v, pkgs[v.index], &mut stats, missing.len(), start);
+                    batch.push(v);
+                    kill_hook(stats.staged + stats.downloaded);
+                    if batch.len() >= BATCH {
+                        if let Err(e) = add_batch(&pkgs, &std::mem::take(&mut batch)) {
+                            stop.store(true, Ordering::SeqCst);
+                            first_error.get_or_insert(e);
+                        }
+                    }
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        // What was verified goes in, even when another file failed.
+        if let Err(e) = add_batch(&pkgs, &batch) {
+            first_error.get_or_insert(e);
+        }
+    });
+    stats.seconds = start.elapsed().as_secs_f64();
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    eprintln!("{label}: {}", summary(&stats));
+    let fetched = pkgs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Fetched {
+            package: p.name.clone(),
+            store_path: paths[i].clone(),
+            outcome: if invalid.contains(&paths[i]) {
+                Outcome::Added
+            } else {
+                Outcome::Present
+            },
+        })
+        .collect();
+    Ok((fetched, stats))
+}
+
+/// The summary line: files, bytes, rate.
+pub fn summary(s: &FetchStats) -> String {
+    let mb = s.bytes as f64 / 1e6;
+    format!(
+        "{} packages: {} in the store, {} from an interrupted fetch, {} downloaded ({mb:.1} MB in {:.1} s, {:.1} MB/s){}",
+        s.files,
+        s.present,
+        s.staged,
+        s.downloaded,
+        s.seconds,
+        if s.seconds > 0.0 { mb / s.seconds } else { 0.0 },
+        if s.retried.is_empty() {
+            String::new()
+        } else {
+            format!("; downloaded again after a mismatch: {}", s.retried.join(", "))
+        }
+    )
+}
+
+fn report(v: &Verified, p: &DebianPackage, stats: &mut FetchStats, total: usize, start: Instant) {
+    if v.staged_before {
+        stats.staged += 1;
+    } else {
+        stats.downloaded += 1;
+        stats.bytes += v.bytes;
+    }
+    if v.retried {
+        stats.retried.push(p.name.clone());
+    }
+    let secs = start.elapsed().as_secs_f64().max(1e-3);
+    eprintln!(
+        "[{}/{total}] {} {}: {:.1} MB {} ({:.0} MB so far, {:.1} MB/s)",
+        stats.staged + stats.downloaded,
+        p.name,
+        p.version,
+        v.bytes as f64 / 1e6,
+        if v.staged_before {
+            "verified earlier"
+        } else {
+            "verified"
+        },
+        stats.bytes as f64 / 1e6,
+        stats.bytes as f64 / 1e6 / secs
+    );
+}
+
+/// Tests only (RDMA_NIX_TEST_KILL_AFTER_VERIFIED): die like `kill -9` once that many
+/// files were verified, before the store has them.
+fn kill_hook(verified: usize) {
+    let n = std::env::var("RDMA_NIX_TEST_KILL_AFTER_VERIFIED")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
+    if n == Some(verified) {
+        std::process::abort();
+    }
+}
+
+/// One package's verified file in the staging directory: a file staged by an
+/// earlier fetch if it still verifies, else a download (or a copy from `from`) into a
+/// private temporary, hashed, downloaded once more from the next mirror on a mismatch,
+/// and renamed into the staging directory only once it matches.
+fn obtain(
+    index: usize,
+    p: &DebianPackage,
+    from: Option<&Path>,
+    staging: &Path,
+) -> Result<Verified, FetchError> {
+    let staged = staging.join(p.store_name());
+    let done =
+        |file: PathBuf, staged_before: bool, retried: bool| -> Result<Verified, FetchError> {
+            let bytes = fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+            Ok(Verified {
+                index,
+                file,
+                bytes,
+                staged_before,
+                retried,
+            })
+        };
+    if staged.is_file() {
+        if verify(p, &staged).is_ok() {
+            return done(staged, true, false);
+        }
+        let _ = fs::remove_file(&staged);
+    }
+    let work = staging.join(format!(".{}.{}", p.store_name(), std::process::id()));
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&work).map_err(|e| FetchError::Io {
+        file: work.clone(),
+        message: e.to_string(),
+    })?;
+    let result = (|| {
+        let mut retried = false;
+        for attempt in 0..2 {
+            let file = match from {
+                Some(dir) => {
+                    let f = dir.join(p.file_name());
+                    let copy = work.join(p.store_name());
+                    fs::copy(&f, &copy).map_err(|e| FetchError::Download {
+                        package: p.name.clone(),
+                        message: format!("{}: {e}", f.display()),
+                    })?;
+                    copy
+                }
+                None => mirror_download(p, &work, attempt)?,
+            };
+            match verify(p, &file) {
+                Ok(()) => {
+                    fs::rename(&file, &staged).map_err(|e| FetchError::Io {
+                        file: staged.clone(),
+                        message: e.to_string(),
+                    })?;
+                    return done(staged.clone(), false, retried);
+                }
+                // A local copy is what it is; a download may have been cut short.
+                Err(e) if attempt == 0 && from.is_none() => {
+                    eprintln!("{e}; downloading it again");
+                    retried = true;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        unreachable!("the second attempt returns")
+    })();
+    let _ = fs::remove_dir_all(&work);
+    result
+}
+
+/// Adds verified files to the store in one call, each hashed again first (a staged
+/// file could have changed since), and removes them once the store has them.
+fn add_batch(pkgs: &[&DebianPackage], batch: &[Verified]) -> Result<(), FetchError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    for v in batch {
+        verify(pkgs[v.index], &v.file)?;
+    }
+    let out = Command::new("nix-store")
+        .args(["--add-fixed", "sha256"])
+        .args(batch.iter().map(|v| &v.file))
+        .output()
+        .map_err(|e| FetchError::Io {
+            file: batch[0].file.clone(),
+            message: format!("cannot run nix-store: {e}"),
+        })?;
+    let got: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    for (k, v) in batch.iter().enumerate() {
+        let expected = expected_store_path(pkgs[v.index]).to_string();
+        if got.get(k) != Some(&expected) {
+            return Err(FetchError::StoreMismatch {
+                file: v.file.clone(),
+                got: got
+                    .get(k)
+                    .cloned()
+                    .unwrap_or_else(|| String::from_utf8_lossy(&out.stderr).trim().to_string()),
+                expected,
+            });
+        }
+        let _ = fs::remove_file(&v.file);
+    }
+    Ok(())
+}
