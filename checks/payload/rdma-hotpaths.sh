@@ -271,6 +271,8 @@ result() { # DRIVER DEVICE PEER RESULT
     [ -n "$figs" ] && entry="$entry,\"figures\":$figs"
     [ -n "$reason" ] && entry="$entry,\"reason\":\"$(json_str "$reason")\""
     [ "$s" = pass ] || entry="$entry,\"output\":\"$(json_str "$(tail -n 5 "$logs/client-$t.log" 2>/dev/null)")\""
+    # The server's side of a failure (a client that lost its peer says little).
+    [ "$s" = fail ] && entry="$entry,\"server_output\":\"$(json_str "$(tail -n 8 "$logs/server-$t.log" 2>/dev/null)")\""
     add "$entry}"
   done
 

@@ -61,7 +61,9 @@ if ok == a.expect_failure and not a.record_only:
         if isinstance(t, dict) and t.get("status") == "fail"
     ]
     detail = "".join(
-        f"--- {t.get('test')}: failed (exit {t.get('exit_code')}) ---\n{t.get('output', '')}\n" for t in failed
+        f"--- {t.get('test')}: failed (exit {t.get('exit_code')}) ---\n{t.get('output', '')}\n"
+        + (f"--- {t.get('test')}: its server (exit {t.get('server_exit')}) ---\n{t['server_output']}\n" if t.get("server_output") else "")
+        for t in failed
     )
     sys.stderr.write(f"VM check {a.name} on {a.kernel} {what}\n{detail}--- serial log (last 40 lines) ---\n{tail}\n")
     sys.exit(1)
