@@ -297,6 +297,8 @@ fn a_test_failing_inside_the_vm_fails_the_check_with_its_output() {
         err.contains("--- rc_pingpong: failed (exit 1) ---"),
         "{err}"
     );
+    // Its server's side too: what a client that lost its peer can't say.
+    assert!(err.contains("--- rc_pingpong: its server (exit "), "{err}");
     assert!(err.contains("--- serial log (last 40 lines) ---"), "{err}");
 }
 
