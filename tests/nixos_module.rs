@@ -32,11 +32,7 @@ fn eval_json(expr: &str) -> serde_json::Value {
 }
 
 fn eval_err(expr: &str) -> String {
-    let out = run(std::process::Command::new("nix-instantiate")
-        .args(["--eval", "--strict", "-E", expr])
-        .current_dir(root()));
-    assert!(!out.status.success(), "{expr} evaluated");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    eval_err_or_ok(expr).unwrap_or_else(|| panic!("{expr} evaluated"))
 }
 
 /// The evaluation's error, or None when it succeeds.

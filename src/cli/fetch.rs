@@ -8,6 +8,9 @@ use crate::fetch::{fetch_packages, FetchStats, Fetched, Outcome};
 use crate::manifest::Manifest;
 use crate::pin::{Pin, PinKind};
 
+/// Downloads at a time, unless `--jobs` says otherwise.
+const DEFAULT_JOBS: u8 = 6;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// The intent file (default: stack.toml of the working tree); the lock is read
@@ -28,7 +31,7 @@ pub struct Args {
     #[arg(long, default_value = ".")]
     repo: PathBuf,
     /// Downloads at a time.
-    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u8).range(1..=32))]
+    #[arg(long, default_value_t = DEFAULT_JOBS, value_parser = clap::value_parser!(u8).range(1..=32))]
     jobs: u8,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -58,7 +61,7 @@ fn word(outcome: Outcome, added: &'static str) -> &'static str {
 /// Fetches pins: the packages at once ([`fetch_packages`]), then what is made from
 /// them (trees, kernel sources, the bootstrap) in order, a progress line each.
 pub(crate) fn fetch_pins(pins: &[Pin], from: Option<&std::path::Path>) -> Result<Vec<Fetched>> {
-    fetch_pins_with(pins, from, 6)
+    fetch_pins_with(pins, from, usize::from(DEFAULT_JOBS))
 }
 
 fn fetch_pins_with(

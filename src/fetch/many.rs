@@ -137,6 +137,7 @@ pub fn fetch_packages(
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let mut first_error = None;
+    let kill = kill_after();
     std::thread::scope(|scope| {
         for _ in 0..jobs.clamp(1, missing.len().max(1)) {
             let tx = tx.clone();
@@ -162,7 +163,9 @@ pub fn fetch_packages(
                 Ok(v) => {
                     report(&v, pkgs[v.index], &mut stats, missing.len(), start);
                     batch.push(v);
-                    kill_hook(stats.staged + stats.downloaded);
+                    if kill == Some(stats.staged + stats.downloaded) {
+                        std::process::abort();
+                    }
                     if batch.len() >= BATCH {
                         if let Err(e) = add_batch(&pkgs, &std::mem::take(&mut batch)) {
                             stop.store(true, Ordering::SeqCst);
@@ -247,15 +250,12 @@ fn report(v: &Verified, p: &DebianPackage, stats: &mut FetchStats, total: usize,
     );
 }
 
-/// Tests only (RDMA_NIX_TEST_KILL_AFTER_VERIFIED): die like `kill -9` once that many
-/// files were verified, before the store has them.
-fn kill_hook(verified: usize) {
-    let n = std::env::var("RDMA_NIX_TEST_KILL_AFTER_VERIFIED")
+/// Tests only (RDMA_NIX_TEST_KILL_AFTER_VERIFIED): after how many verified files to
+/// die like `kill -9`, before the store has them.
+fn kill_after() -> Option<usize> {
+    std::env::var("RDMA_NIX_TEST_KILL_AFTER_VERIFIED")
         .ok()
-        .and_then(|v| v.parse::<usize>().ok());
-    if n == Some(verified) {
-        std::process::abort();
-    }
+        .and_then(|v| v.parse::<usize>().ok())
 }
 
 /// One package's verified file in the staging directory: a file staged by an
@@ -329,14 +329,11 @@ fn obtain(
     result
 }
 
-/// Adds verified files to the store in one call, each hashed again first (a staged
-/// file could have changed since), and removes them once the store has them.
+/// Adds verified files (hashed by `obtain`, staged ones again) to the store in one
+/// call, each path checked to be its pin's, and removes them once the store has them.
 fn add_batch(pkgs: &[&DebianPackage], batch: &[Verified]) -> Result<(), FetchError> {
     if batch.is_empty() {
         return Ok(());
-    }
-    for v in batch {
-        verify(pkgs[v.index], &v.file)?;
     }
     let out = Command::new("nix-store")
         .args(["--add-fixed", "sha256"])

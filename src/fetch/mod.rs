@@ -65,7 +65,7 @@ pub fn expected_store_path(p: &DebianPackage) -> StorePath {
     .expect("store name validated with the manifest")
 }
 
-pub(crate) fn is_valid_in_store(path: &StorePath) -> bool {
+fn is_valid_in_store(path: &StorePath) -> bool {
     Command::new("nix-store")
         .args(["--check-validity", &path.to_string()])
         .stderr(std::process::Stdio::null())
