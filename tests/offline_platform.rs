@@ -352,6 +352,36 @@ fn a_killed_fetch_resumes_with_what_it_verified() {
     assert!(err.contains("pinned packages: 12 packages: 12 in the store, 0 from an interrupted fetch, 0 downloaded"), "{err}");
 }
 
+/// One `apt-helper` run downloads many files; a file no source has fails alone, with
+/// apt's own line naming it, and the others arrive.
+#[test]
+fn one_apt_run_downloads_many_files_and_names_the_one_it_could_not() {
+    if !require("/usr/lib/apt/apt-helper") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let out = dir.path().join("out");
+    fs::create_dir_all(&src).unwrap();
+    fs::create_dir_all(&out).unwrap();
+    let mut pairs = Vec::new();
+    for name in ["a", "gone", "b"] {
+        if name != "gone" {
+            fs::write(src.join(name), format!("file {name}\n")).unwrap();
+        }
+        pairs.push((
+            format!("file://{}", src.join(name).display()),
+            out.join(name),
+        ));
+    }
+    let results = rdma_nix::fetch::apt_download_many(&pairs);
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    let err = results[1].as_ref().unwrap_err();
+    assert!(err.starts_with("E: ") && err.contains("/src/gone"), "{err}");
+    assert_eq!(fs::read_to_string(out.join("b")).unwrap(), "file b\n");
+    assert!(!out.join("gone").exists());
+}
+
 /// A truncated file is refused by name with both hashes; the files that verified are
 /// added, the truncated one never is.
 #[test]

@@ -27,9 +27,10 @@ pub struct Args {
     /// of them, none with --only).
     #[arg(long = "root", value_name = "NAME")]
     roots: Vec<String>,
-    /// The repository root (where roots/ and pkgs/generated/roots/ are).
-    #[arg(long, default_value = ".")]
-    repo: PathBuf,
+    /// The repository root (where roots/ and pkgs/generated/roots/ are; default: the
+    /// manifest's directory, or the working directory).
+    #[arg(long)]
+    repo: Option<PathBuf>,
     /// Downloads at a time.
     #[arg(long, default_value_t = DEFAULT_JOBS, value_parser = clap::value_parser!(u8).range(1..=32))]
     jobs: u8,
@@ -117,16 +118,25 @@ pub fn run(a: Args) -> Result<ExitCode> {
         .collect();
     let jobs = usize::from(a.jobs);
     let mut done = fetch_pins_with(&pins, a.from.as_deref(), jobs)?;
-    // The build roots' packages, by pool path (any suite).
+    // The build roots' packages, by pool path (any suite), of the manifest's repository.
+    let repo = a.repo.clone().unwrap_or_else(|| match &a.manifest {
+        Some(m) => m.parent().map(PathBuf::from).unwrap_or_default(),
+        None => PathBuf::from("."),
+    });
+    let repo = if repo.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        repo
+    };
     let roots = if !a.roots.is_empty() {
         a.roots.clone()
-    } else if a.only.is_empty() && a.repo.join(crate::emit::roots::ROOTS_DIR).is_dir() {
-        root_names(&a.repo)?
+    } else if a.only.is_empty() && repo.join(crate::emit::roots::ROOTS_DIR).is_dir() {
+        root_names(&repo)?
     } else {
         Vec::new()
     };
     for root in &roots {
-        let pkgs = pinned_packages(&a.repo, root)?;
+        let pkgs = pinned_packages(&repo, root)?;
         let (fetched, _) = fetch_set(&pkgs, a.from.as_deref(), jobs, &format!("root {root}"))?;
         done.extend(fetched);
     }

@@ -19,11 +19,15 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::{expected_store_path, mirror_download, verify, FetchError, Fetched, Outcome};
+use super::{expected_store_path, mirror_download_many, verify, FetchError, Fetched, Outcome};
 use crate::manifest::DebianPackage;
 
 /// Files per `nix-store --add-fixed` call.
 const BATCH: usize = 32;
+
+/// Files per `apt-helper` run at most: apt reuses its connection for a run's files,
+/// where a new connection per file stalled for 5 s beyond about 16 at once here.
+const CHUNK: usize = 16;
 
 /// What a batch fetch did, for the progress line and `--json`.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -138,21 +142,26 @@ pub fn fetch_packages(
     let stop = AtomicBool::new(false);
     let mut first_error = None;
     let kill = kill_after();
+    // Every worker gets work, in chunks of at most CHUNK files.
+    let jobs = jobs.clamp(1, missing.len().max(1));
+    let chunk = missing.len().div_ceil(jobs).clamp(1, CHUNK);
     std::thread::scope(|scope| {
-        for _ in 0..jobs.clamp(1, missing.len().max(1)) {
+        for _ in 0..jobs {
             let tx = tx.clone();
             let (next, stop, missing, pkgs, staging) = (&next, &stop, &missing, &pkgs, &staging);
             scope.spawn(move || loop {
-                let k = next.fetch_add(1, Ordering::SeqCst);
+                let k = next.fetch_add(chunk, Ordering::SeqCst);
                 if k >= missing.len() || stop.load(Ordering::SeqCst) {
                     break;
                 }
-                let r = obtain(missing[k], pkgs[missing[k]], from, staging);
-                if r.is_err() {
-                    stop.store(true, Ordering::SeqCst);
-                }
-                if tx.send(r).is_err() {
-                    break;
+                let ids = &missing[k..(k + chunk).min(missing.len())];
+                for r in obtain_chunk(ids, pkgs, from, staging) {
+                    if r.is_err() {
+                        stop.store(true, Ordering::SeqCst);
+                    }
+                    if tx.send(r).is_err() {
+                        return;
+                    }
                 }
             });
         }
@@ -258,75 +267,95 @@ fn kill_after() -> Option<usize> {
         .and_then(|v| v.parse::<usize>().ok())
 }
 
-/// One package's verified file in the staging directory: a file staged by an
-/// earlier fetch if it still verifies, else a download (or a copy from `from`) into a
-/// private temporary, hashed, downloaded once more from the next mirror on a mismatch,
-/// and renamed into the staging directory only once it matches.
-fn obtain(
-    index: usize,
-    p: &DebianPackage,
+/// A chunk of packages' verified files in the staging directory: each file staged by
+/// an earlier fetch that still verifies, the rest downloaded together (one `apt-helper`
+/// per mirror, so one connection serves the chunk; or copied from `from`) into a
+/// private directory, each hashed, a mismatch downloaded once more starting from the
+/// next mirror, and renamed into the staging directory only once it matches. One
+/// result per package.
+fn obtain_chunk(
+    ids: &[usize],
+    pkgs: &[&DebianPackage],
     from: Option<&Path>,
     staging: &Path,
-) -> Result<Verified, FetchError> {
-    let staged = staging.join(p.store_name());
-    let done =
-        |file: PathBuf, staged_before: bool, retried: bool| -> Result<Verified, FetchError> {
-            let bytes = fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-            Ok(Verified {
-                index,
-                file,
-                bytes,
-                staged_before,
-                retried,
-            })
-        };
-    if staged.is_file() {
-        if verify(p, &staged).is_ok() {
-            return done(staged, true, false);
+) -> Vec<Result<Verified, FetchError>> {
+    let verified = |index: usize, file: PathBuf, staged_before: bool, retried: bool| Verified {
+        index,
+        bytes: fs::metadata(&file).map(|m| m.len()).unwrap_or(0),
+        file,
+        staged_before,
+        retried,
+    };
+    let mut out = Vec::new();
+    let mut todo = Vec::new();
+    for &i in ids {
+        let staged = staging.join(pkgs[i].store_name());
+        if staged.is_file() && verify(pkgs[i], &staged).is_ok() {
+            out.push(Ok(verified(i, staged, true, false)));
+            continue;
         }
         let _ = fs::remove_file(&staged);
+        todo.push(i);
     }
-    let work = staging.join(format!(".{}.{}", p.store_name(), std::process::id()));
+    if todo.is_empty() {
+        return out;
+    }
+    let work = staging.join(format!(".chunk-{}.{}", todo[0], std::process::id()));
     let _ = fs::remove_dir_all(&work);
-    fs::create_dir_all(&work).map_err(|e| FetchError::Io {
-        file: work.clone(),
-        message: e.to_string(),
-    })?;
-    let result = (|| {
-        let mut retried = false;
-        for attempt in 0..2 {
-            let file = match from {
-                Some(dir) => {
-                    let f = dir.join(p.file_name());
-                    let copy = work.join(p.store_name());
-                    fs::copy(&f, &copy).map_err(|e| FetchError::Download {
-                        package: p.name.clone(),
-                        message: format!("{}: {e}", f.display()),
-                    })?;
-                    copy
-                }
-                None => mirror_download(p, &work, attempt)?,
-            };
-            match verify(p, &file) {
-                Ok(()) => {
-                    fs::rename(&file, &staged).map_err(|e| FetchError::Io {
-                        file: staged.clone(),
-                        message: e.to_string(),
-                    })?;
-                    return done(staged.clone(), false, retried);
-                }
+    if let Err(e) = fs::create_dir_all(&work) {
+        out.push(Err(FetchError::Io {
+            file: work,
+            message: e.to_string(),
+        }));
+        return out;
+    }
+    let mut retried = BTreeSet::new();
+    for attempt in 0..2 {
+        let chunk: Vec<&DebianPackage> = todo.iter().map(|&i| pkgs[i]).collect();
+        let files = match from {
+            Some(dir) => chunk.iter().map(|p| copy_from(p, dir, &work)).collect(),
+            None => mirror_download_many(&chunk, &work, attempt),
+        };
+        let mut again = Vec::new();
+        for (&i, file) in todo.iter().zip(files) {
+            let staged = staging.join(pkgs[i].store_name());
+            let checked = file.and_then(|f| verify(pkgs[i], &f).map(|()| f));
+            match checked {
+                Ok(f) => out.push(
+                    fs::rename(&f, &staged)
+                        .map_err(|e| FetchError::Io {
+                            file: staged.clone(),
+                            message: e.to_string(),
+                        })
+                        .map(|()| verified(i, staged, false, retried.contains(&i))),
+                ),
                 // A local copy is what it is; a download may have been cut short.
-                Err(e) if attempt == 0 && from.is_none() => {
+                Err(e @ FetchError::Mismatch { .. }) if attempt == 0 && from.is_none() => {
                     eprintln!("{e}; downloading it again");
-                    retried = true;
+                    retried.insert(i);
+                    again.push(i);
                 }
-                Err(e) => return Err(e),
+                Err(e) => out.push(Err(e)),
             }
         }
-        unreachable!("the second attempt returns")
-    })();
+        todo = again;
+        if todo.is_empty() {
+            break;
+        }
+    }
     let _ = fs::remove_dir_all(&work);
-    result
+    out
+}
+
+/// A package's file copied from a directory of pool files into `work`.
+fn copy_from(p: &DebianPackage, dir: &Path, work: &Path) -> Result<PathBuf, FetchError> {
+    let f = dir.join(p.file_name());
+    let copy = work.join(p.store_name());
+    fs::copy(&f, &copy).map_err(|e| FetchError::Download {
+        package: p.name.clone(),
+        message: format!("{}: {e}", f.display()),
+    })?;
+    Ok(copy)
 }
 
 /// Adds verified files (hashed by `obtain`, staged ones again) to the store in one

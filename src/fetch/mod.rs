@@ -155,47 +155,117 @@ fn read_apt_mirrors() -> Result<Vec<String>, String> {
 /// Download `url` to `target` with apt's own downloader (`apt-helper download-file`);
 /// the error is apt's last `E:` line.
 pub fn apt_download(url: &str, target: &Path) -> Result<(), String> {
+    apt_download_many(&[(url.to_string(), target.to_path_buf())])
+        .pop()
+        .expect("one result per file")
+}
+
+/// Download each (url, target) pair in one `apt-helper download-file` run (apt reuses
+/// its connection to a host for all of them); per pair, `Ok` once its target is there,
+/// else apt's `E:` line naming its URL (or apt's last one).
+pub fn apt_download_many(pairs: &[(String, PathBuf)]) -> Vec<Result<(), String>> {
     let out = Command::new("/usr/lib/apt/apt-helper")
-        .args(["download-file", url])
-        .arg(target)
-        .output()
-        .map_err(|e| format!("cannot run apt-helper: {e}"))?;
-    if out.status.success() && target.is_file() {
-        return Ok(());
-    }
-    let err = String::from_utf8_lossy(&out.stderr);
-    Err(err
-        .lines()
-        .rfind(|l| l.starts_with("E:"))
-        .unwrap_or("download failed")
-        .to_string())
+        .arg("download-file")
+        .args(pairs.iter().flat_map(|(u, t)| [u.as_ref(), t.as_os_str()]))
+        .output();
+    let stderr = match &out {
+        Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+        Err(e) => format!("E: cannot run apt-helper: {e}"),
+    };
+    let ok = matches!(&out, Ok(o) if o.status.success());
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("E:")).collect();
+    pairs
+        .iter()
+        .map(|(url, target)| {
+            // apt names a URL as it normalized it (`file:///x` as `file:/x`): its path.
+            let path = url_path(url);
+            let line = errors.iter().find(|l| l.contains(path));
+            if target.is_file() && (ok || line.is_none()) {
+                return Ok(());
+            }
+            Err(line
+                .or(errors.last())
+                .unwrap_or(&"download failed")
+                .to_string())
+        })
+        .collect()
+}
+
+/// A URL's path: what follows its scheme and host.
+fn url_path(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.find('/').map_or(rest, |i| &rest[i..])
 }
 
 /// Download a source file by its pool path from the first of apt's mirrors that has
 /// it, with apt's own downloader (`apt-helper download-file`); `skip` mirrors are
 /// tried last (a retry starts from another mirror).
 fn mirror_download(p: &DebianPackage, dir: &Path, skip: usize) -> Result<PathBuf, FetchError> {
-    let fail = |message: String| FetchError::Download {
+    mirror_download_many(&[p], dir, skip)
+        .pop()
+        .expect("one result per package")
+}
+
+/// Download several packages' files into `dir`, one `apt-helper` run per mirror for
+/// those no earlier mirror had, the first `skip` mirrors tried last; per package, its
+/// file or an error naming every mirror's answer.
+fn mirror_download_many(
+    ps: &[&DebianPackage],
+    dir: &Path,
+    skip: usize,
+) -> Vec<Result<PathBuf, FetchError>> {
+    let fail = |p: &DebianPackage, message: String| FetchError::Download {
         package: p.name.clone(),
         message,
     };
-    let target = dir.join(p.file_name());
-    let _ = fs::remove_file(&target);
-    let mut errors = Vec::new();
-    let mut mirrors = apt_mirrors().map_err(fail)?;
+    let mut mirrors = match apt_mirrors() {
+        Ok(m) => m,
+        Err(e) => return ps.iter().map(|p| Err(fail(p, e.clone()))).collect(),
+    };
     let n = mirrors.len();
     mirrors.rotate_left(skip % n);
-    for m in mirrors {
-        match apt_download(&format!("{m}/{}", p.path), &target) {
-            Ok(()) => return Ok(target),
-            Err(e) => errors.push(e),
+    let targets: Vec<PathBuf> = ps.iter().map(|p| dir.join(p.file_name())).collect();
+    targets.iter().for_each(|t| drop(fs::remove_file(t)));
+    let mut errors: Vec<Vec<String>> = vec![Vec::new(); ps.len()];
+    let mut done = vec![false; ps.len()];
+    for m in &mirrors {
+        let pending: Vec<usize> = (0..ps.len()).filter(|&j| !done[j]).collect();
+        if pending.is_empty() {
+            break;
+        }
+        let pairs: Vec<(String, PathBuf)> = pending
+            .iter()
+            .map(|&j| (format!("{m}/{}", ps[j].path), targets[j].clone()))
+            .collect();
+        for (&j, r) in pending.iter().zip(apt_download_many(&pairs)) {
+            match r {
+                Ok(()) => done[j] = true,
+                Err(e) => {
+                    // A failed download may leave part of the file behind.
+                    let _ = fs::remove_file(&targets[j]);
+                    errors[j].push(e);
+                }
+            }
         }
     }
-    Err(fail(format!(
-        "{} is on none of apt's mirrors: {}",
-        p.path,
-        errors.join("; ")
-    )))
+    ps.iter()
+        .zip(targets)
+        .enumerate()
+        .map(|(j, (p, t))| {
+            if done[j] {
+                Ok(t)
+            } else {
+                Err(fail(
+                    p,
+                    format!(
+                        "{} is on none of apt's mirrors: {}",
+                        p.path,
+                        errors[j].join("; ")
+                    ),
+                ))
+            }
+        })
+        .collect()
 }
 
 /// Make one pinned package valid in the store: reuse it if present, else take it from
