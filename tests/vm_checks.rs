@@ -582,3 +582,82 @@ fn the_payload_names_a_memlock_limit_it_cannot_raise() {
         "{stderr}"
     );
 }
+
+/// `settle` on a RoCE device waits until the kernel routes GID 0's address locally,
+/// not only until the address is no longer tentative (the cause of rc_pingpong's
+/// "Failed to modify QP to RTR" under load: scripts/repro-first-pingpong), and names
+/// the address when the route never comes. `ip`, `rdma` and sysfs are stand-ins.
+#[test]
+fn settle_waits_for_gid_0s_address_to_be_routed_locally() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("checks/payload/rdma-hotpaths.sh");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = d.join("sys/class/infiniband/rxe0/ports/1");
+    std::fs::create_dir_all(port.join("gid_attrs/types")).unwrap();
+    std::fs::create_dir_all(port.join("gids")).unwrap();
+    std::fs::write(port.join("gid_attrs/types/0"), "RoCE v2\n").unwrap();
+    std::fs::write(
+        port.join("gids/0"),
+        "fe80:0000:0000:0000:5054:00ff:fe12:3456\n",
+    )
+    .unwrap();
+    let bin = d.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let tool = |name: &str, body: &str| {
+        let f = bin.join(name);
+        std::fs::write(&f, format!("#!/bin/sh\n{body}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    tool(
+        "rdma",
+        "echo 'link rxe0/1 state ACTIVE physical_state LINK_UP netdev eth0'",
+    );
+    // The address is settled at once; its route leaves through eth0 for the first
+    // LOCAL_AFTER lookups, then is local.
+    tool(
+        "ip",
+        &format!(
+            r#"case "$*" in
+  "-6 addr show dev eth0") echo "    inet6 fe80::5054:ff:fe12:3456/64 scope link" ;;
+  "-6 route get fe80:0000:0000:0000:5054:00ff:fe12:3456 dev eth0")
+    n=$(cat {c} 2>/dev/null || echo 0); echo $((n + 1)) > {c}
+    if [ "$n" -ge "$LOCAL_AFTER" ]; then echo "local fe80::5054:ff:fe12:3456 dev lo table local"
+    else echo "fe80::5054:ff:fe12:3456 dev eth0 metric 256"; fi ;;
+  *) echo "unexpected: ip $*" >&2; exit 1 ;;
+esac"#,
+            c = d.join("lookups").display()
+        ),
+    );
+    let settle = |local_after: &str, seconds: &str| {
+        let _ = std::fs::remove_file(d.join("lookups"));
+        let out = run(Command::new("sh")
+            .arg(&script)
+            .args(["settle", "rxe0", seconds])
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("RDMA_HOTPATHS_SYSFS", d.join("sys"))
+            .env("LOCAL_AFTER", local_after));
+        let lookups: u32 = std::fs::read_to_string(d.join("lookups"))
+            .map(|s| s.trim().parse().unwrap())
+            .unwrap_or(0);
+        (out, lookups)
+    };
+    let (out, lookups) = settle("3", "30");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        lookups, 4,
+        "settled only once the route was local: {stderr}"
+    );
+    assert!(
+        stderr.contains("rxe0's GID 0 (fe80:0000:0000:0000:5054:00ff:fe12:3456) routed locally"),
+        "{stderr}"
+    );
+    let (out, _) = settle("1000000", "1");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("GID 0's address fe80:0000:0000:0000:5054:00ff:fe12:3456 is not routed locally after 1 s"),
+        "{stderr}"
+    );
+}

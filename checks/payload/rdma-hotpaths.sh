@@ -135,6 +135,16 @@ server() { # DRIVER DEVICE TEST
 # on rxe (6.1): the first pingpong failed in 5 of 12 checks with no wait, 5 of 49 when
 # only a tentative address was waited for (the address itself comes only with the
 # carrier, after `rdma link add`), 0 of 20 with both waits.
+# On RoCE (rxe) that is not enough: moving a QP to RTR resolves GID 0's address
+# through the kernel's routes, and the address can show as no longer tentative while
+# its local route is not in place yet. The lookup then leaves through the netdev,
+# neighbour discovery for our own address fails, and so does the move ("Failed to
+# modify QP to RTR"; its client: "Couldn't read/write remote address"). Measured with
+# scripts/repro-first-pingpong (6.12.118, two VMs and two busy loops on two cores):
+# without this wait, 6 of 106 rounds failed; with the route logged, every failed round
+# had found the address routed out of eth0 when its address settled (5 of 6 such rounds
+# failed), and every round that found it routed locally passed. So settle also waits
+# until the kernel routes that address locally.
 settle() { # DEVICE [SECONDS]
   netdev=$(rdma link show 2>/dev/null | awk -v d="$1" '$2 ~ "^" d "/" { for (i = 1; i < NF; i++) if ($i == "netdev") print $(i + 1) }')
   [ -n "$netdev" ] || { echo "rdma-hotpaths: no netdev for $1 in 'rdma link show'" >&2; return 1; }
@@ -149,6 +159,27 @@ settle() { # DEVICE [SECONDS]
     fi
     sleep 0.2
   done
+  gid0=$(roce_gid0 "$1")
+  [ -n "$gid0" ] || return 0
+  waited=$(now)
+  until ip -6 route get "$gid0" dev "$netdev" 2>/dev/null | grep -q '^local '; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "rdma-hotpaths: GID 0's address $gid0 is not routed locally after ${2:-30} s" >&2
+      ip -6 route get "$gid0" dev "$netdev" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+  echo "rdma-hotpaths: $1's GID 0 ($gid0) routed locally $(since "$waited") s after its address settled" >&2
+}
+
+# GID 0 of DEVICE's port 1 when it is a RoCE GID (an IPv6 address the kernel routes);
+# nothing for iWARP (siw), whose GIDs are not addresses.
+roce_gid0() { # DEVICE
+  port=${RDMA_HOTPATHS_SYSFS:-/sys}/class/infiniband/$1/ports/1
+  case $(cat "$port/gid_attrs/types/0" 2>/dev/null) in
+    RoCE*) cat "$port/gids/0" 2>/dev/null ;;
+  esac
 }
 
 # A server that passed ends by itself once its client is done; one whose client
@@ -287,6 +318,9 @@ local_run() { # DRIVER DEVICE ADDR RESULT
   settle "$dev"
   devinfo "$dev"
   for t in $TESTS; do
+    # Gone before the server starts, not as it starts: `ready` must never read an
+    # earlier run's exit status.
+    rm -f "$logs/server-$t.rc"
     server "$driver" "$dev" "$t" &
     if ! ready "$t" 2>"$logs/client-$t.log"; then
       # The client can't run: recorded as its failure, with why.
