@@ -7,7 +7,7 @@
     };
     "debian-5.10.0-46" = {
       reuse = null;
-      reason = "built here: no older build of the series loads: debian-5.10.0-32: 54 of 101 imported symbols differ: module_layout, dma_map_sg_attrs, rdma_user_mmap_entry_put, ib_set_device_ops, kmalloc_caches, …";
+      reason = "built here: no other build of the series loads: debian-5.10.0-32: 54 of 101 imported symbols differ: module_layout, dma_map_sg_attrs, rdma_user_mmap_entry_put, ib_set_device_ops, kmalloc_caches, …";
     };
     "debian-6.1.0-50" = {
       reuse = null;
@@ -75,7 +75,7 @@
     };
     "debian-5.10.0-46" = {
       reuse = null;
-      reason = "built here: no older build of the series loads: debian-5.10.0-32: 44 of 68 imported symbols differ: module_layout, netdev_info, kmalloc_caches, ib_create_ah_from_wc, ib_find_pkey, …";
+      reason = "built here: no other build of the series loads: debian-5.10.0-32: 44 of 68 imported symbols differ: module_layout, netdev_info, kmalloc_caches, ib_create_ah_from_wc, ib_find_pkey, …";
     };
     "debian-6.1.0-47" = {
       reuse = null;
@@ -113,7 +113,7 @@
     };
     "debian-5.10.0-46" = {
       reuse = null;
-      reason = "built here: no older build of the series loads: debian-5.10.0-32: needs rtrs, which is not reused from there";
+      reason = "built here: no other build of the series loads: debian-5.10.0-32: needs rtrs, which is not reused from there";
     };
     "debian-6.1.0-47" = {
       reuse = null;
@@ -155,7 +155,7 @@
     };
     "debian-5.10.0-46" = {
       reuse = null;
-      reason = "built here: no older build of the series loads: debian-5.10.0-32: rtrs_client: 44 of 127 imported symbols differ: module_layout, kobject_put, dma_map_sg_attrs, kmalloc_caches, rdma_consumer_reject_data, …";
+      reason = "built here: no other build of the series loads: debian-5.10.0-32: rtrs_client: 44 of 127 imported symbols differ: module_layout, kobject_put, dma_map_sg_attrs, kmalloc_caches, rdma_consumer_reject_data, …";
     };
     "debian-6.1.0-47" = {
       reuse = null;
@@ -197,7 +197,7 @@
     };
     "debian-5.10.0-46" = {
       reuse = null;
-      reason = "built here: no older build of the series loads: debian-5.10.0-32: 62 of 123 imported symbols differ: module_layout, ib_set_device_ops, kmalloc_caches, crypto_alloc_shash, ib_device_put, …";
+      reason = "built here: no other build of the series loads: debian-5.10.0-32: 62 of 123 imported symbols differ: module_layout, ib_set_device_ops, kmalloc_caches, crypto_alloc_shash, ib_device_put, …";
     };
     "debian-6.1.0-47" = {
       reuse = null;
@@ -239,7 +239,7 @@
     };
     "debian-5.10.0-46" = {
       reuse = null;
-      reason = "built here: no older build of the series loads: debian-5.10.0-32: 52 of 130 imported symbols differ: module_layout, release_sock, rdma_user_mmap_entry_put, ib_set_device_ops, kmalloc_caches, …";
+      reason = "built here: no other build of the series loads: debian-5.10.0-32: 52 of 130 imported symbols differ: module_layout, release_sock, rdma_user_mmap_entry_put, ib_set_device_ops, kmalloc_caches, …";
     };
     "debian-6.1.0-47" = {
       reuse = null;
@@ -281,7 +281,7 @@
     };
     "debian-5.10.0-46" = {
       reuse = null;
-      reason = "built here: no older build of the series loads: debian-5.10.0-32: 38 of 82 imported symbols differ: module_layout, ib_set_device_ops, kmalloc_caches, pci_free_irq_vectors, dma_set_mask, …";
+      reason = "built here: no other build of the series loads: debian-5.10.0-32: 38 of 82 imported symbols differ: module_layout, ib_set_device_ops, kmalloc_caches, pci_free_irq_vectors, dma_set_mask, …";
     };
     "debian-6.1.0-50" = {
       reuse = null;
