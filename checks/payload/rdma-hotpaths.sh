@@ -176,9 +176,9 @@ settle() { # DEVICE [SECONDS]
 # GID 0 of DEVICE's port 1 when it is a RoCE GID (an IPv6 address the kernel routes);
 # nothing for iWARP (siw), whose GIDs are not addresses.
 roce_gid0() { # DEVICE
-  port=${RDMA_HOTPATHS_SYSFS:-/sys}/class/infiniband/$1/ports/1
-  case $(cat "$port/gid_attrs/types/0" 2>/dev/null) in
-    RoCE*) cat "$port/gids/0" 2>/dev/null ;;
+  ibport=${RDMA_HOTPATHS_SYSFS:-/sys}/class/infiniband/$1/ports/1
+  case $(cat "$ibport/gid_attrs/types/0" 2>/dev/null) in
+    RoCE*) cat "$ibport/gids/0" 2>/dev/null ;;
   esac
 }
 

@@ -28,7 +28,7 @@ pub struct Args {
     #[arg(long = "root", value_name = "NAME")]
     roots: Vec<String>,
     /// The repository root (where roots/ and pkgs/generated/roots/ are; default: the
-    /// manifest's directory, or the working directory).
+    /// manifest's directory).
     #[arg(long)]
     repo: Option<PathBuf>,
     /// Downloads at a time.
@@ -119,15 +119,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let jobs = usize::from(a.jobs);
     let mut done = fetch_pins_with(&pins, a.from.as_deref(), jobs)?;
     // The build roots' packages, by pool path (any suite), of the manifest's repository.
-    let repo = a.repo.clone().unwrap_or_else(|| match &a.manifest {
-        Some(m) => m.parent().map(PathBuf::from).unwrap_or_default(),
-        None => PathBuf::from("."),
-    });
-    let repo = if repo.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        repo
-    };
+    let repo = a.repo.clone().unwrap_or_else(|| m.dir.clone());
     let roots = if !a.roots.is_empty() {
         a.roots.clone()
     } else if a.only.is_empty() && repo.join(crate::emit::roots::ROOTS_DIR).is_dir() {

@@ -303,9 +303,11 @@ fn obtain_chunk(
     let work = staging.join(format!(".chunk-{}.{}", todo[0], std::process::id()));
     let _ = fs::remove_dir_all(&work);
     if let Err(e) = fs::create_dir_all(&work) {
-        out.push(Err(FetchError::Io {
-            file: work,
-            message: e.to_string(),
+        out.extend(todo.iter().map(|&i| {
+            Err(FetchError::Download {
+                package: pkgs[i].name.clone(),
+                message: format!("{}: {e}", work.display()),
+            })
         }));
         return out;
     }

@@ -174,12 +174,16 @@ pub fn apt_download_many(pairs: &[(String, PathBuf)]) -> Vec<Result<(), String>>
     };
     let ok = matches!(&out, Ok(o) if o.status.success());
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("E:")).collect();
+    // apt names a URL as it normalized it (`file:///x` as `file:/x`) and quoted it
+    // (`libstdc++6_1.0~rc1` as `libstdc%2b%2b6_1.0%7erc1`): matched by its path, unquoted.
+    let decoded: Vec<String> = errors.iter().map(|l| percent_decode(l)).collect();
     pairs
         .iter()
         .map(|(url, target)| {
-            // apt names a URL as it normalized it (`file:///x` as `file:/x`): its path.
             let path = url_path(url);
-            let line = errors.iter().find(|l| l.contains(path));
+            let line = (0..errors.len())
+                .find(|&i| decoded[i].contains(path))
+                .map(|i| &errors[i]);
             if target.is_file() && (ok || line.is_none()) {
                 return Ok(());
             }
@@ -189,6 +193,32 @@ pub fn apt_download_many(pairs: &[(String, PathBuf)]) -> Vec<Result<(), String>>
                 .to_string())
         })
         .collect()
+}
+
+/// `%xx` escapes decoded (an invalid one is kept as it is).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match hex
+            .filter(|_| b[i] == b'%')
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            Some(v) => {
+                out.push(v);
+                i += 3;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A URL's path: what follows its scheme and host.
@@ -577,4 +607,21 @@ pub fn fetch_bootstrap(b: &Bootstrap, package: &DebianPackage) -> Result<Fetched
     })();
     let _ = fs::remove_dir_all(&work);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{percent_decode, url_path};
+
+    /// apt's error line quotes a URL's path (seen with apt 2.6): a pool file with `+`
+    /// and `~` in its name is still found in it.
+    #[test]
+    fn apt_error_lines_are_matched_by_the_unquoted_path() {
+        let url = "http://mirror.invalid/debian/pool/main/g/gcc/libstdc++6_1.0~rc1+b1_amd64.deb";
+        let line = "E: Failed to fetch http://mirror.invalid/debian/pool/main/g/gcc/libstdc%2b%2b6_1.0%7erc1%2bb1_amd64.deb  404  Not Found";
+        assert!(!line.contains(url_path(url)));
+        assert!(percent_decode(line).contains(url_path(url)));
+        assert_eq!(url_path("file:///tmp/x/a.deb"), "/tmp/x/a.deb");
+        assert_eq!(percent_decode("100% of %zz and %4"), "100% of %zz and %4");
+    }
 }
