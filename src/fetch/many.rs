@@ -79,7 +79,7 @@ fn invalid_in_store(paths: &[String]) -> Result<BTreeSet<String>, FetchError> {
     Ok(invalid)
 }
 
-/// Removes the partial downloads (`.<name>.<pid>`) of fetches that are gone.
+/// Removes the partial downloads (`.chunk-<n>.<pid>`) of fetches that are gone.
 fn sweep(staging: &Path) {
     let Ok(entries) = fs::read_dir(staging) else {
         return;
@@ -360,7 +360,7 @@ fn copy_from(p: &DebianPackage, dir: &Path, work: &Path) -> Result<PathBuf, Fetc
     Ok(copy)
 }
 
-/// Adds verified files (hashed by `obtain`, staged ones again) to the store in one
+/// Adds verified files (each hashed by `obtain_chunk`) to the store in one
 /// call, each path checked to be its pin's, and removes them once the store has them.
 fn add_batch(pkgs: &[&DebianPackage], batch: &[Verified]) -> Result<(), FetchError> {
     if batch.is_empty() {
