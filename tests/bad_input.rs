@@ -286,3 +286,24 @@ fn hostile_kernel_source_tarballs_extract_nothing() {
     );
     assert!(!out.exists(), "bomb: a half-extracted tree was left");
 }
+
+#[test]
+fn stage_records_with_a_bad_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("stages.jsonl");
+    write(
+        &f,
+        b"{\"stage\":\"fetch\",\"seconds\":3}\n{\"stage\":\"fetch\"}\n",
+    );
+    fails_with(
+        rdma_nix().args(["stages", "--stages", &p(&f)]),
+        &[&format!("{}:2", p(&f)), "seconds"],
+    );
+    let fetch = dir.path().join("fetch.json");
+    write(&f, b"{\"stage\":\"fetch\",\"seconds\":3}\n");
+    write(&fetch, b"[]");
+    fails_with(
+        rdma_nix().args(["stages", "--stages", &p(&f), "--fetch-record", &p(&fetch)]),
+        &[&p(&fetch), "not JSON"],
+    );
+}

@@ -62,24 +62,34 @@ fn word(outcome: Outcome, added: &'static str) -> &'static str {
 /// Fetches pins: the packages at once ([`fetch_packages`]), then what is made from
 /// them (trees, kernel sources, the bootstrap) in order, a progress line each.
 pub(crate) fn fetch_pins(pins: &[Pin], from: Option<&std::path::Path>) -> Result<Vec<Fetched>> {
-    fetch_pins_with(pins, from, usize::from(DEFAULT_JOBS))
+    let (mut done, _) = fetch_pin_packages(pins, from, usize::from(DEFAULT_JOBS))?;
+    done.extend(make_pins(pins, from)?);
+    Ok(done)
 }
 
-fn fetch_pins_with(
+/// The packages among `pins`, at once.
+fn fetch_pin_packages(
     pins: &[Pin],
     from: Option<&std::path::Path>,
     jobs: usize,
-) -> Result<Vec<Fetched>> {
+) -> Result<(Vec<Fetched>, FetchStats)> {
     let packages: Vec<crate::manifest::DebianPackage> = pins
         .iter()
         .filter(|p| p.kind() == PinKind::Package)
         .map(|p| p.package().clone())
         .collect();
-    let (mut done, _) = fetch_set(&packages, from, jobs, "pinned packages")?;
+    fetch_set(&packages, from, jobs, "pinned packages")
+}
+
+/// What is made from the fetched packages (trees, kernel sources, the bootstrap), in
+/// order, a progress line each (one line per pin, so that it reads whole beside the
+/// downloads that run at the same time).
+fn make_pins(pins: &[Pin], from: Option<&std::path::Path>) -> Result<Vec<Fetched>> {
     let made: Vec<&Pin> = pins
         .iter()
         .filter(|p| p.kind() != PinKind::Package)
         .collect();
+    let mut done = Vec::new();
     for (i, pin) in made.iter().enumerate() {
         let p = pin.package();
         let (what, added) = match pin.kind() {
@@ -94,12 +104,58 @@ fn fetch_pins_with(
                 "extracted, verified, added",
             ),
         };
-        eprint!("[{}/{}] {what} … ", i + 1, made.len());
-        let f = pin.fetch(from).inspect_err(|_| eprintln!("failed"))?;
-        eprintln!("{}", word(f.outcome, added));
+        let f = pin
+            .fetch(from)
+            .inspect_err(|_| eprintln!("[{}/{}] {what}: failed", i + 1, made.len()))?;
+        eprintln!(
+            "[{}/{}] {what}: {}",
+            i + 1,
+            made.len(),
+            word(f.outcome, added)
+        );
         done.push(f);
     }
     Ok(done)
+}
+
+/// What `fetch --json` prints: the totals over every set, then each package.
+#[derive(serde::Serialize)]
+struct Record {
+    /// Files over every set.
+    files: usize,
+    present: usize,
+    staged: usize,
+    downloaded: usize,
+    /// Bytes downloaded.
+    bytes: u64,
+    /// The whole command's wall time.
+    seconds: f64,
+    /// Bytes downloaded per second of wall time, in MB/s.
+    rate_mb_s: f64,
+    retried: Vec<String>,
+    fetched: Vec<Fetched>,
+}
+
+impl Record {
+    fn new(sets: &[FetchStats], seconds: f64, fetched: Vec<Fetched>) -> Self {
+        let sum = |f: fn(&FetchStats) -> usize| sets.iter().map(f).sum::<usize>();
+        let bytes = sets.iter().map(|s| s.bytes).sum::<u64>();
+        Record {
+            files: sum(|s| s.files),
+            present: sum(|s| s.present),
+            staged: sum(|s| s.staged),
+            downloaded: sum(|s| s.downloaded),
+            bytes,
+            seconds,
+            rate_mb_s: if seconds > 0.0 {
+                bytes as f64 / 1e6 / seconds
+            } else {
+                0.0
+            },
+            retried: sets.iter().flat_map(|s| s.retried.clone()).collect(),
+            fetched,
+        }
+    }
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
@@ -116,8 +172,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
         .into_iter()
         .filter(|p| a.only.is_empty() || a.only.contains(&p.package().name))
         .collect();
+    let start = std::time::Instant::now();
     let jobs = usize::from(a.jobs);
-    let mut done = fetch_pins_with(&pins, a.from.as_deref(), jobs)?;
+    let (mut done, stats) = fetch_pin_packages(&pins, a.from.as_deref(), jobs)?;
+    let mut sets = vec![stats];
     // The build roots' packages, by pool path (any suite), of the manifest's repository.
     let repo = a.repo.clone().unwrap_or_else(|| m.dir.clone());
     let roots = if !a.roots.is_empty() {
@@ -127,15 +185,50 @@ pub fn run(a: Args) -> Result<ExitCode> {
     } else {
         Vec::new()
     };
-    for root in &roots {
-        let pkgs = pinned_packages(&repo, root)?;
-        let (fetched, _) = fetch_set(&pkgs, a.from.as_deref(), jobs, &format!("root {root}"))?;
-        done.extend(fetched);
-    }
+    // Trees, kernel sources and the bootstrap are made (unpacked, hashed: CPU) while
+    // the roots download (the network).
+    let from = a.from.as_deref();
+    let (made, roots_fetched) = std::thread::scope(|s| {
+        let maker = s.spawn(|| make_pins(&pins, from));
+        let mut fetched = Vec::new();
+        let mut roots_result = Ok(());
+        for root in &roots {
+            let r = pinned_packages(&repo, root)
+                .map_err(anyhow::Error::from)
+                .and_then(|pkgs| fetch_set(&pkgs, from, jobs, &format!("root {root}")));
+            match r {
+                Ok((f, st)) => {
+                    fetched.extend(f);
+                    sets.push(st);
+                }
+                Err(e) => {
+                    roots_result = Err(e);
+                    break;
+                }
+            }
+        }
+        let made = maker
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("making the source trees panicked")));
+        (made, roots_result.map(|()| fetched))
+    });
+    done.extend(made?);
+    done.extend(roots_fetched?);
+    let record = Record::new(&sets, start.elapsed().as_secs_f64(), done);
+    eprintln!(
+        "fetch: {} files, {} in the store, {} from an interrupted fetch, {} downloaded ({:.1} MB); {:.1} s in all, {:.1} MB/s",
+        record.files,
+        record.present,
+        record.staged,
+        record.downloaded,
+        record.bytes as f64 / 1e6,
+        record.seconds,
+        record.rate_mb_s
+    );
     if a.json {
-        crate::cli::print_json(&done)?;
+        crate::cli::print_json(&record)?;
     } else {
-        for f in &done {
+        for f in &record.fetched {
             println!("{} {}", f.package, f.store_path);
         }
     }

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 
 use crate::emit::atomic_write;
+use crate::report::stages;
 use crate::report::update::LastUpdate;
 use crate::report::{read_any, AnyResult, Matrix};
 
@@ -27,9 +28,11 @@ pub struct Args {
     /// when one regressed.
     #[arg(long, value_name = "FILE")]
     update: Option<PathBuf>,
+    #[command(flatten)]
+    stages: super::stages::Record,
 }
 
-fn expand(path: &Path) -> Result<Vec<PathBuf>> {
+pub(super) fn expand(path: &Path) -> Result<Vec<PathBuf>> {
     if !path.is_dir() {
         return Ok(vec![path.to_owned()]);
     }
@@ -64,6 +67,18 @@ pub fn run(a: Args) -> Result<ExitCode> {
         .as_ref()
         .map(|u| m.update_markdown(u))
         .unwrap_or_default();
+    let walls: Vec<f64> = (m.checks.iter().map(|c| c.wall_s))
+        .chain(m.restored.iter().map(|r| r.wall_s))
+        .flatten()
+        .collect();
+    let stage_rows = a.stages.rows(&walls)?;
+    let section = format!(
+        "{section}{}",
+        stage_rows
+            .as_deref()
+            .map(stages::markdown)
+            .unwrap_or_default()
+    );
     if let Some(f) = &a.md {
         atomic_write(f, format!("{}{section}", m.markdown()).as_bytes())?;
     }
@@ -72,6 +87,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
         if let Some(u) = &update {
             let at = page.rfind("</body>").unwrap_or(page.len());
             page.insert_str(at, &m.update_html(u));
+        }
+        if let Some(rows) = &stage_rows {
+            let at = page.rfind("</body>").unwrap_or(page.len());
+            page.insert_str(at, &stages::html(rows));
         }
         atomic_write(f, page.as_bytes())?;
     }

@@ -15,6 +15,7 @@ mod kernel;
 mod matrix;
 mod root;
 mod scan;
+mod stages;
 mod update;
 
 #[derive(Parser)]
@@ -71,6 +72,10 @@ enum Command {
     /// Read an rdma-core source tarball (streamed, never unpacked) and report its
     /// version, PABI, core libraries, tools and providers.
     Scan(scan::Args),
+    /// A run's stage times (scripts/stack, scripts/test: target/stages.jsonl) against
+    /// what bounds each one: the fetch's bytes and rate, the VM checks' wall times
+    /// over the VMs that ran at a time.
+    Stages(stages::Args),
 }
 
 pub fn run() -> Result<ExitCode> {
@@ -82,6 +87,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Generate(a) => generate::run(a),
         Command::Kernel(c) => kernel::run(c),
         Command::Scan(a) => scan::run(a),
+        Command::Stages(a) => stages::run(a),
         Command::Kabi(a) => kabi::run(a),
         Command::Debian(c) => debian::run(c),
         Command::Root(c) => root::run(c),

@@ -5,6 +5,7 @@
 //! failures with their reasons, what changed between neighbouring kernels) and the
 //! NVMe-over-Fabrics figures beside perftest's.
 
+pub mod stages;
 pub mod update;
 
 use std::collections::BTreeSet;
