@@ -1,10 +1,10 @@
-# Stage times, sourced by scripts/stack and scripts/test. `stage NAME TITLE` ends the
-# running stage, appending its wall seconds to target/stages.jsonl
+# Stage times, sourced by scripts/stack and scripts/test after setting $stages_file
+# (target/stages-<script>.jsonl). `stage NAME TITLE` ends the running stage, appending
+# its wall seconds to it
 # (`{"stage":NAME,"seconds":S}`), prints TITLE with the run's time so far and starts
 # NAME; `stage done` ends the last one. `rdma-nix stages` and the matrix page read
 # the file (src/report/stages.rs names the stages).
-stages_file=target/stages.jsonl
-mkdir -p target
+mkdir -p "$(dirname "${stages_file:?set by the script}")"
 : >"$stages_file"
 _stage_name=""
 _stage_t0=$(date +%s.%N)

@@ -28,7 +28,7 @@ fn every_stage_the_scripts_record_is_read_back_in_order() {
         assert!(names.len() >= 4, "{script}: stages {names:?}");
         // The same calls through the sourced helper, in a scratch directory.
         let mut sh = format!(
-            "set -e\ncd {}\nsource {}/scripts/stages.sh\n",
+            "set -e\ncd {}\nstages_file=target/stages.jsonl\nsource {}/scripts/stages.sh\n",
             dir.path().display(),
             repo().display()
         );

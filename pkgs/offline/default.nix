@@ -18,6 +18,9 @@
   # Attributes merged into a matrix kernel's derivation, by kernel name (a rebuilt
   # kernel, for what-if questions such as rebuild fan-out).
 , kernelOverrides ? { }
+  # vCPUs of every VM check: 1, as measured by scripts/bench ("VM matrix: how the 2
+  # cores are used"); another count is for measuring (the checks' derivations change).
+, vmCpus ? 1
 }:
 
 let
@@ -200,7 +203,7 @@ let
     # kernel stays clean, and unload them (checks/offline/restored-load.nix).
     restoredLoadCheck = self.callPackage ../../checks/offline/restored-load.nix { };
 
-    runVM = self.callPackage ./vm { };
+    runVM = self.callPackage ./vm { inherit vmCpus; };
 
     # rdma-core releases pinned in stack.toml (pkgs/generated/rdma-core), and the
     # userspace packages of each: `rdmaPackages."65.0".rdma-provider-rxe`, …

@@ -1,4 +1,4 @@
-//! `rdma-nix stages`: a run's stage times (target/stages.jsonl, written by
+//! `rdma-nix stages`: a run's stage times (target/stages-<script>.jsonl, written by
 //! scripts/stack and scripts/test) against what bounds each one, with the fetch's
 //! record and the VM checks' results where the run has them.
 
@@ -55,10 +55,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     if a.record.stages.is_none() {
-        anyhow::bail!(
-            "--stages FILE is needed (scripts/stack and scripts/test write {})",
-            stages::STAGES
-        );
+        anyhow::bail!("--stages FILE is needed (scripts/stack and scripts/test write target/stages-<script>.jsonl)");
     }
     let mut walls = Vec::new();
     if let Some(dir) = &a.checks {

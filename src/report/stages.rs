@@ -13,9 +13,6 @@ use serde::{Deserialize, Serialize};
 
 use super::ReportError;
 
-/// Where the scripts record their stages, relative to the repository.
-pub const STAGES: &str = "target/stages.jsonl";
-
 /// A stage of `scripts/stack` or `scripts/test`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

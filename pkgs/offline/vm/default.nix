@@ -4,7 +4,8 @@
 # A guest that fails, panics or never reports within the timeout fails the build,
 # with the serial log's tail in the build log (`nix log`); with expectFailure = true
 # the build succeeds instead and keeps serial.log and result.json for inspection.
-{ lib, stdenv, busybox }:
+# vmCpus: the guests' vCPUs (-smp; TCG gives each its own host thread).
+{ lib, stdenv, busybox, vmCpus ? 1 }:
 
 { name
 , kernel
@@ -71,7 +72,7 @@ stdenv.mkDerivation {
     start=$(date +%s)
     set +e
     timeout --kill-after=10 $timeout qemu-system-x86_64 \
-      -machine q35 $accelArgs -m $memory -smp 1 \
+      -machine q35 $accelArgs -m $memory -smp ${toString vmCpus} \
       -display none -monitor none -no-reboot \
       -kernel ${kernel}/bzImage -initrd ${initrd}/initrd.gz \
       -append "$kernelParams" \
