@@ -81,41 +81,85 @@ fn fetch_pin_packages(
     fetch_set(&packages, from, jobs, "pinned packages")
 }
 
-/// What is made from the fetched packages (trees, kernel sources, the bootstrap), in
-/// order, a progress line each (one line per pin, so that it reads whole beside the
-/// downloads that run at the same time).
+/// Pins made at a time: each is one stream (xz, a NAR hash), so one per core.
+const MAKERS: usize = 2;
+
+/// What is made from the fetched packages (trees, kernel sources, the bootstrap),
+/// [`MAKERS`] at a time, a progress line each as it is done (a whole line, so that it
+/// reads beside the downloads that run at the same time). In the pins' order.
 fn make_pins(pins: &[Pin], from: Option<&std::path::Path>) -> Result<Vec<Fetched>> {
     let made: Vec<&Pin> = pins
         .iter()
         .filter(|p| p.kind() != PinKind::Package)
         .collect();
-    let mut done = Vec::new();
-    for (i, pin) in made.iter().enumerate() {
-        let p = pin.package();
-        let (what, added) = match pin.kind() {
-            PinKind::Package => (format!("{} {}", p.name, p.version), "verified, added"),
-            PinKind::Tree => (format!("{} tree", p.name), "unpacked, verified, added"),
-            PinKind::KernelSource => (
-                format!("{} (from {})", pin.name(), p.name),
-                "extracted, verified, added",
-            ),
-            PinKind::Bootstrap => (
-                format!("bootstrap {} (from {})", pin.name(), p.name),
-                "extracted, verified, added",
-            ),
-        };
-        let f = pin
-            .fetch(from)
-            .inspect_err(|_| eprintln!("[{}/{}] {what}: failed", i + 1, made.len()))?;
-        eprintln!(
-            "[{}/{}] {what}: {}",
-            i + 1,
-            made.len(),
-            word(f.outcome, added)
-        );
-        done.push(f);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let work = || {
+        let mut out = Vec::new();
+        while !failed.load(std::sync::atomic::Ordering::Relaxed) {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(pin) = made.get(i) else { break };
+            let r = make_pin(pin, from, i, made.len());
+            failed.fetch_or(r.is_err(), std::sync::atomic::Ordering::Relaxed);
+            out.push((i, r));
+        }
+        out
+    };
+    let mut results: Vec<(usize, Result<Fetched>)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..MAKERS).map(|_| s.spawn(work)).collect();
+        workers
+            .into_iter()
+            .flat_map(|w| {
+                w.join().unwrap_or_else(|_| {
+                    vec![(
+                        usize::MAX,
+                        Err(anyhow::anyhow!("making a source tree panicked")),
+                    )]
+                })
+            })
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// One made pin, its progress line when done.
+fn make_pin(pin: &Pin, from: Option<&std::path::Path>, i: usize, n: usize) -> Result<Fetched> {
+    let p = pin.package();
+    let (what, added) = match pin.kind() {
+        PinKind::Package => (format!("{} {}", p.name, p.version), "verified, added"),
+        PinKind::Tree => (format!("{} tree", p.name), "unpacked, verified, added"),
+        PinKind::KernelSource => (
+            format!("{} (from {})", pin.name(), p.name),
+            "extracted, verified, added",
+        ),
+        PinKind::Bootstrap => (
+            format!("bootstrap {} (from {})", pin.name(), p.name),
+            "extracted, verified, added",
+        ),
+    };
+    let f = pin
+        .fetch(from)
+        .inspect_err(|_| eprintln!("[{}/{n}] {what}: failed", i + 1))?;
+    eprintln!("[{}/{n}] {what}: {}", i + 1, word(f.outcome, added));
+    Ok(f)
+}
+
+/// The build roots' packages, a set per root.
+fn fetch_roots(
+    repo: &std::path::Path,
+    roots: &[String],
+    from: Option<&std::path::Path>,
+    jobs: usize,
+) -> Result<(Vec<Fetched>, Vec<FetchStats>)> {
+    let (mut fetched, mut sets) = (Vec::new(), Vec::new());
+    for root in roots {
+        let pkgs = pinned_packages(repo, root)?;
+        let (f, st) = fetch_set(&pkgs, from, jobs, &format!("root {root}"))?;
+        fetched.extend(f);
+        sets.push(st);
     }
-    Ok(done)
+    Ok((fetched, sets))
 }
 
 /// What `fetch --json` prints: the totals over every set, then each package.
@@ -190,30 +234,16 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let from = a.from.as_deref();
     let (made, roots_fetched) = std::thread::scope(|s| {
         let maker = s.spawn(|| make_pins(&pins, from));
-        let mut fetched = Vec::new();
-        let mut roots_result = Ok(());
-        for root in &roots {
-            let r = pinned_packages(&repo, root)
-                .map_err(anyhow::Error::from)
-                .and_then(|pkgs| fetch_set(&pkgs, from, jobs, &format!("root {root}")));
-            match r {
-                Ok((f, st)) => {
-                    fetched.extend(f);
-                    sets.push(st);
-                }
-                Err(e) => {
-                    roots_result = Err(e);
-                    break;
-                }
-            }
-        }
+        let roots_fetched = fetch_roots(&repo, &roots, from, jobs);
         let made = maker
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("making the source trees panicked")));
-        (made, roots_result.map(|()| fetched))
+        (made, roots_fetched)
     });
     done.extend(made?);
-    done.extend(roots_fetched?);
+    let (fetched, stats) = roots_fetched?;
+    done.extend(fetched);
+    sets.extend(stats);
     let record = Record::new(&sets, start.elapsed().as_secs_f64(), done);
     eprintln!(
         "fetch: {} files, {} in the store, {} from an interrupted fetch, {} downloaded ({:.1} MB); {:.1} s in all, {:.1} MB/s",

@@ -345,8 +345,13 @@ pub fn fetch_package(p: &DebianPackage, from: Option<&Path>) -> Result<Fetched, 
     result
 }
 
+/// A new work directory of this process (a sequence number keeps those made at the
+/// same time by different threads apart).
 fn tempdir(label: &str) -> Result<PathBuf, FetchError> {
-    let base = std::env::temp_dir().join(format!("rdma-nix-fetch-{}-{label}", std::process::id()));
+    static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let base =
+        std::env::temp_dir().join(format!("rdma-nix-fetch-{}-{n}-{label}", std::process::id()));
     let _ = fs::remove_dir_all(&base);
     fs::create_dir_all(&base).map_err(|e| FetchError::Io {
         file: base.clone(),
