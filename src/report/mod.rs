@@ -269,8 +269,8 @@ pub fn read_result(path: &Path) -> Result<CheckResult, ReportError> {
     check_result(path, &read_json(path)?)
 }
 
-/// A result.json, parsed.
-fn read_json(path: &Path) -> Result<Value, ReportError> {
+/// A JSON file (a result.json, a record), parsed into `T`; errors name the file.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ReportError> {
     let text = std::fs::read_to_string(path).map_err(|e| ReportError::Io(path.into(), e))?;
     serde_json::from_str(&text).map_err(|e| ReportError::Json(path.into(), e))
 }

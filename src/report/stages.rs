@@ -78,9 +78,7 @@ pub struct FetchTotals {
 
 impl FetchTotals {
     pub fn read(path: &Path) -> Result<Self, ReportError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| ReportError::Io(path.to_owned(), e))?;
-        serde_json::from_str(&text).map_err(|e| ReportError::Json(path.to_owned(), e))
+        super::read_json(path)
     }
 }
 

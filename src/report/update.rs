@@ -68,9 +68,7 @@ impl LastUpdate {
     }
 
     pub fn read(path: &Path) -> Result<LastUpdate, ReportError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| ReportError::Io(path.to_path_buf(), e))?;
-        serde_json::from_str(&text).map_err(|e| ReportError::Json(path.to_path_buf(), e))
+        super::read_json(path)
     }
 }
 
