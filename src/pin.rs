@@ -53,6 +53,14 @@ impl<'a> Pin<'a> {
         }
     }
 
+    /// Its name in `fetch --json` (a tree as `<package> tree`).
+    pub fn record_name(&self) -> String {
+        match self {
+            Pin::Tree(p) => format!("{} tree", p.name),
+            _ => self.name().to_string(),
+        }
+    }
+
     /// The Debian package it is, or comes out of.
     pub fn package(&self) -> &'a DebianPackage {
         match self {

@@ -290,8 +290,9 @@ fn valid(path: &str) -> bool {
 }
 
 /// A fetch killed (as `kill -9` would) after verifying some files leaves nothing
-/// half-added; the next fetch adds what the killed one verified without fetching it
-/// again, and fetches only the rest; a third finds everything in the store.
+/// half-added: each path is whole in the store (added while it ran) or not there.
+/// The next fetch adds what the killed one verified without fetching it again, and
+/// fetches only the rest; a third finds everything in the store.
 #[test]
 fn a_killed_fetch_resumes_with_what_it_verified() {
     if !require("nix-store") {
@@ -318,38 +319,63 @@ fn a_killed_fetch_resumes_with_what_it_verified() {
     assert!(!killed.status.success());
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(killed.status.signal(), Some(6), "aborted as by a kill");
-    assert!(
-        paths.iter().all(|p| !valid(p)),
-        "the killed fetch added nothing"
-    );
+    // A `nix-store --add-fixed` the killed fetch had started runs on to its end (it
+    // adds its paths whole), as after a `kill -9`: the store is read once it is done.
+    wait_for_processes_naming(&staging);
+    let added: Vec<&String> = paths.iter().filter(|p| valid(p)).collect();
+    assert!(added.len() < 12, "the kill came before the end");
+    for p in &added {
+        let ok = Command::new("nix-store")
+            .args(["--verify-path", p])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "{p} is in the store whole");
+    }
     let second = fetch(None);
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(second.status.success(), "{err}");
     let line = err
         .lines()
-        .find(|l| l.starts_with("pinned packages: 12 packages: 0 in the store, "))
+        .find_map(|l| l.strip_prefix("pinned packages: 12 packages: "))
         .unwrap_or_else(|| panic!("{err}"));
-    let staged: usize = line
+    // "P in the store, S from an interrupted fetch, D downloaded (…"
+    let counts: Vec<usize> = line
         .split(", ")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(staged >= 4, "{line}");
+        .take(3)
+        .map(|part| part.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    let (present, staged, downloaded) = (counts[0], counts[1], counts[2]);
+    assert_eq!(present, added.len(), "{line}");
     assert!(
-        line.contains(&format!(
-            " from an interrupted fetch, {} downloaded",
-            12 - staged
-        )),
-        "{line}"
+        present + staged >= 4,
+        "what the killed fetch verified is kept: {line}"
     );
+    assert_eq!(present + staged + downloaded, 12, "{line}");
     assert!(paths.iter().all(|p| valid(p)));
     let third = fetch(None);
     let err = String::from_utf8_lossy(&third.stderr);
     assert!(err.contains("pinned packages: 12 packages: 12 in the store, 0 from an interrupted fetch, 0 downloaded"), "{err}");
+}
+
+/// Waits (up to a minute) until no process has `path` in its command line.
+fn wait_for_processes_naming(path: &Path) {
+    let needle = path.to_string_lossy().into_owned();
+    let running = || {
+        fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            fs::read(e.path().join("cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(&needle))
+                .unwrap_or(false)
+        })
+    };
+    let start = std::time::Instant::now();
+    while running() {
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "a process naming {needle} still runs"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// One `apt-helper` run downloads many files; a file no source has fails alone, with
@@ -364,22 +390,37 @@ fn one_apt_run_downloads_many_files_and_names_the_one_it_could_not() {
     let out = dir.path().join("out");
     fs::create_dir_all(&src).unwrap();
     fs::create_dir_all(&out).unwrap();
-    let mut pairs = Vec::new();
-    for name in ["a", "gone", "b"] {
+    let mut files = Vec::new();
+    for name in ["a", "gone", "b", "bad"] {
+        let text = format!("file {name}\n");
         if name != "gone" {
-            fs::write(src.join(name), format!("file {name}\n")).unwrap();
+            fs::write(src.join(name), &text).unwrap();
         }
-        pairs.push((
-            format!("file://{}", src.join(name).display()),
-            out.join(name),
-        ));
+        // `a` is checked against its hash, `bad` against another file's.
+        let sha256 = match name {
+            "a" => Some(rdma_nix::nix::NixHash::sha256(text.as_bytes()).to_base16()),
+            "bad" => Some(rdma_nix::nix::NixHash::sha256(b"something else").to_base16()),
+            _ => None,
+        };
+        files.push(rdma_nix::fetch::AptFile {
+            url: format!("file://{}", src.join(name).display()),
+            target: out.join(name),
+            sha256,
+        });
     }
-    let results = rdma_nix::fetch::apt_download_many(&pairs);
+    let results = rdma_nix::fetch::apt_download_many(&files);
     assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
     let err = results[1].as_ref().unwrap_err();
     assert!(err.starts_with("E: ") && err.contains("/src/gone"), "{err}");
+    let err = results[3].as_ref().unwrap_err();
+    assert!(
+        err.contains("/src/bad") && err.contains("Hash Sum mismatch"),
+        "{err}"
+    );
+    let received = rdma_nix::nix::NixHash::sha256(b"file bad\n").to_base16();
+    assert!(err.contains(&format!("SHA256:{received}")), "{err}");
     assert_eq!(fs::read_to_string(out.join("b")).unwrap(), "file b\n");
-    assert!(!out.join("gone").exists());
+    assert!(!out.join("gone").exists() && !out.join("bad").exists());
 }
 
 /// A truncated file is refused by name with both hashes; the files that verified are

@@ -92,6 +92,18 @@ fn make_pins(pins: &[Pin], from: Option<&std::path::Path>) -> Result<Vec<Fetched
         .iter()
         .filter(|p| p.kind() != PinKind::Package)
         .collect();
+    // Those in the store are found with one `nix-store` call, not one each.
+    let paths: Vec<String> = made.iter().map(|p| p.store_path().to_string()).collect();
+    let invalid = crate::fetch::invalid_in_store(&paths)?;
+    let present = |i: usize| !invalid.contains(&paths[i]);
+    for i in (0..made.len()).filter(|&i| present(i)) {
+        eprintln!(
+            "[{}/{}] {}: in the store",
+            i + 1,
+            made.len(),
+            label(made[i])
+        );
+    }
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failed = std::sync::atomic::AtomicBool::new(false);
     let work = || {
@@ -99,6 +111,17 @@ fn make_pins(pins: &[Pin], from: Option<&std::path::Path>) -> Result<Vec<Fetched
         while !failed.load(std::sync::atomic::Ordering::Relaxed) {
             let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let Some(pin) = made.get(i) else { break };
+            if present(i) {
+                out.push((
+                    i,
+                    Ok(Fetched {
+                        package: pin.record_name(),
+                        store_path: paths[i].clone(),
+                        outcome: Outcome::Present,
+                    }),
+                ));
+                continue;
+            }
             let r = make_pin(pin, from, i, made.len());
             failed.fetch_or(r.is_err(), std::sync::atomic::Ordering::Relaxed);
             out.push((i, r));
@@ -125,24 +148,30 @@ fn make_pins(pins: &[Pin], from: Option<&std::path::Path>) -> Result<Vec<Fetched
 
 /// One made pin, its progress line when done.
 fn make_pin(pin: &Pin, from: Option<&std::path::Path>, i: usize, n: usize) -> Result<Fetched> {
-    let p = pin.package();
-    let (what, added) = match pin.kind() {
-        PinKind::Package => (format!("{} {}", p.name, p.version), "verified, added"),
-        PinKind::Tree => (format!("{} tree", p.name), "unpacked, verified, added"),
-        PinKind::KernelSource => (
-            format!("{} (from {})", pin.name(), p.name),
-            "extracted, verified, added",
-        ),
-        PinKind::Bootstrap => (
-            format!("bootstrap {} (from {})", pin.name(), p.name),
-            "extracted, verified, added",
-        ),
-    };
+    let (what, added) = (
+        label(pin),
+        match pin.kind() {
+            PinKind::Package => "verified, added",
+            PinKind::Tree => "unpacked, verified, added",
+            PinKind::KernelSource | PinKind::Bootstrap => "extracted, verified, added",
+        },
+    );
     let f = pin
         .fetch(from)
         .inspect_err(|_| eprintln!("[{}/{n}] {what}: failed", i + 1))?;
     eprintln!("[{}/{n}] {what}: {}", i + 1, word(f.outcome, added));
     Ok(f)
+}
+
+/// How a pin is named in progress lines.
+fn label(pin: &Pin) -> String {
+    let p = pin.package();
+    match pin.kind() {
+        PinKind::Package => format!("{} {}", p.name, p.version),
+        PinKind::Tree => format!("{} tree", p.name),
+        PinKind::KernelSource => format!("{} (from {})", pin.name(), p.name),
+        PinKind::Bootstrap => format!("bootstrap {} (from {})", pin.name(), p.name),
+    }
 }
 
 /// The build roots' packages, a set per root.

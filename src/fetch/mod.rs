@@ -15,6 +15,7 @@ use crate::nix::store_path::fixed_output_path;
 use crate::nix::{FileIngestion, HashAlgo, NixHash, StorePath};
 
 mod many;
+pub(crate) use many::invalid_in_store;
 pub use many::{fetch_packages, FetchStats};
 
 #[derive(Debug, Error)]
@@ -128,71 +129,116 @@ pub fn verify(p: &DebianPackage, file: &Path) -> Result<(), FetchError> {
     Ok(())
 }
 
-/// The archive roots the machine's apt uses (`apt-get indextargets`), deduplicated;
-/// asked once per process (apt takes most of a second to answer).
+/// The archive roots the machine's apt lists (its sources, in apt's order), each
+/// once; read once per process.
 pub fn apt_mirrors() -> Result<Vec<String>, String> {
     static MIRRORS: std::sync::OnceLock<Result<Vec<String>, String>> = std::sync::OnceLock::new();
-    MIRRORS.get_or_init(read_apt_mirrors).clone()
+    MIRRORS
+        .get_or_init(|| crate::debian::apt_sources::archive_roots().map_err(|e| e.to_string()))
+        .clone()
 }
 
-fn read_apt_mirrors() -> Result<Vec<String>, String> {
-    let out = Command::new("apt-get")
-        .args(["indextargets", "--format", "$(REPO_URI)"])
-        .output()
-        .map_err(|e| format!("cannot run apt-get: {e}"))?;
-    let mut seen = BTreeSet::new();
-    let mirrors: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.trim().trim_end_matches('/').to_string())
-        .filter(|l| !l.is_empty() && seen.insert(l.clone()))
-        .collect();
-    if mirrors.is_empty() {
-        return Err("apt has no package lists (run `apt-get update`)".into());
-    }
-    Ok(mirrors)
+/// One file for apt to download: from `url` to `target`, checked by apt against
+/// `sha256` (hex) as it streams when one is given.
+#[derive(Debug, Clone)]
+pub struct AptFile {
+    pub url: String,
+    pub target: PathBuf,
+    pub sha256: Option<String>,
 }
 
 /// Download `url` to `target` with apt's own downloader (`apt-helper download-file`);
 /// the error is apt's last `E:` line.
 pub fn apt_download(url: &str, target: &Path) -> Result<(), String> {
-    apt_download_many(&[(url.to_string(), target.to_path_buf())])
+    let file = AptFile {
+        url: url.to_string(),
+        target: target.to_path_buf(),
+        sha256: None,
+    };
+    apt_download_many(&[file])
         .pop()
         .expect("one result per file")
 }
 
-/// Download each (url, target) pair in one `apt-helper download-file` run (apt reuses
-/// its connection to a host for all of them); per pair, `Ok` once its target is there,
-/// else apt's `E:` line naming its URL (or apt's last one).
-pub fn apt_download_many(pairs: &[(String, PathBuf)]) -> Vec<Result<(), String>> {
-    let out = Command::new("/usr/lib/apt/apt-helper")
-        .arg("download-file")
-        .args(pairs.iter().flat_map(|(u, t)| [u.as_ref(), t.as_os_str()]))
-        .output();
+/// Download each file in one `apt-helper download-file` run (apt reuses its
+/// connection to a host for all of them); per file, `Ok` once its target is there,
+/// else apt's `E:` message (with its indented lines) naming its URL, or apt's last one.
+/// A file whose hash isn't the one given is refused by apt, which says
+/// `Hash Sum mismatch` and names the hash it received.
+pub fn apt_download_many(files: &[AptFile]) -> Vec<Result<(), String>> {
+    let mut cmd = Command::new("/usr/lib/apt/apt-helper");
+    cmd.arg("download-file");
+    for f in files {
+        cmd.arg(&f.url).arg(&f.target);
+        // apt reads `TYPE:VALUE` after a pair as its hash; an empty word as none.
+        cmd.arg(
+            f.sha256
+                .as_ref()
+                .map_or(String::new(), |h| format!("SHA256:{h}")),
+        );
+    }
+    let out = cmd.output();
     let stderr = match &out {
         Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
         Err(e) => format!("E: cannot run apt-helper: {e}"),
     };
     let ok = matches!(&out, Ok(o) if o.status.success());
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("E:")).collect();
+    let errors = apt_errors(&stderr);
     // apt names a URL as it normalized it (`file:///x` as `file:/x`) and quoted it
     // (`libstdc++6_1.0~rc1` as `libstdc%2b%2b6_1.0%7erc1`): matched by its path, unquoted.
-    let decoded: Vec<String> = errors.iter().map(|l| percent_decode(l)).collect();
-    pairs
+    let named: Vec<Option<String>> = errors.iter().map(|e| failed_path(e)).collect();
+    files
         .iter()
-        .map(|(url, target)| {
-            let path = url_path(url);
-            let line = (0..errors.len())
-                .find(|&i| decoded[i].contains(path))
+        .map(|f| {
+            let path = percent_decode(url_path(&f.url));
+            let message = (0..errors.len())
+                .find(|&i| named[i].as_deref() == Some(path.as_str()))
                 .map(|i| &errors[i]);
-            if target.is_file() && (ok || line.is_none()) {
+            if f.target.is_file() && (ok || message.is_none()) {
                 return Ok(());
             }
-            Err(line
+            Err(message
                 .or(errors.last())
-                .unwrap_or(&"download failed")
+                .map_or("download failed", String::as_str)
                 .to_string())
         })
         .collect()
+}
+
+/// The URL path (unquoted) an apt `E: Failed to fetch URL  reason` message names.
+fn failed_path(message: &str) -> Option<String> {
+    let url = message
+        .strip_prefix("E: Failed to fetch ")?
+        .split_whitespace()
+        .next()?;
+    Some(percent_decode(url_path(url)))
+}
+
+/// apt's `E:` messages, each with the indented lines that follow it.
+fn apt_errors(stderr: &str) -> Vec<String> {
+    let mut errors: Vec<String> = Vec::new();
+    let mut inside = false;
+    for line in stderr.lines() {
+        if line.starts_with("E:") {
+            errors.push(line.to_string());
+            inside = true;
+        } else if inside && line.starts_with([' ', '\t']) {
+            let e = errors.last_mut().expect("an E: line came first");
+            e.push('\n');
+            e.push_str(line);
+        } else {
+            inside = false;
+        }
+    }
+    errors
+}
+
+/// From apt's `Hash Sum mismatch` message, the SHA256 it received (hex).
+fn apt_received_sha256(message: &str) -> Option<&str> {
+    let (_, received) = message.split_once("Hashes of received file:")?;
+    received
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("- SHA256:"))
 }
 
 /// `%xx` escapes decoded (an invalid one is kept as it is).
@@ -263,11 +309,15 @@ fn mirror_download_many(
         if pending.is_empty() {
             break;
         }
-        let pairs: Vec<(String, PathBuf)> = pending
+        let files: Vec<AptFile> = pending
             .iter()
-            .map(|&j| (format!("{m}/{}", ps[j].path), targets[j].clone()))
+            .map(|&j| AptFile {
+                url: format!("{m}/{}", ps[j].path),
+                target: targets[j].clone(),
+                sha256: Some(ps[j].hash().to_base16()),
+            })
             .collect();
-        for (&j, r) in pending.iter().zip(apt_download_many(&pairs)) {
+        for (&j, r) in pending.iter().zip(apt_download_many(&files)) {
             match r {
                 Ok(()) => done[j] = true,
                 Err(e) => {
@@ -283,16 +333,25 @@ fn mirror_download_many(
         .enumerate()
         .map(|(j, (p, t))| {
             if done[j] {
-                Ok(t)
-            } else {
-                Err(fail(
+                return Ok(t);
+            }
+            // The last mirror's file didn't match: refused as a mismatch, with both hashes.
+            let received = errors[j].last().and_then(|e| apt_received_sha256(e));
+            match received.and_then(|h| NixHash::parse(h, Some(HashAlgo::Sha256)).ok()) {
+                Some(actual) => Err(FetchError::Mismatch {
+                    package: p.name.clone(),
+                    file: t,
+                    expected: p.hash().to_sri(),
+                    actual: actual.to_sri(),
+                }),
+                None => Err(fail(
                     p,
                     format!(
                         "{} is on none of apt's mirrors: {}",
                         p.path,
                         errors[j].join("; ")
                     ),
-                ))
+                )),
             }
         })
         .collect()
@@ -616,16 +675,38 @@ pub fn fetch_bootstrap(b: &Bootstrap, package: &DebianPackage) -> Result<Fetched
 
 #[cfg(test)]
 mod tests {
-    use super::{percent_decode, url_path};
+    use super::{apt_errors, apt_received_sha256, failed_path, percent_decode, url_path};
 
     /// apt's error line quotes a URL's path (seen with apt 2.6): a pool file with `+`
     /// and `~` in its name is still found in it.
+    #[test]
+    fn apt_errors_keep_their_indented_lines_and_name_the_received_hash() {
+        let stderr = "Get:1 file:/s/a [6 B]\n\
+            W: Download is performed unsandboxed as root\n\
+            E: Failed to fetch file:/s/a  Hash Sum mismatch\n   \
+            Hashes of expected file:\n    \
+            - SHA256:00ff\n   \
+            Hashes of received file:\n    \
+            - SHA256:5891b5\n    \
+            - Filesize:6 [weak]\n\
+            E: Download Failed\n";
+        let errors = apt_errors(stderr);
+        assert_eq!(errors.len(), 2);
+        assert!(errors[0].starts_with("E: Failed to fetch file:/s/a  Hash Sum mismatch\n"));
+        assert_eq!(apt_received_sha256(&errors[0]), Some("5891b5"));
+        assert_eq!(apt_received_sha256(&errors[1]), None);
+    }
+
     #[test]
     fn apt_error_lines_are_matched_by_the_unquoted_path() {
         let url = "http://mirror.invalid/debian/pool/main/g/gcc/libstdc++6_1.0~rc1+b1_amd64.deb";
         let line = "E: Failed to fetch http://mirror.invalid/debian/pool/main/g/gcc/libstdc%2b%2b6_1.0%7erc1%2bb1_amd64.deb  404  Not Found";
         assert!(!line.contains(url_path(url)));
-        assert!(percent_decode(line).contains(url_path(url)));
+        assert_eq!(failed_path(line).as_deref(), Some(url_path(url)));
+        // A path that only begins another's is not it.
+        let b = "E: Failed to fetch file:/s/bad  Hash Sum mismatch";
+        assert_ne!(failed_path(b).as_deref(), Some("/s/b"));
+        assert_eq!(failed_path("E: Download Failed"), None);
         assert_eq!(url_path("file:///tmp/x/a.deb"), "/tmp/x/a.deb");
         assert_eq!(percent_decode("100% of %zz and %4"), "100% of %zz and %4");
     }
