@@ -2,7 +2,7 @@
 # rebuilds each with `nix-build --check` and prints each output's NAR hash, to compare
 # across machines): rdma-core split and full, every provider, a provider built alone
 # from a patch, perftest, every kernel's module builds, every kernel, every VM check's
-# initramfs, and the build roots.
+# initramfs (each check's boot part, the programs' part they share), and the build roots.
 let
   patch = ../tests/fixtures/rxe-vendor-fix.patch;
   default = (import ../pkgs/generated/rdma-core).default;
@@ -15,4 +15,5 @@ in
 ++ builtins.concatMap (k: [ o.kernelPackages.${k}.rdma-siw o.kernelPackages.${k}.rdma-rxe ]) kernels
 ++ builtins.attrValues o.kernels
 ++ builtins.concatMap (k: [ o.checks.${k}.rxe.passthru.initrd o.checks.${k}.siw.passthru.initrd ]) kernels
+++ [ o.checks.${o.roles.newest}.rxe.passthru.userspaceInitrd o.checks.${o.roles.newest}.siw.passthru.userspaceInitrd ]
 ++ builtins.attrValues o.roots

@@ -531,7 +531,8 @@ fn hermetic_builds_reproduce_bit_for_bit() {
     }
     // A sample of bench/reproducible.nix (scripts/reproducible --check runs all of it):
     // the core with every provider, perftest, a provider compiled alone from a patch,
-    // a module built in another suite's root, an initramfs. Each is built, then
+    // a module built in another suite's root, an initramfs (its boot and userspace
+    // parts). Each is built, then
     // rebuilt with --check, which fails on any byte that differs.
     //
     // Without the sandbox (in a chroot), --check builds into a temporary store path
@@ -561,6 +562,7 @@ fn hermetic_builds_reproduce_bit_for_bit() {
         {self_linked}
         o.kernelPackages.${{o.roles.newest}}.rdma-siw
         (o.hotpathsCheck o.roles.kabiBase "rxe").passthru.initrd
+        (o.hotpathsCheck o.roles.kabiBase "rxe").passthru.userspaceInitrd
       ]"#
     );
     let dir = env!("CARGO_MANIFEST_DIR");
@@ -573,7 +575,7 @@ fn hermetic_builds_reproduce_bit_for_bit() {
     assert!(!err.contains("may not be deterministic"), "{err}");
     assert_eq!(
         err.matches("checking outputs of").count(),
-        if sandbox { 5 } else { 2 },
+        if sandbox { 6 } else { 3 },
         "{err}"
     );
 }
