@@ -19,40 +19,56 @@ stdenv.mkDerivation (finalAttrs: {
   version = modDirVersion;
   outputs = [ "out" "modules" "dev" ];
 
-  srcs = map pin ([ image ] ++ imageParts ++ [ headers headersCommon kbuild ]);
-  sourceRoot = ".";
+  # The packages go straight into the outputs, not into the build directory first:
+  # copying their 30,000 files again took most of the build (ext4 allocating inodes).
+  imageDebs = map pin ([ image ] ++ imageParts);
+  headerDebs = map pin [ headers headersCommon kbuild ];
+  dontUnpack = true;
   dontConfigure = true;
   dontBuild = true;
 
   installPhase = ''
     rel=${modDirVersion}
+    mkdir -p $out $modules/lib/modules $dev
+    deb=$modules/.deb
+    for f in $imageDebs; do dpkg-deb -x $f $deb; done
     # Older packages put the modules in /lib/modules and the image in /boot; newer
     # ones everything in /usr/lib/modules/<release>/.
-    mods=deb/lib/modules/$rel
-    [ -d $mods ] || mods=deb/usr/lib/modules/$rel
+    mods=$deb/lib/modules/$rel
+    [ -d $mods ] || mods=$deb/usr/lib/modules/$rel
     [ -d $mods ] || { echo "no modules of $rel in ${image}" >&2; exit 1; }
     boot() {
-      for f in deb/boot/$1-$rel $mods/$1; do
+      for f in $deb/boot/$1-$rel $mods/$1; do
         if [ -f $f ]; then echo $f; return; fi
       done
       echo "no $1 of $rel in the image packages" >&2; exit 1
     }
-    mkdir -p $out $modules/lib/modules $dev/lib/modules/$rel $dev/usr
-    cp $(boot vmlinuz) $out/bzImage
-    cp $(boot System.map) $out/System.map
-    cp $(boot config) $out/config
-
-    cp -a $mods $modules/lib/modules/
+    mv $(boot vmlinuz) $out/bzImage
+    mv $(boot System.map) $out/System.map
+    mv $(boot config) $out/config
+    # Nothing else of the image packages is kept: fail if there is more.
+    for d in $deb/usr/src $deb/usr/lib/*; do
+      if [ -e $d ] && [ $d != $deb/usr/lib/modules ]; then
+        echo "$d: the image packages hold more than modules and /boot" >&2; exit 1
+      fi
+    done
+    mv $mods $modules/lib/modules/
+    rm -rf $deb
     rm -f $modules/lib/modules/$rel/{build,source,vmlinuz,System.map,config}
     depmod -b $modules $rel
 
-    # Keep Debian's relative layout (headers' scripts -> ../../lib/linux-kbuild-*),
-    # then point the absolute paths at the store.
-    cp -a deb/usr/src $dev/usr/
-    mkdir -p $dev/usr/lib
-    for d in deb/usr/lib/*; do
-      [ "$d" = deb/usr/lib/modules ] || cp -a $d $dev/usr/lib/
+    # The headers, common headers and kbuild tools in Debian's relative layout
+    # (headers' scripts -> ../../lib/linux-kbuild-*): their /usr/src and /usr/lib
+    # but /usr/lib/modules. Then the absolute paths are pointed at the store.
+    for f in $headerDebs; do dpkg-deb -x $f $dev; done
+    rm -rf $dev/lib $dev/usr/lib/modules $dev/usr/share
+    for d in $dev/* $dev/usr/*; do
+      case $d in
+        $dev/usr | $dev/usr/src | $dev/usr/lib) ;;
+        *) echo "$d: unexpected in the headers packages" >&2; exit 1 ;;
+      esac
     done
+    mkdir -p $dev/lib/modules/$rel
     grep -rlF /usr/src/ $dev/usr/src/linux-headers-$rel --include=Makefile \
       | xargs -r sed -i "s|/usr/src/|$dev/usr/src/|g"
     for link in $(find $dev/usr -type l -lname '/*'); do
