@@ -128,6 +128,22 @@ fn debian_kernel_dev_tree_builds_a_module() {
         }
     }
     releases.sort();
+    // A module build reads the headers only: the image packages (100-400 MB of
+    // modules, for the VM checks) are not in its closure.
+    let drv = stdout_ok(
+        Command::new("nix-instantiate")
+            .args(["-A", "tests.kernel-dev"])
+            .arg(repo().join("pkgs/offline")),
+    );
+    let closure = stdout_ok(Command::new("nix-store").args(["-qR", drv.trim()]));
+    let kernels: Vec<&str> = closure
+        .lines()
+        .filter(|d| d.contains("-linux-debian-"))
+        .collect();
+    assert!(
+        kernels.len() == 1 && kernels[0].contains("-linux-debian-headers-"),
+        "{kernels:?}"
+    );
     // One per kernel of the matrix in stack.toml.
     let m = rdma_nix::manifest::Manifest::load(None).unwrap();
     let mut expected: Vec<String> = m

@@ -4,8 +4,11 @@
 #   dev     — lib/modules/<modDirVersion>/{build,source}: the headers trees and kbuild
 #             tools, with the absolute /usr/src and /usr/lib paths of Debian's
 #             packages rewritten into the store
-# passthru: version, modDirVersion, configfile, moduleBuildDependencies, commonMakeFlags,
-# rdmaInTree.
+# `dev` is a derivation of its own (`kernel.dev`, as nixpkgs' output is reached): an
+# out-of-tree module build reads only the headers, so it doesn't wait for the image
+# packages' 100-400 MB of modules, which only the VM checks boot.
+# passthru: version, modDirVersion, dev, configfile, moduleBuildDependencies,
+# commonMakeFlags, rdmaInTree.
 { lib, stdenv, fetchurl, debianInputs, pahole }:
 
 { name, root, image, imageParts ? [ ], headers, headersCommon, kbuild, rdmaInTree }:
@@ -13,23 +16,57 @@
 let
   pin = pkg: fetchurl { inherit (debianInputs.${pkg}) url hash name; };
   modDirVersion = lib.removePrefix "linux-image-" image;
+
+  # The headers, common headers and kbuild tools in Debian's relative layout
+  # (headers' scripts -> ../../lib/linux-kbuild-*): their /usr/src and /usr/lib but
+  # /usr/lib/modules, unpacked straight into $out (copying their 17,000 files again
+  # doubled the build). Then the absolute paths are pointed at the store.
+  dev = stdenv.mkDerivation {
+    pname = "linux-debian-headers";
+    version = modDirVersion;
+    headerDebs = map pin [ headers headersCommon kbuild ];
+    dontUnpack = true;
+    dontConfigure = true;
+    dontBuild = true;
+    installPhase = ''
+      rel=${modDirVersion}
+      for f in $headerDebs; do dpkg-deb -x $f $out; done
+      rm -rf $out/lib $out/usr/lib/modules $out/usr/share
+      for d in $out/* $out/usr/*; do
+        case $d in
+          $out/usr | $out/usr/src | $out/usr/lib) ;;
+          *) echo "$d: unexpected in the headers packages" >&2; exit 1 ;;
+        esac
+      done
+      build=$out/usr/src/linux-headers-$rel
+      mkdir -p $out/lib/modules/$rel
+      grep -rlF /usr/src/ $build --include=Makefile \
+        | xargs -r sed -i "s|/usr/src/|$out/usr/src/|g"
+      for link in $(find $out/usr -type l -lname '/*'); do
+        target=$(readlink $link)
+        case $target in /usr/*) ln -sfn $out$target $link ;; esac
+      done
+      ln -s $build $out/lib/modules/$rel/build
+      ln -s $out/usr/src/${lib.removePrefix "linux-headers-" headersCommon} $out/lib/modules/$rel/source
+    '';
+    meta.description = "Headers and kbuild tools of Debian kernel ${modDirVersion} (${name})";
+  };
 in
 stdenv.mkDerivation (finalAttrs: {
   pname = "linux-debian";
   version = modDirVersion;
-  outputs = [ "out" "modules" "dev" ];
+  outputs = [ "out" "modules" ];
 
   # The packages go straight into the outputs, not into the build directory first:
-  # copying their 30,000 files again took most of the build (ext4 allocating inodes).
+  # copying their files again took most of the build (ext4 allocating inodes).
   imageDebs = map pin ([ image ] ++ imageParts);
-  headerDebs = map pin [ headers headersCommon kbuild ];
   dontUnpack = true;
   dontConfigure = true;
   dontBuild = true;
 
   installPhase = ''
     rel=${modDirVersion}
-    mkdir -p $out $modules/lib/modules $dev
+    mkdir -p $out $modules/lib/modules
     deb=$modules/.deb
     for f in $imageDebs; do dpkg-deb -x $f $deb; done
     # Older packages put the modules in /lib/modules and the image in /boot; newer
@@ -56,28 +93,6 @@ stdenv.mkDerivation (finalAttrs: {
     rm -rf $deb
     rm -f $modules/lib/modules/$rel/{build,source,vmlinuz,System.map,config}
     depmod -b $modules $rel
-
-    # The headers, common headers and kbuild tools in Debian's relative layout
-    # (headers' scripts -> ../../lib/linux-kbuild-*): their /usr/src and /usr/lib
-    # but /usr/lib/modules. Then the absolute paths are pointed at the store.
-    for f in $headerDebs; do dpkg-deb -x $f $dev; done
-    rm -rf $dev/lib $dev/usr/lib/modules $dev/usr/share
-    for d in $dev/* $dev/usr/*; do
-      case $d in
-        $dev/usr | $dev/usr/src | $dev/usr/lib) ;;
-        *) echo "$d: unexpected in the headers packages" >&2; exit 1 ;;
-      esac
-    done
-    mkdir -p $dev/lib/modules/$rel
-    grep -rlF /usr/src/ $dev/usr/src/linux-headers-$rel --include=Makefile \
-      | xargs -r sed -i "s|/usr/src/|$dev/usr/src/|g"
-    for link in $(find $dev/usr -type l -lname '/*'); do
-      target=$(readlink $link)
-      case $target in /usr/*) ln -sfn $dev$target $link ;; esac
-    done
-    ln -s $dev/usr/src/linux-headers-$rel $dev/lib/modules/$rel/build
-    ln -s $dev/usr/src/${lib.removePrefix "linux-headers-" headersCommon} $dev/lib/modules/$rel/source
-    ln -s $modules/lib/modules/$rel/kernel $dev/lib/modules/$rel/kernel
   '';
 
   passthru = {
@@ -90,6 +105,7 @@ stdenv.mkDerivation (finalAttrs: {
     inherit stdenv;
     # The soft-RDMA drivers this kernel ships (stack.toml; the tests check its config).
     inherit rdmaInTree;
+    inherit dev;
     configfile = "${finalAttrs.finalPackage}/config";
     # As nixpkgs' kernels: what building an out-of-tree module needs (BTF on 6.12).
     moduleBuildDependencies = [ pahole ];

@@ -8,25 +8,55 @@ fail() { echo "root: $*" >&2; exit 1; }
 $bb mkdir -p "$out/usr/bin" "$out/usr/sbin" "$out/usr/lib" "$out/usr/lib64"
 for d in bin sbin lib lib64; do $bb ln -s "usr/$d" "$out/$d"; done
 
+# One package's data member, streamed out of the archive into $out. `tar -k` never
+# replaces a file: a path two packages ship fails the build naming the package (Debian
+# forbids it between co-installable packages), so the unpacking order can't matter
+# and the packages unpack in lanes, side by side (one took 31 s here, two lanes 20 s:
+# decompression is one core's work and the file writes wait on the disk).
+unpack() { # DEB [TAR-FLAGS]
+  set -- "$1" "${2:-}" $($bb ar t "$1" | $bb grep '^data\.tar')
+  [ $# = 3 ] || fail "$1: not one data.tar member"
+  case $3 in
+    data.tar.xz) dec=unxz ;;
+    data.tar.gz) dec=gunzip ;;
+    data.tar) dec=cat ;;
+    *) fail "$1: $3: compression the bootstrap busybox can't read" ;;
+  esac
+  err=$TMPDIR/${1##*/}.err
+  # shellcheck disable=SC2086
+  $bb ar p "$1" "$3" | $bb $dec -c | $bb tar -x $2 -C "$out" 2>"$err" \
+    || fail "$1: unpacking $3 failed: $($bb cat "$err")"
+}
+
+# base-files first, alone and allowed to replace: on trixie and later it ships the
+# merged-/usr links made above.
+rest=""
 n=0
 for deb in $debs; do
-  work=$TMPDIR/deb
-  $bb mkdir "$work"
-  cd "$work"
-  $bb ar x "$deb"
-  set -- data.tar*
-  [ -f "$1" ] || fail "$deb: no data.tar member"
-  case $1 in
-    data.tar.xz) $bb unxz -c "$1" ;;
-    data.tar.gz) $bb gunzip -c "$1" ;;
-    data.tar) $bb cat "$1" ;;
-    *) fail "$deb: $1: compression the bootstrap busybox can't read" ;;
-  esac | $bb tar -x -C "$out" || fail "$deb: unpacking $1 failed"
-  cd "$TMPDIR"
-  $bb rm -rf "$work"
+  case ${deb##*/} in
+    ????????????????????????????????-base-files_*) unpack "$deb" ;;
+    *) rest="$rest $deb" ;;
+  esac
   n=$((n + 1))
 done
-echo "root: unpacked $n packages"
+# Nix's `cores = 0` (scripts/nix/nix.conf) means every core.
+lanes=${NIX_BUILD_CORES:-0}
+[ "$lanes" -ge 1 ] || lanes=$($bb nproc)
+pids=""
+lane=0
+while [ $lane -lt $lanes ]; do
+  (
+    i=0
+    for deb in $rest; do
+      [ $((i % lanes)) = $lane ] && unpack "$deb" -k
+      i=$((i + 1))
+    done
+  ) &
+  pids="$pids $!"
+  lane=$((lane + 1))
+done
+for pid in $pids; do wait "$pid" || fail "a lane of packages failed (above)"; done
+echo "root: unpacked $n packages in $lanes lanes"
 
 # Merged /usr stays merged: a package must not have replaced a top-level link.
 for d in bin sbin lib lib64; do
