@@ -1,5 +1,5 @@
 //! The NixOS module (modules/rdma.nix) as far as it can be exercised without nixpkgs:
-//! its options against the README, and the plain Nix it is built on (modules/lib.nix)
+//! its options against docs/nixos-module.md, and the plain Nix it is built on (modules/lib.nix)
 //! evaluated and built on the offline platform.
 
 mod common;
@@ -46,17 +46,17 @@ fn eval_err_or_ok(expr: &str) -> Option<String> {
 const OFFLINE: &str = "let o = import ./pkgs/offline { }; l = o.rdmaNixLib; in";
 
 #[test]
-fn readme_lists_every_option_with_its_type() {
+fn the_module_doc_lists_every_option_with_its_type() {
     if !require("nix-instantiate") {
         return;
     }
     let options = eval_json("import ./tests/fixtures/module-options.nix");
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let section = readme
+    let doc = std::fs::read_to_string(root().join("docs/nixos-module.md")).unwrap();
+    let section = doc
         .split("<!-- options -->")
         .nth(1)
         .and_then(|s| s.split("<!-- /options -->").next())
-        .expect("README has an <!-- options --> … <!-- /options --> section");
+        .expect("docs/nixos-module.md has an <!-- options --> … <!-- /options --> section");
     let listed: Vec<&str> = section.lines().filter(|l| l.starts_with("- `")).collect();
     let want: Vec<String> = options
         .as_array()
@@ -73,12 +73,12 @@ fn readme_lists_every_option_with_its_type() {
     assert_eq!(
         listed.len(),
         want.len(),
-        "README lists {listed:#?}, the module has {want:#?}"
+        "docs/nixos-module.md lists {listed:#?}, the module has {want:#?}"
     );
     for w in &want {
         assert!(
             listed.iter().any(|l| l.starts_with(w.as_str())),
-            "README's option list lacks {w}"
+            "docs/nixos-module.md's option list lacks {w}"
         );
     }
     for o in options.as_array().unwrap() {

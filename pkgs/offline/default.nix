@@ -36,6 +36,8 @@ let
   };
 
   bootstrap = import ../generated/bootstrap.nix;
+  # The matrix's kernels (pkgs/generated/kernels.nix), read once.
+  lockedKernels = import ../generated/kernels.nix;
 
   callPackageWith = scope: fn: args:
     let f = if builtins.isFunction fn then fn else import fn; in
@@ -111,7 +113,7 @@ let
         let kernel = self.callPackage ./debian-kernel.nix { stdenv = self.stdenvIn self.roots.${k.root}; }
           ({ inherit name; } // builtins.removeAttrs k [ "moduleSource" ]); in
         if kernelOverrides ? ${name} then kernel.overrideAttrs (_: kernelOverrides.${name}) else kernel)
-      (import ../generated/kernels.nix);
+      lockedKernels;
 
     kernelSource = self.callPackage ./kernel-source.nix { };
 
@@ -158,7 +160,7 @@ let
     kernelPackagesOwn = builtins.mapAttrs
       (name: k: base.linuxPackagesFor base.kernels.${name} (base.kernelSource k.moduleSource)
         base.restorePlans.kernels.${name})
-      (import ../generated/kernels.nix);
+      lockedKernels;
     # Each kernel as nixpkgs' kernels are served: its series' recipes, each restored
     # driver's build refusing what the kernel's own .config builds or can't restore
     # (the mechanism the NixOS module relies on for nixpkgs' kernels, run here).
@@ -171,7 +173,7 @@ let
           restorePlan = base.restorePlans.series."${builtins.elemAt v 0}.${builtins.elemAt v 1}";
           fromSeriesPlan = true;
         })
-      (import ../generated/kernels.nix);
+      lockedKernels;
     kernelPackages = builtins.mapAttrs
       (name: k:
         let
@@ -197,7 +199,7 @@ let
           };
         in
         set)
-      (import ../generated/kernels.nix);
+      lockedKernels;
 
     # Load every restored driver of the default set on a matrix kernel, check the
     # kernel stays clean, and unload them (checks/offline/restored-load.nix).
@@ -275,7 +277,7 @@ let
         perKernel = builtins.mapAttrs
           (k: _: lib.genAttrs [ "rxe" "siw" ] (self.hotpathsCheck k)
             // { restored = self.restoredLoadCheck { kernelName = k; }; })
-          (import ../generated/kernels.nix);
+          lockedKernels;
       in
       perKernel // {
         # Each a defect found by the matrix, fixed, and kept from coming back.
@@ -331,7 +333,7 @@ let
     '' + lib.concatStringsSep "\n" (lib.mapAttrsToList
       (d: p: "ln -s ${p} $out/kernels/${k}/restored/${d}")
       self.kernelPackages.${k}.rdmaRestoredDefault))
-      (builtins.attrNames (import ../generated/kernels.nix)));
+      (builtins.attrNames lockedKernels));
   };
   # The default release's packages at the top level, as the overlay has them.
   defaultPackages = base.rdmaPackages.${base.rdmaCoreReleases.default};
@@ -341,7 +343,7 @@ let
     rdma-core-pyverbs = defaultPackages.rdma-core-pyverbs.overrideAttrs (o: {
       passthru = o.passthru // {
         tests =
-          let names = builtins.attrNames (import ../generated/kernels.nix);
+          let names = builtins.attrNames lockedKernels;
           in lib.genAttrs [ "rxe" "siw" ] (self.hotpathsCheck (builtins.elemAt names (builtins.length names - 1)));
       };
     });
