@@ -304,6 +304,10 @@ fn stage_records_with_a_bad_line() {
     write(&fetch, b"[]");
     fails_with(
         rdma_nix().args(["stages", "--stages", &p(&f), "--fetch-record", &p(&fetch)]),
-        &[&p(&fetch), "not JSON"],
+        &[
+            &p(&fetch),
+            "not the JSON expected",
+            "expected struct FetchTotals",
+        ],
     );
 }

@@ -9,9 +9,14 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Instant;
+
+use rdma_nix::report::{
+    read_restored_load, read_result, CheckResult, CheckStatus, PathStatus, TestStatus,
+};
 
 use common::{nix_build_offline, pinned, rdma_nix, require, roles, run, stdout_ok};
 
@@ -21,144 +26,189 @@ fn ready() -> bool {
         && pinned("linux-source-6.12").is_some()
 }
 
+/// The CI matrix's checks, built once for the tests below (the first to ask builds
+/// them; the others wait): each series' newest kernel × {rxe, siw}, the restored
+/// drivers' load check on each, the drivers restored by name and the regressions.
+struct CiMatrix {
+    out: PathBuf,
+    kernels: Vec<String>,
+    pairs: Vec<(String, &'static str)>,
+    regressions: Vec<String>,
+}
+
+fn ci_matrix() -> &'static CiMatrix {
+    static BUILT: OnceLock<CiMatrix> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let roles = roles();
+        let kernels: Vec<String> = roles.series_newest.iter().map(|(_, k)| k.clone()).collect();
+        assert!(kernels.contains(&roles.kabi_reused));
+        let pairs: Vec<(String, &str)> = (kernels.iter())
+            .flat_map(|k| ["rxe", "siw"].map(|d| (k.clone(), d)))
+            .collect();
+        let checks: Vec<String> = (pairs.iter())
+            .map(|(k, d)| format!("(o.hotpathsCheck \"{k}\" \"{d}\")"))
+            .chain(
+                (kernels.iter())
+                    .map(|k| format!("(o.restoredLoadCheck {{ kernelName = \"{k}\"; }})")),
+            )
+            .collect();
+        let expr = format!(
+            "let o = import ./pkgs/offline {{ }}; in o.gatherChecks \"vm-checks-ci\" ([ {} ] ++ builtins.attrValues o.checks.regressions ++ builtins.attrValues o.checks.restoredByName)",
+            checks.join(" ")
+        );
+        let start = Instant::now();
+        let out = stdout_ok(
+            nix_build_offline()
+                .args(["--keep-going", "-E", &expr])
+                .current_dir(env!("CARGO_MANIFEST_DIR")),
+        );
+        eprintln!(
+            "offline VM checks ({} kernels × rxe, siw) built in {:.0} s",
+            kernels.len(),
+            start.elapsed().as_secs_f64()
+        );
+        CiMatrix {
+            out: PathBuf::from(out),
+            kernels,
+            pairs,
+            regressions: attr_names("checks.regressions"),
+        }
+    })
+}
+
+/// The attribute names of a set of pkgs/offline.
+fn attr_names(attr: &str) -> Vec<String> {
+    serde_json::from_str(&stdout_ok(
+        Command::new("nix-instantiate")
+            .args(["--eval", "--json", "-E"])
+            .arg(format!(
+                "builtins.attrNames (import ./pkgs/offline {{ }}).{attr}"
+            ))
+            .current_dir(env!("CARGO_MANIFEST_DIR")),
+    ))
+    .unwrap()
+}
+
+/// A hot-path check of the CI matrix, read as the matrix page reads it (a pass
+/// without its figures is already a failure there), and its raw report.
+fn hot_path(k: &str, d: &str) -> (CheckResult, serde_json::Value) {
+    let dir = ci_matrix().out.join(format!("{k}-{d}"));
+    assert!(dir.join("serial.log").is_file(), "{k} {d}: no serial.log");
+    let c = read_result(&dir.join("result.json")).unwrap();
+    assert_eq!(c.status, CheckStatus::Pass, "{k} {d}: {:?}", c.reason);
+    assert_eq!(c.device, format!("{d}_eth0"));
+    let raw: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("result.json")).unwrap()).unwrap();
+    assert_eq!(raw["kernel_name"], k);
+    (c, raw)
+}
+
 #[test]
-fn hot_paths_pass_on_the_ci_matrix_and_render_as_a_matrix() {
+fn hot_paths_pass_on_every_ci_kernel_with_their_figures() {
     if !ready() {
         return;
     }
-    let roles = roles();
-    let ci_kernels: Vec<&str> = roles
-        .series_newest
-        .iter()
-        .map(|(_, k)| k.as_str())
-        .collect();
-    assert!(ci_kernels.contains(&roles.kabi_reused.as_str()));
-    let pairs: Vec<(&str, &str)> = ci_kernels
-        .iter()
-        .flat_map(|k| ["rxe", "siw"].map(|d| (*k, d)))
-        .collect();
-    let checks: Vec<String> = pairs
-        .iter()
-        .map(|(k, d)| format!("(o.hotpathsCheck \"{k}\" \"{d}\")"))
-        .chain(
-            ci_kernels
-                .iter()
-                .map(|k| format!("(o.restoredLoadCheck {{ kernelName = \"{k}\"; }})")),
-        )
-        .collect();
-    let expr = format!(
-        "let o = import ./pkgs/offline {{ }}; in o.gatherChecks \"vm-checks-ci\" ([ {} ] ++ builtins.attrValues o.checks.regressions ++ builtins.attrValues o.checks.restoredByName)",
-        checks.join(" ")
-    );
-    let start = Instant::now();
-    let out = stdout_ok(
-        nix_build_offline()
-            .args(["--keep-going", "-E", &expr])
-            .current_dir(env!("CARGO_MANIFEST_DIR")),
-    );
-    eprintln!(
-        "offline VM checks ({} kernels × rxe, siw) built in {:.0} s",
-        ci_kernels.len(),
-        start.elapsed().as_secs_f64()
-    );
-
-    for &(k, d) in &pairs {
-        {
-            let dir = Path::new(&out).join(format!("{k}-{d}"));
-            assert!(dir.join("serial.log").is_file(), "{k} {d}: no serial.log");
-            let r: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(dir.join("result.json")).unwrap()).unwrap();
-            assert_eq!(r["status"], "pass", "{k} {d}: {r}");
-            assert_eq!(r["kernel_name"], k);
-            assert_eq!(r["device"], format!("{d}_eth0"));
-            let t = &r["test"];
-            assert_eq!(t["negative_pabi"], "pass", "{k} {d}: {t}");
-            assert_eq!(t["link_removed"], "pass");
-            let tests = t["tests"].as_array().unwrap();
-            let status = |name: &str| {
-                tests
-                    .iter()
-                    .find(|x| x["test"] == name)
-                    .unwrap_or_else(|| panic!("{k} {d}: no {name}"))["status"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            };
-            assert_eq!(status("ibv_devinfo"), "pass");
-            for bench in ["rping", "ib_send_bw", "ib_write_bw", "ib_read_lat"] {
-                assert_eq!(status(bench), "pass", "{k} {d} {bench}");
-            }
-            let want = if d == "siw" { "unsupported" } else { "pass" };
-            for pp in ["rc_pingpong", "uc_pingpong", "ud_pingpong", "srq_pingpong"] {
-                assert_eq!(status(pp), want, "{k} {d} {pp}");
-            }
-            let fig = |name: &str, key: &str| {
-                tests.iter().find(|x| x["test"] == name).unwrap()["figures"][key]
-                    .as_f64()
-                    .unwrap_or_else(|| panic!("{k} {d}: {name} has no {key}"))
-            };
-            assert!(fig("ib_send_bw", "bw_avg_mib_s") > 0.0);
-            assert!(fig("ib_write_bw", "bw_avg_mib_s") > 0.0);
-            assert!(fig("ib_read_lat", "lat_typical_us") > 0.0);
-
-            // rdma-core's own suite (and siw's CM subset) matched its expectations,
-            // with passes recorded, and NVMe over Fabrics verified its data.
-            // On rxe, the probe of the suite's patched harness: the external-QP test
-            // with its active side held before its last receive still passes.
-            let runs = t["suite"].as_array().expect("suite runs");
-            let names: Vec<&str> = runs.iter().map(|r| r["run"].as_str().unwrap()).collect();
-            let want = if d == "siw" {
-                ["suite", "cm"]
-            } else {
-                ["suite", "ext-qp-late-recv"]
-            };
-            assert_eq!(names, want, "{k} {d}");
-            for run in runs {
-                assert_eq!(run["status"], "pass", "{k} {d}: {}", run["problems"]);
-                assert!(run["counts"]["pass"].as_u64().unwrap() > 0, "{k} {d}");
-            }
-            if d == "rxe" {
-                assert!(runs[1]["probe"]["holds"].as_u64().unwrap() >= 1, "{k} {d}");
-            }
-            let nvmeof = &t["nvmeof"];
-            assert_eq!(nvmeof["status"], "pass", "{k} {d}: {nvmeof}");
-            assert_eq!(nvmeof["verify_errors"], 0, "{k} {d}");
-            assert!(nvmeof["write_bw_mib_s"].as_f64().unwrap() > 0.0, "{k} {d}");
-            assert!(nvmeof["randread_iops"].as_f64().unwrap() > 0.0, "{k} {d}");
-            // RNBD over RTRS (restored: no Debian kernel builds them) verified its data
-            // over rxe; over siw (iWARP: no immediate data) its mapping was refused.
-            let rnbd = &t["rnbd"];
-            if d == "siw" {
-                assert_eq!(rnbd["status"], "unsupported", "{k} {d}: {rnbd}");
-                assert!(rnbd["reason"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with("RTRS over iWARP"));
-            } else {
-                assert_eq!(rnbd["status"], "pass", "{k} {d}: {rnbd}");
-                assert_eq!(rnbd["verify_errors"], 0, "{k} {d}");
-                assert!(rnbd["write_bw_mib_s"].as_f64().unwrap() > 0.0, "{k} {d}");
-                assert!(rnbd["randread_iops"].as_f64().unwrap() > 0.0, "{k} {d}");
-            }
+    for (k, d) in &ci_matrix().pairs {
+        let (c, raw) = hot_path(k, d);
+        assert_eq!(c.negative_pabi.as_deref(), Some("pass"), "{k} {d}");
+        assert_eq!(raw["test"]["link_removed"], "pass", "{k} {d}");
+        let status = |name: &str| {
+            (c.test(name))
+                .unwrap_or_else(|| panic!("{k} {d}: no {name}"))
+                .status
+        };
+        for t in [
+            "ibv_devinfo",
+            "rping",
+            "ib_send_bw",
+            "ib_write_bw",
+            "ib_read_lat",
+        ] {
+            assert_eq!(status(t), TestStatus::Pass, "{k} {d} {t}");
+        }
+        let want = if *d == "siw" {
+            TestStatus::Unsupported
+        } else {
+            TestStatus::Pass
+        };
+        for pp in ["rc_pingpong", "uc_pingpong", "ud_pingpong", "srq_pingpong"] {
+            assert_eq!(status(pp), want, "{k} {d} {pp}");
+        }
+        for (t, fig) in [
+            ("ib_send_bw", "bw_avg_mib_s"),
+            ("ib_write_bw", "bw_avg_mib_s"),
+            ("ib_read_lat", "lat_typical_us"),
+        ] {
+            let v = c.test(t).and_then(|t| t.figure(fig));
+            assert!(v.is_some_and(|v| v > 0.0), "{k} {d}: {t} {fig} {v:?}");
         }
     }
+}
 
-    // The default set of restored drivers, on every kernel: each module loaded with
-    // its dependencies, unloaded and loaded again, the kernel log clean.
-    let mut releases = Vec::new();
-    for &k in &ci_kernels {
-        let r: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(Path::new(&out).join(format!("{k}-restored/result.json"))).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(r["status"], "pass", "{k} restored: {r}");
-        releases.push(r["kernel"].as_str().unwrap().to_owned());
-        let modules: Vec<&str> = r["test"]["modules"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m.as_str().unwrap())
-            .collect();
+/// rdma-core's own suite (and siw's CM subset) matched its expectations, with passes
+/// recorded. On rxe, the probe of the suite's patched harness: the external-QP test
+/// with its active side held before its last receive still passes.
+#[test]
+fn rdma_cores_suite_matches_its_expectations_on_every_ci_kernel() {
+    if !ready() {
+        return;
+    }
+    for (k, d) in &ci_matrix().pairs {
+        let (c, raw) = hot_path(k, d);
+        let names: Vec<&str> = c.suite.iter().map(|r| r.run.as_str()).collect();
+        let want = if *d == "siw" {
+            ["suite", "cm"]
+        } else {
+            ["suite", "ext-qp-late-recv"]
+        };
+        assert_eq!(names, want, "{k} {d}");
+        for run in &c.suite {
+            assert_eq!(run.status, PathStatus::Pass, "{k} {d}: {:?}", run.problems);
+            assert!(run.passed > 0, "{k} {d} {}", run.run);
+        }
+        if *d == "rxe" {
+            let holds = raw["test"]["suite"][1]["probe"]["holds"].as_u64();
+            assert!(holds.is_some_and(|h| h >= 1), "{k} {d}: {holds:?}");
+        }
+    }
+}
+
+/// NVMe over Fabrics verified its data over both devices; RNBD over RTRS (restored: no
+/// Debian kernel builds them) over rxe, and over siw (iWARP: no immediate data) its
+/// mapping was refused.
+#[test]
+fn block_storage_paths_verify_their_data_on_every_ci_kernel() {
+    if !ready() {
+        return;
+    }
+    for (k, d) in &ci_matrix().pairs {
+        let (c, _) = hot_path(k, d);
+        let nvmeof = c.nvmeof.as_ref().expect("NVMe-oF ran");
+        assert_eq!(nvmeof.status, PathStatus::Pass, "{k} {d}: {nvmeof:?}");
+        assert_eq!(nvmeof.verify_errors, Some(0.0), "{k} {d}");
+        let rnbd = c.rnbd.as_ref().expect("RNBD ran");
+        if *d == "siw" {
+            assert_eq!(rnbd.status, PathStatus::Unsupported, "{k} {d}: {rnbd:?}");
+            assert!(rnbd.why().starts_with("RTRS over iWARP"), "{rnbd:?}");
+        } else {
+            assert_eq!(rnbd.status, PathStatus::Pass, "{k} {d}: {rnbd:?}");
+            assert_eq!(rnbd.verify_errors, Some(0.0), "{k} {d}");
+        }
+    }
+}
+
+/// The default set of restored drivers, on every kernel: each module loaded with its
+/// dependencies, unloaded and loaded again, the kernel log clean, the hardware drivers
+/// registered with no device to bind.
+#[test]
+fn the_restored_drivers_load_on_every_ci_kernel() {
+    if !ready() {
+        return;
+    }
+    let m = ci_matrix();
+    for k in &m.kernels {
+        let r = read_restored_load(&m.out.join(format!("{k}-restored/result.json"))).unwrap();
+        assert_eq!(r.status, CheckStatus::Pass, "{k}: {:?}", r.reason);
         let mut want = vec![
             "siw",
             "efa",
@@ -173,29 +223,30 @@ fn hot_paths_pass_on_the_ci_matrix_and_render_as_a_matrix() {
         if !k.starts_with("debian-5.10.") {
             want.push("erdma");
         }
-        for m in want {
-            assert!(modules.contains(&m), "{k}: {m} not loaded: {modules:?}");
+        for w in want {
+            assert!(
+                r.modules.iter().any(|m| m == w),
+                "{k}: {w} not loaded: {r:?}"
+            );
         }
-        assert_eq!(r["test"]["loaded"], modules.len());
-        assert_eq!(r["test"]["unloaded"], modules.len());
-        // The hardware drivers registered, with no device to bind.
-        let registered = r["test"]["registered"].to_string();
         assert!(
-            registered.contains("efa:pci/drivers/efa"),
-            "{k}: {registered}"
+            r.registered.iter().any(|x| x == "efa:pci/drivers/efa"),
+            "{k}: {:?}",
+            r.registered
         );
     }
-    // A driver outside the default set, restored by name only, builds and loads: on
-    // each series' newest kernel whose plan can build it (checks.restoredByName).
-    let by_name: Vec<String> = serde_json::from_str(&stdout_ok(
-        Command::new("nix-instantiate")
-            .args(["--eval", "--json", "-E"])
-            .arg("builtins.attrNames (import ./pkgs/offline { }).checks.restoredByName")
-            .current_dir(env!("CARGO_MANIFEST_DIR")),
-    ))
-    .unwrap();
-    let dirs: Vec<String> = std::fs::read_dir(&out)
-        .unwrap()
+}
+
+/// A driver outside the default set, restored by name only, builds and loads: on each
+/// series' newest kernel whose plan can build it (checks.restoredByName).
+#[test]
+fn a_driver_restored_by_name_loads() {
+    if !ready() {
+        return;
+    }
+    let m = ci_matrix();
+    let by_name = attr_names("checks.restoredByName");
+    let dirs: Vec<String> = (std::fs::read_dir(&m.out).unwrap())
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with("-restored-opa_vnic"))
         .collect();
@@ -204,60 +255,64 @@ fn hot_paths_pass_on_the_ci_matrix_and_render_as_a_matrix() {
         "{dirs:?} for {by_name:?}"
     );
     for d in &dirs {
-        let r: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(Path::new(&out).join(d).join("result.json")).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(r["status"], "pass", "{d}: {r}");
-        assert_eq!(r["test"]["modules"], serde_json::json!(["opa_vnic"]), "{d}");
+        let r = read_restored_load(&m.out.join(d).join("result.json")).unwrap();
+        assert_eq!(r.status, CheckStatus::Pass, "{d}: {:?}", r.reason);
+        assert_eq!(r.modules, ["opa_vnic"], "{d}");
     }
+}
 
-    // The regressions: each a defect the matrix found, by its smallest reproducer.
-    let regressions: Vec<String> = serde_json::from_str(&stdout_ok(
-        Command::new("nix-instantiate")
-            .args(["--eval", "--json", "-E"])
-            .arg("builtins.attrNames (import ./pkgs/offline { }).checks.regressions")
-            .current_dir(env!("CARGO_MANIFEST_DIR")),
-    ))
-    .unwrap();
-    assert!(!regressions.is_empty());
-    for r in &regressions {
-        let result: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(Path::new(&out).join(r).join("result.json")).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(result["status"], "pass", "{r}: {result}");
+/// The regressions: each a defect the matrix found, by its smallest reproducer.
+#[test]
+fn the_regression_checks_pass() {
+    if !ready() {
+        return;
     }
+    let m = ci_matrix();
+    assert!(!m.regressions.is_empty());
+    for r in &m.regressions {
+        let c = read_result(&m.out.join(r).join("result.json")).unwrap();
+        assert_eq!(c.status, CheckStatus::Pass, "{r}: {:?}", c.reason);
+    }
+}
 
-    // The matrix page from these results.
+/// The matrix page from these results: every check counted and passing, the charts of
+/// every figure, the restored drivers, each kernel's release.
+#[test]
+fn the_ci_matrix_renders_as_a_page() {
+    if !ready() {
+        return;
+    }
+    let m = ci_matrix();
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/vm-matrix");
     std::fs::create_dir_all(&target).unwrap();
     let (md, html) = (target.join("matrix.md"), target.join("matrix.html"));
     let table = stdout_ok(
         rdma_nix()
-            .args(["matrix", &out, "--md"])
+            .arg("matrix")
+            .arg(&m.out)
+            .arg("--md")
             .arg(&md)
             .arg("--html")
             .arg(&html),
     );
     eprintln!("{table}");
-    assert!(
-        table.contains(&format!(
-            "{} checks, 0 not passing",
-            pairs.len() + regressions.len()
-        )),
-        "{table}"
+    let checks = format!("{} checks on ", m.pairs.len() + m.regressions.len());
+    let loads = format!(
+        " and {} restored-driver loads, 0 not passing",
+        m.kernels.len() + attr_names("checks.restoredByName").len()
     );
+    assert!(table.contains(&checks) && table.contains(&loads), "{table}");
     let html = std::fs::read_to_string(&html).unwrap();
     // perftest's three charts, NVMe-oF's two and RNBD's two.
     assert_eq!(html.matches("<svg").count(), 7);
     assert!(
         table.contains("## Restored drivers")
-            && table.matches("| pass | ").count() >= ci_kernels.len(),
+            && table.matches("| pass | ").count() >= m.kernels.len(),
         "{table}"
     );
-    for release in &releases {
-        assert!(html.contains(release.as_str()), "{release}");
+    for k in &m.kernels {
+        let r = read_restored_load(&m.out.join(format!("{k}-restored/result.json"))).unwrap();
+        assert!(html.contains(r.kernel.as_str()), "{}", r.kernel);
     }
 }
 
@@ -488,46 +543,35 @@ fn rdma_cores_own_suite_and_nvmeof_run_and_a_broken_expectation_or_a_failing_tes
             .args(["-E", &expr])
             .current_dir(env!("CARGO_MANIFEST_DIR")),
     );
-    let read = |name: &str| -> serde_json::Value {
-        serde_json::from_str(
-            &std::fs::read_to_string(Path::new(&out).join(name).join("result.json")).unwrap(),
-        )
-        .unwrap()
-    };
+    let read = |name: &str| read_result(&Path::new(&out).join(name).join("result.json")).unwrap();
     let ok = read("as-expected");
-    assert_eq!(ok["status"], "pass", "{ok}");
-    let suite = ok["test"]["suite"].as_array().unwrap();
-    assert_eq!(suite.len(), 2, "the suite and siw's CM subset");
-    assert!(suite[0]["counts"]["pass"].as_u64().unwrap() >= count as u64);
-    let nvmeof = &ok["test"]["nvmeof"];
-    assert_eq!(nvmeof["status"], "pass", "{nvmeof}");
-    assert_eq!(nvmeof["verify_errors"], 0);
-    assert!(nvmeof["write_bw_mib_s"].as_f64().unwrap() > 0.0);
-    assert!(nvmeof["randread_iops"].as_f64().unwrap() > 0.0);
+    assert_eq!(ok.status, CheckStatus::Pass, "{:?}", ok.reason);
+    assert_eq!(ok.suite.len(), 2, "the suite and siw's CM subset");
+    assert!(ok.suite[0].passed >= count);
+    // The reader fails a pass without its figures or with a verify error.
+    let nvmeof = ok.nvmeof.as_ref().expect("NVMe-oF ran");
+    assert_eq!(nvmeof.status, PathStatus::Pass, "{nvmeof:?}");
 
     let bad = read("broken");
-    assert_eq!(bad["status"], "fail");
-    let problems = bad["test"]["suite"][0]["problems"].to_string();
+    assert_eq!(bad.status, CheckStatus::Fail);
+    let problems = bad.suite[0].problems.join("; ");
     assert!(
         problems.contains(&format!("fewer than the {} expected", count + 1)),
         "{problems}"
     );
 
     let failing = read("failing-test");
-    assert_eq!(failing["status"], "fail");
-    let run = &failing["test"]["suite"][0];
-    assert_eq!(run["status"], "fail");
-    let problems = run["problems"].to_string();
+    assert_eq!(failing.status, CheckStatus::Fail);
+    let run = &failing.suite[0];
+    assert_eq!(run.status, PathStatus::Fail);
+    let problems = run.problems.join("; ");
     assert!(
         problems.contains("test_deliberately_failing")
             && problems.contains("not an expected failure"),
         "{problems}"
     );
     // Everything else in that run is as expected: upstream's tests still pass.
-    assert!(
-        run["counts"]["pass"].as_u64().unwrap() >= count as u64,
-        "{run}"
-    );
+    assert!(run.passed >= count, "{run:?}");
 }
 
 /// The rping check's client waits for the server's listener (the kernel's RDMA CM

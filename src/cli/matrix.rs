@@ -4,9 +4,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 
 use crate::emit::atomic_write;
-use crate::report::stages;
 use crate::report::update::LastUpdate;
-use crate::report::{read_any, AnyResult, Matrix};
+use crate::report::{html, markdown, read_any, AnyResult, Matrix};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -63,41 +62,22 @@ pub fn run(a: Args) -> Result<ExitCode> {
     }
     let m = Matrix::new(checks).with_restored(restored);
     let update = a.update.as_deref().map(LastUpdate::read).transpose()?;
-    let section = update
-        .as_ref()
-        .map(|u| m.update_markdown(u))
-        .unwrap_or_default();
     let walls: Vec<f64> = (m.checks.iter().map(|c| c.wall_s))
         .chain(m.restored.iter().map(|r| r.wall_s))
         .flatten()
         .collect();
     let stage_rows = a.stages.rows(&walls)?;
-    let section = format!(
-        "{section}{}",
-        stage_rows
-            .as_deref()
-            .map(stages::markdown)
-            .unwrap_or_default()
-    );
+    let page = m.page(update.as_ref(), stage_rows.as_deref());
     if let Some(f) = &a.md {
-        atomic_write(f, format!("{}{section}", m.markdown()).as_bytes())?;
+        atomic_write(f, markdown::render(&page).as_bytes())?;
     }
     if let Some(f) = &a.html {
-        let mut page = m.html();
-        if let Some(u) = &update {
-            let at = page.rfind("</body>").unwrap_or(page.len());
-            page.insert_str(at, &m.update_html(u));
-        }
-        if let Some(rows) = &stage_rows {
-            let at = page.rfind("</body>").unwrap_or(page.len());
-            page.insert_str(at, &stages::html(rows));
-        }
-        atomic_write(f, page.as_bytes())?;
+        atomic_write(f, html::render(&page).as_bytes())?;
     }
     if a.json {
         crate::cli::print_json(&m)?;
     } else {
-        print!("{}{section}", m.markdown());
+        print!("{}", markdown::render(&page));
     }
     let regressed = update.as_ref().map_or(0, |u| m.update_failures(u));
     Ok(if m.failed() == 0 && regressed == 0 {

@@ -6,11 +6,11 @@
 //! matrix can take on this machine. Printed by `rdma-nix stages`, and a section of
 //! the matrix page.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::page::{Block, Cell, Table};
 use super::ReportError;
 
 /// A stage of `scripts/stack` or `scripts/test`.
@@ -78,7 +78,7 @@ pub struct FetchTotals {
 
 impl FetchTotals {
     pub fn read(path: &Path) -> Result<Self, ReportError> {
-        super::read_json(path)
+        super::read::read_json(path)
     }
 }
 
@@ -128,8 +128,9 @@ pub fn read(path: &Path) -> Result<Vec<StageTime>, ReportError> {
             continue;
         }
         let at = PathBuf::from(format!("{}:{}", path.display(), n + 1));
+        let de = &mut serde_json::Deserializer::from_str(line);
         let s: StageTime =
-            serde_json::from_str(line).map_err(|e| ReportError::Json(at.clone(), e))?;
+            serde_path_to_error::deserialize(de).map_err(|e| ReportError::Json(at.clone(), e))?;
         if !s.seconds.is_finite() || s.seconds < 0.0 {
             return Err(ReportError::Shape(at, format!("{} seconds", s.seconds)));
         }
@@ -195,43 +196,40 @@ fn least_cell(r: &Row) -> String {
     }
 }
 
-/// Markdown: a table, and the total.
-pub fn markdown(rows: &[Row]) -> String {
-    let mut s = String::from(
-        "\n## Stages\n\n| stage | time (s) | what it did | what bounds it | the least it can take |\n|---|---|---|---|---|\n",
-    );
-    for r in rows {
-        let _ = writeln!(
-            s,
-            "| {} | {:.0} | {} | {} | {} |",
-            r.stage.title(),
-            r.seconds,
-            if r.did.is_empty() { "—" } else { &r.did },
-            r.bound,
-            least_cell(r)
-        );
-    }
+/// The page's blocks: a table, and the total.
+pub fn blocks(rows: &[Row]) -> Vec<Block> {
+    let head = [
+        "stage",
+        "time (s)",
+        "what it did",
+        "what bounds it",
+        "the least it can take",
+    ];
+    let cells = (rows.iter())
+        .map(|r| {
+            vec![
+                Cell::plain(r.stage.title()),
+                Cell::plain(format!("{:.0}", r.seconds)),
+                Cell::plain(if r.did.is_empty() { "—" } else { &r.did }),
+                Cell::plain(r.bound),
+                Cell::plain(least_cell(r)),
+            ]
+        })
+        .collect();
     let total: f64 = rows.iter().map(|r| r.seconds).sum();
-    let _ = writeln!(s, "\n{} stages, {total:.0} s in all.", rows.len());
-    s
+    vec![
+        Block::Heading("Stages".into()),
+        Block::Table(Table {
+            head: head.map(Into::into).into(),
+            rows: cells,
+        }),
+        Block::Text(format!("{} stages, {total:.0} s in all.", rows.len())),
+    ]
 }
 
-/// HTML: the same table.
-pub fn html(rows: &[Row]) -> String {
-    let mut s = String::from("<h2>Stages</h2>\n<table>\n<tr><th>stage</th><th>time (s)</th><th>what it did</th><th>what bounds it</th><th>the least it can take</th></tr>\n");
-    for r in rows {
-        let _ = writeln!(
-            s,
-            "<tr><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            super::html_escape(r.stage.title()),
-            r.seconds,
-            super::html_escape(&r.did),
-            super::html_escape(r.bound),
-            super::html_escape(&least_cell(r))
-        );
-    }
-    s.push_str("</table>\n");
-    s
+/// Markdown: the table and the total, under a `## Stages` heading.
+pub fn markdown(rows: &[Row]) -> String {
+    super::markdown::blocks(&blocks(rows))
 }
 
 #[cfg(test)]
@@ -282,7 +280,7 @@ mod tests {
     fn a_bad_line_is_named_with_its_file_and_line() {
         let (_d, p) =
             file("{\"stage\":\"fetch\",\"seconds\":1}\n{\"stage\":\"lunch\",\"seconds\":1}\n");
-        let e = read(&p).unwrap_err().to_string();
+        let e = crate::report::chain(&read(&p).unwrap_err());
         assert!(e.contains("stages.jsonl:2") && e.contains("lunch"), "{e}");
         let (_d, p) = file("{\"stage\":\"fetch\",\"seconds\":-3}\n");
         let e = read(&p).unwrap_err().to_string();

@@ -3,12 +3,12 @@
 //! series, its modules reused or rebuilt, the kernels retired), and each added kernel's
 //! checks against its predecessor's, regressions first.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{CheckResult, Matrix, ReportError};
+use super::model::{CheckResult, CheckStatus, Matrix, Outcome, TestStatus};
+use super::ReportError;
 
 /// Where `update` writes the record, relative to the repository.
 pub const LAST_UPDATE: &str = "pkgs/generated/last-update.json";
@@ -68,7 +68,7 @@ impl LastUpdate {
     }
 
     pub fn read(path: &Path) -> Result<LastUpdate, ReportError> {
-        super::read_json(path)
+        super::read::read_json(path)
     }
 }
 
@@ -77,8 +77,8 @@ impl LastUpdate {
 pub struct Comparison {
     pub kernel: String,
     pub device: String,
-    pub status: String,
-    pub predecessor_status: Option<String>,
+    pub status: CheckStatus,
+    pub predecessor_status: Option<CheckStatus>,
     /// Tests (hot paths and suite) that passed on the predecessor and don't here.
     pub regressions: Vec<String>,
     /// Tests that failed on the predecessor and pass here.
@@ -90,13 +90,13 @@ fn outcomes(c: &CheckResult) -> Vec<(String, bool)> {
     let mut out: Vec<(String, bool)> = c
         .tests
         .iter()
-        .filter(|t| t.status != "unsupported")
-        .map(|t| (t.test.clone(), t.status == "pass"))
+        .filter(|t| t.status != TestStatus::Unsupported)
+        .map(|t| (t.test.clone(), t.status == TestStatus::Pass))
         .collect();
     for r in &c.suite {
         for t in &r.tests {
-            if t.outcome == "pass" || t.failed() {
-                out.push((format!("{}: {}", r.run, t.test), t.outcome == "pass"));
+            if t.outcome == Outcome::Pass || t.outcome.failed() {
+                out.push((format!("{}: {}", r.run, t.test), t.outcome == Outcome::Pass));
             }
         }
     }
@@ -129,82 +129,22 @@ impl Matrix {
                 out.push(Comparison {
                     kernel: a.kernel.clone(),
                     device: c.device.clone(),
-                    status: c.status.clone(),
-                    predecessor_status: before.map(|b| b.status.clone()),
+                    status: c.status,
+                    predecessor_status: before.map(|b| b.status),
                     regressions,
                     fixes,
                 });
             }
         }
-        out.sort_by_key(|c| c.regressions.is_empty() && c.status == "pass");
+        out.sort_by_key(|c| c.regressions.is_empty() && c.status == CheckStatus::Pass);
         out
-    }
-
-    /// The page's section for the last update, as Markdown.
-    pub fn update_markdown(&self, u: &LastUpdate) -> String {
-        let mut s = String::from("\n## What the last update brought\n\n");
-        if u.added.is_empty() && u.retired.is_empty() {
-            s.push_str("Nothing: the lock was up to date.\n");
-            return s;
-        }
-        for c in self.compare_update(u) {
-            let was = c.predecessor_status.as_deref().unwrap_or("no check");
-            let _ = write!(
-                s,
-                "- {} {}: {} (predecessor: {was})",
-                c.kernel, c.device, c.status
-            );
-            if !c.regressions.is_empty() {
-                let _ = write!(s, "; REGRESSIONS: {}", c.regressions.join(", "));
-            }
-            if !c.fixes.is_empty() {
-                let _ = write!(s, "; fixed: {}", c.fixes.join(", "));
-            }
-            s.push('\n');
-        }
-        for a in &u.added {
-            if !self.checks.iter().any(|c| c.kernel == a.release) {
-                let _ = writeln!(s, "- {}: no check result given", a.kernel);
-            }
-            let pred = a.predecessor.as_deref().unwrap_or("none");
-            let _ = writeln!(
-                s,
-                "- {} after {pred}: modules reused: {}; rebuilt: {}",
-                a.kernel,
-                if a.reused.is_empty() {
-                    "none".into()
-                } else {
-                    a.reused.join(", ")
-                },
-                if a.rebuilt.is_empty() {
-                    "none".into()
-                } else {
-                    a.rebuilt.join(", ")
-                }
-            );
-        }
-        for r in &u.retired {
-            let _ = writeln!(s, "- retired: {r}");
-        }
-        s
-    }
-
-    /// The same section for the HTML page.
-    pub fn update_html(&self, u: &LastUpdate) -> String {
-        format!(
-            "<h2>What the last update brought</h2>\n<pre>{}</pre>\n",
-            super::html_escape(
-                self.update_markdown(u)
-                    .trim_start_matches("\n## What the last update brought\n\n")
-            )
-        )
     }
 
     /// Checks of added kernels that regressed or didn't pass.
     pub fn update_failures(&self, u: &LastUpdate) -> usize {
         self.compare_update(u)
             .iter()
-            .filter(|c| !c.regressions.is_empty() || c.status != "pass")
+            .filter(|c| !c.regressions.is_empty() || c.status != CheckStatus::Pass)
             .count()
     }
 }
