@@ -1,6 +1,6 @@
 //! The Nix primitives the generator needs, written here because the `nix-compat`
 //! crate in the registry is an empty placeholder. Each piece is checked
-//! byte-for-byte against the real `nix` binary in `tests/nix_parity.rs`.
+//! byte-for-byte against the real `nix` binary in `tests/it/nix_parity.rs`.
 
 pub mod base32;
 pub mod derivation;

@@ -167,7 +167,7 @@ fn check_result(path: &Path, v: Value) -> Result<CheckResult, ReportError> {
 }
 
 /// Which check of its kernel a result is: the runner's name without the kernel's
-/// (`hotpaths-siw-debian-7.2.13` → `hotpaths-siw`); a NixOS test's has no name.
+/// (`hotpaths-siw-<kernel>` → `hotpaths-siw`); a NixOS test's has no name.
 fn check_label(name: &Option<String>, kernel_name: &Option<String>, driver: &str) -> String {
     match (name, kernel_name) {
         (Some(n), Some(k)) => n.replacen(&format!("-{k}"), "", 1),

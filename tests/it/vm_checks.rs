@@ -7,8 +7,6 @@
 //! and a driver restored by name; their results rendered by `rdma-nix matrix`. And a
 //! check whose test fails inside the VM fails with that test's output.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -18,12 +16,13 @@ use rdma_nix::report::{
     read_restored_load, read_result, CheckResult, CheckStatus, PathStatus, TestStatus,
 };
 
-use common::{nix_build_offline, pinned, rdma_nix, require, roles, run, stdout_ok};
+use crate::common;
+use crate::common::{nix_build_offline, pinned, rdma_nix, require, roles, run, stdout_ok};
 
-fn ready() -> bool {
-    require("nix-build")
-        && pinned("linux-source-6.1").is_some()
-        && pinned("linux-source-6.12").is_some()
+fn ready() {
+    require("nix-build");
+    pinned("linux-source-6.1");
+    pinned("linux-source-6.12");
 }
 
 /// The CI matrix's checks, built once for the tests below (the first to ask builds
@@ -104,10 +103,9 @@ fn hot_path(k: &str, d: &str) -> (CheckResult, serde_json::Value) {
 }
 
 #[test]
+#[ignore = "needs Nix, QEMU and the fetched inputs: the README's test command runs it"]
 fn hot_paths_pass_on_every_ci_kernel_with_their_figures() {
-    if !ready() {
-        return;
-    }
+    ready();
     for (k, d) in &ci_matrix().pairs {
         let (c, raw) = hot_path(k, d);
         assert_eq!(c.negative_pabi.as_deref(), Some("pass"), "{k} {d}");
@@ -149,10 +147,9 @@ fn hot_paths_pass_on_every_ci_kernel_with_their_figures() {
 /// recorded. On rxe, the probe of the suite's patched harness: the external-QP test
 /// with its active side held before its last receive still passes.
 #[test]
+#[ignore = "needs Nix, QEMU and the fetched inputs: the README's test command runs it"]
 fn rdma_cores_suite_matches_its_expectations_on_every_ci_kernel() {
-    if !ready() {
-        return;
-    }
+    ready();
     for (k, d) in &ci_matrix().pairs {
         let (c, raw) = hot_path(k, d);
         let names: Vec<&str> = c.suite.iter().map(|r| r.run.as_str()).collect();
@@ -177,10 +174,9 @@ fn rdma_cores_suite_matches_its_expectations_on_every_ci_kernel() {
 /// Debian kernel builds them) over rxe, and over siw (iWARP: no immediate data) its
 /// mapping was refused.
 #[test]
+#[ignore = "needs Nix, QEMU and the fetched inputs: the README's test command runs it"]
 fn block_storage_paths_verify_their_data_on_every_ci_kernel() {
-    if !ready() {
-        return;
-    }
+    ready();
     for (k, d) in &ci_matrix().pairs {
         let (c, _) = hot_path(k, d);
         let nvmeof = c.nvmeof.as_ref().expect("NVMe-oF ran");
@@ -201,10 +197,9 @@ fn block_storage_paths_verify_their_data_on_every_ci_kernel() {
 /// dependencies, unloaded and loaded again, the kernel log clean, the hardware drivers
 /// registered with no device to bind.
 #[test]
+#[ignore = "needs Nix, QEMU and the fetched inputs: the README's test command runs it"]
 fn the_restored_drivers_load_on_every_ci_kernel() {
-    if !ready() {
-        return;
-    }
+    ready();
     let m = ci_matrix();
     for k in &m.kernels {
         let r = read_restored_load(&m.out.join(format!("{k}-restored/result.json"))).unwrap();
@@ -240,10 +235,9 @@ fn the_restored_drivers_load_on_every_ci_kernel() {
 /// A driver outside the default set, restored by name only, builds and loads: on each
 /// series' newest kernel whose plan can build it (checks.restoredByName).
 #[test]
+#[ignore = "needs Nix, QEMU and the fetched inputs: the README's test command runs it"]
 fn a_driver_restored_by_name_loads() {
-    if !ready() {
-        return;
-    }
+    ready();
     let m = ci_matrix();
     let by_name = attr_names("checks.restoredByName");
     let dirs: Vec<String> = (std::fs::read_dir(&m.out).unwrap())
@@ -263,10 +257,9 @@ fn a_driver_restored_by_name_loads() {
 
 /// The regressions: each a defect the matrix found, by its smallest reproducer.
 #[test]
+#[ignore = "needs Nix, QEMU and the fetched inputs: the README's test command runs it"]
 fn the_regression_checks_pass() {
-    if !ready() {
-        return;
-    }
+    ready();
     let m = ci_matrix();
     assert!(!m.regressions.is_empty());
     for r in &m.regressions {
@@ -278,10 +271,9 @@ fn the_regression_checks_pass() {
 /// The matrix page from these results: every check counted and passing, the charts of
 /// every figure, the restored drivers, each kernel's release.
 #[test]
+#[ignore = "needs Nix, QEMU and the fetched inputs: the README's test command runs it"]
 fn the_ci_matrix_renders_as_a_page() {
-    if !ready() {
-        return;
-    }
+    ready();
     let m = ci_matrix();
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/vm-matrix");
     std::fs::create_dir_all(&target).unwrap();
@@ -317,10 +309,9 @@ fn the_ci_matrix_renders_as_a_page() {
 }
 
 #[test]
+#[ignore = "needs Nix, QEMU and the fetched inputs: the README's test command runs it"]
 fn a_test_failing_inside_the_vm_fails_the_check_with_its_output() {
-    if !ready() {
-        return;
-    }
+    ready();
     // siw can't run the pingpongs; expecting it to makes rc_pingpong fail. The hot
     // paths alone: the suite and the storage paths have their own tests below.
     let dir = tempfile::tempdir().unwrap();
@@ -362,10 +353,9 @@ fn a_test_failing_inside_the_vm_fails_the_check_with_its_output() {
 /// late: perftest as upstream ships it is rejected on rxe and siw, every time; ours,
 /// with pkgs/perftest/rdma-cm-listen-before-handshake.patch, passes.
 #[test]
+#[ignore = "needs Nix and the fetched inputs: the README's test command runs it"]
 fn perftests_rdma_cm_race_is_reproduced_unpatched_and_gone_with_the_patch() {
-    if !ready() {
-        return;
-    }
+    ready();
     let roles = roles();
     for (driver, kernel) in [
         ("rxe", roles.kabi_base.as_str()),
@@ -402,10 +392,9 @@ fn perftests_rdma_cm_race_is_reproduced_unpatched_and_gone_with_the_patch() {
 /// pkgs/rdma-core/patches/suite-ext-qp-recv-before-send.patch, is asserted on every
 /// kernel by the CI matrix above (each rxe check runs the probe, held at least once).
 #[test]
+#[ignore = "needs Nix, QEMU and the fetched inputs: the README's test command runs it"]
 fn the_suites_external_qp_race_is_reproduced_with_upstreams_harness() {
-    if !ready() {
-        return;
-    }
+    ready();
     let expr = format!(
         "let o = import ./pkgs/offline {{ }}; in o.hotpathsCheckWith {{ \
         kernelName = \"{}\"; driver = \"rxe\"; \
@@ -441,10 +430,9 @@ fn the_suites_external_qp_race_is_reproduced_with_upstreams_harness() {
 /// system.replaceDependencies rewrites a NixOS system, loads our provider through the
 /// composed /etc/libibverbs.d; the original loads its own core's.
 #[test]
+#[ignore = "needs Nix, QEMU and the fetched inputs: the README's test command runs it"]
 fn a_foreign_cores_consumer_rewritten_without_a_rebuild_loads_our_provider() {
-    if !ready() {
-        return;
-    }
+    ready();
     let expr = format!(
         "let o = import ./pkgs/offline {{ }}; in o.replaceDependenciesCheck {{ driver = \"rxe\"; kernelName = \"{}\"; }}",
         roles().kabi_base
@@ -485,11 +473,10 @@ fn a_foreign_cores_consumer_rewritten_without_a_rebuild_loads_our_provider() {
 }
 
 #[test]
+#[ignore = "needs Nix, QEMU and the fetched inputs: the README's test command runs it"]
 fn rdma_cores_own_suite_and_nvmeof_run_and_a_broken_expectation_or_a_failing_test_fails_the_check()
 {
-    if !ready() {
-        return;
-    }
+    ready();
     // 6.1 × siw with the checked-in expectations passes, with NVMe over Fabrics
     // verified; the same with one pass more expected than the suite gives fails.
     let dir = tempfile::tempdir().unwrap();
@@ -579,10 +566,9 @@ fn rdma_cores_own_suite_and_nvmeof_run_and_a_broken_expectation_or_a_failing_tes
 /// guest can make it, the client connects once it listens and both pass (with the
 /// former 2 s pause the client was refused and hung until its timeout, every time).
 #[test]
+#[ignore = "needs Nix, QEMU and the fetched inputs: the README's test command runs it"]
 fn the_rping_check_waits_for_its_server_to_listen() {
-    if !ready() {
-        return;
-    }
+    ready();
     let expr = format!(
         "let o = import ./pkgs/offline {{ }}; in o.rpingCheck {{ kernelName = \"{}\"; driver = \"siw\"; serverStartDelay = 4; }}",
         roles().kabi_base

@@ -1,14 +1,12 @@
 //! checks/payload/rdma-suite.py, the runner of rdma-core's own suite in the VM checks,
 //! against a small suite laid out as rdma-core's tests/ is (args_parser.py, __init__.py
 //! loading every test_*.py): its outcomes and its verdict against expectations. The VM
-//! checks run the real suite (tests/vm_checks.rs).
-
-mod common;
+//! checks run the real suite (tests/it/vm_checks.rs).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{require, run, write};
+use crate::common::{require, run, write};
 
 const ARGS_PARSER: &str = r#"
 import argparse, sys
@@ -140,9 +138,7 @@ fn problems(r: &serde_json::Value) -> Vec<String> {
 
 #[test]
 fn every_outcome_is_recorded_and_matching_expectations_pass() {
-    if !require("python3") {
-        return;
-    }
+    require("python3");
     let s = suite();
     let (code, r) = check(&s, &expectations(3, &["test_fails", "test_errors"]), &[]);
     assert_eq!(code, 0, "{r}");
@@ -174,9 +170,7 @@ fn every_outcome_is_recorded_and_matching_expectations_pass() {
 
 #[test]
 fn a_failing_test_not_listed_fails_the_check() {
-    if !require("python3") {
-        return;
-    }
+    require("python3");
     let s = suite();
     let (code, r) = check(&s, &expectations(3, &["test_errors"]), &[]);
     assert_eq!(code, 1);
@@ -193,9 +187,7 @@ fn a_failing_test_not_listed_fails_the_check() {
 
 #[test]
 fn a_stale_expectation_fails_the_check() {
-    if !require("python3") {
-        return;
-    }
+    require("python3");
     let s = suite();
     let (code, r) = check(
         &s,
@@ -213,9 +205,7 @@ fn a_stale_expectation_fails_the_check() {
 
 #[test]
 fn fewer_passes_than_expected_or_no_count_fails_the_check() {
-    if !require("python3") {
-        return;
-    }
+    require("python3");
     let s = suite();
     let (code, r) = check(&s, &expectations(4, &["test_fails", "test_errors"]), &[]);
     assert_eq!(code, 1);
@@ -233,9 +223,7 @@ fn fewer_passes_than_expected_or_no_count_fails_the_check() {
 
 #[test]
 fn bad_expectations_name_the_file() {
-    if !require("python3") {
-        return;
-    }
+    require("python3");
     let s = suite();
     let exp = s.root.join("expected.toml");
     write(&exp, b"[passes\n");
@@ -252,9 +240,7 @@ fn bad_expectations_name_the_file() {
 
 #[test]
 fn excluded_tests_are_not_run_and_say_why() {
-    if !require("python3") {
-        return;
-    }
+    require("python3");
     let s = suite();
     let series = series();
     let exp = format!(
@@ -325,9 +311,7 @@ fn probe(with_module: bool, pattern: &str) -> (i32, serde_json::Value) {
 
 #[test]
 fn the_late_receive_probe_holds_the_active_side_before_its_last_receive() {
-    if !require("python3") {
-        return;
-    }
+    require("python3");
     let (code, r) = probe(true, "test_rdmacm_async_traffic_external_qp");
     assert_eq!(code, 0, "{r}");
     assert_eq!(r["counts"]["pass"], 1);
@@ -337,9 +321,7 @@ fn the_late_receive_probe_holds_the_active_side_before_its_last_receive() {
 
 #[test]
 fn a_late_receive_probe_that_never_held_fails_and_one_without_the_module_cannot_run() {
-    if !require("python3") {
-        return;
-    }
+    require("python3");
     // The test ran and passed, but not through the held loop: not evidence.
     let (code, r) = probe(true, "test_rdmacm_sync_traffic");
     assert_eq!(code, 1, "{r}");

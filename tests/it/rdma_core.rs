@@ -3,15 +3,15 @@
 //! core, every provider, rdma-core-full and perftest; the PABI guard; what a vendor
 //! patch to one provider rebuilds.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{nix_build_offline, offline_vm_check, pinned, rdma_nix, require, run, stdout_ok};
+use crate::common::{
+    nix_build_offline, offline_vm_check, pinned, rdma_nix, require, run, stdout_ok,
+};
 use rdma_nix::rdma_core::{scan_file, Release};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
@@ -104,10 +104,9 @@ fn check_common(r: &Release) {
 }
 
 #[test]
+#[ignore = "needs the fetched inputs: the README's test command runs it"]
 fn scan_of_65_0() {
-    let Some(tarball) = pinned("rdma-core-65.0-orig") else {
-        return;
-    };
+    let tarball = pinned("rdma-core-65.0-orig");
     let r = scan_file(&tarball).unwrap();
     assert_eq!((r.version.as_str(), r.pabi), ("65.0", 65));
     assert_eq!(r.top_dir, "linux-rdma-rdma-core-58e4080");
@@ -137,10 +136,9 @@ fn scan_of_65_0() {
 }
 
 #[test]
+#[ignore = "needs the fetched inputs: the README's test command runs it"]
 fn scan_of_56_1() {
-    let Some(tarball) = pinned("rdma-core-56.1-orig") else {
-        return;
-    };
+    let tarball = pinned("rdma-core-56.1-orig");
     let r = scan_file(&tarball).unwrap();
     assert_eq!((r.version.as_str(), r.pabi), ("56.1", 34));
     assert_eq!(r.top_dir, "rdma-core-56.1");
@@ -303,10 +301,9 @@ fn eval_error(expr: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn composing_providers_is_guarded_at_evaluation() {
-    if !require("nix-instantiate") {
-        return;
-    }
+    require("nix-instantiate");
     let compose = |providers: &str, overrides: &str| {
         format!(
             "let pkgs = import ./pkgs/offline {{ }}; in (pkgs.rdmaLib.mkVerbsConfigDir {{ \
@@ -353,10 +350,10 @@ fn instantiate(file: &str, attr: &str, args: &[&str]) -> String {
 }
 
 #[test]
+#[ignore = "needs Nix and the fetched inputs: the README's test command runs it"]
 fn a_patched_provider_rebuilds_itself_and_the_config_dir_only() {
-    if !require("nix-build") || pinned("rdma-core-65.0-orig").is_none() {
-        return;
-    }
+    require("nix-build");
+    pinned("rdma-core-65.0-orig");
     let f = "tests/fixtures/patched-rxe.nix";
     let unpatched = ["--arg", "patched", "false"];
     for (attr, same) in [
@@ -389,10 +386,11 @@ fn dynamic_symbols(lib: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs Nix and the fetched inputs: the README's test command runs it"]
 fn offline_userspace_builds_and_every_driver_resolves() {
-    if !require("nix-build") || !require("objdump") || pinned("rdma-core-65.0-orig").is_none() {
-        return;
-    }
+    require("nix-build");
+    require("objdump");
+    pinned("rdma-core-65.0-orig");
     let attrs = [
         "rdma-core",
         "rdma-core.dev",
@@ -452,10 +450,9 @@ fn offline_userspace_builds_and_every_driver_resolves() {
 }
 
 #[test]
+#[ignore = "needs Nix, QEMU and the fetched inputs: the README's test command runs it"]
 fn ibv_devices_over_rxe_and_siw_loads_every_configured_driver() {
-    let Some((out, r)) = offline_vm_check("o.verbsDevicesCheck o.roles.kabiBase") else {
-        return;
-    };
+    let (out, r) = offline_vm_check("o.verbsDevicesCheck o.roles.kabiBase");
     let log = fs::read_to_string(format!("{out}/serial.log")).unwrap();
     assert!(log.contains("rxe0") && log.contains("siw0"), "{log}");
     assert!(!log.contains("couldn't load driver"), "{log}");
@@ -467,10 +464,10 @@ fn ibv_devices_over_rxe_and_siw_loads_every_configured_driver() {
 /// `scripts`, run with the modules' directory on perl's path, and nothing in `out`
 /// runs perl.
 #[test]
+#[ignore = "needs Nix and the fetched inputs: the README's test command runs it"]
 fn rdma_core_full_keeps_perl_in_its_scripts_output() {
-    if !require("nix-build") || pinned("rdma-core-65.0-orig").is_none() {
-        return;
-    }
+    require("nix-build");
+    pinned("rdma-core-65.0-orig");
     let outputs: serde_json::Value = serde_json::from_str(&stdout_ok(
         Command::new("nix-instantiate")
             .args([
@@ -537,10 +534,10 @@ fn rdma_core_full_keeps_perl_in_its_scripts_output() {
 /// libmlx5.pc's `Requires.private: libibverbs` resolves because the provider's dev
 /// output propagates the core's.
 #[test]
+#[ignore = "needs Nix and the fetched inputs: the README's test command runs it"]
 fn a_provider_dev_output_is_enough_for_its_consumers() {
-    if !require("nix-build") || pinned("rdma-core-65.0-orig").is_none() {
-        return;
-    }
+    require("nix-build");
+    pinned("rdma-core-65.0-orig");
     let mut cmd = nix_build_offline();
     cmd.args([
         "pkgs/offline",

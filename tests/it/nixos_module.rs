@@ -2,11 +2,10 @@
 //! its options against docs/nixos-module.md, and the plain Nix it is built on (modules/lib.nix)
 //! evaluated and built on the offline platform.
 
-mod common;
-
 use std::path::Path;
 
-use common::{nix_build_offline, require, run, stdout_ok};
+use crate::common;
+use crate::common::{nix_build_offline, require, run, stdout_ok};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -46,10 +45,9 @@ fn eval_err_or_ok(expr: &str) -> Option<String> {
 const OFFLINE: &str = "let o = import ./pkgs/offline { }; l = o.rdmaNixLib; in";
 
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn the_module_doc_lists_every_option_with_its_type() {
-    if !require("nix-instantiate") {
-        return;
-    }
+    require("nix-instantiate");
     let options = eval_json("import ./tests/fixtures/module-options.nix");
     let doc = std::fs::read_to_string(root().join("docs/nixos-module.md")).unwrap();
     let section = doc
@@ -90,10 +88,9 @@ fn the_module_doc_lists_every_option_with_its_type() {
 }
 
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn provider_selection_errors_become_clear_messages() {
-    if !require("nix-instantiate") {
-        return;
-    }
+    require("nix-instantiate");
     let errs = eval_json(&format!(
         "{OFFLINE} l.providerErrors {{ core = o.rdma-core; providers = o.rdmaProviders; wanted = [ \"rxe\" \"mlx9\" ];
            overrides = {{ rxe = o.rdmaPackages.\"56.1\".rdma-provider-rxe; }}; }}"
@@ -127,10 +124,9 @@ fn provider_selection_errors_become_clear_messages() {
 }
 
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn kernel_modules_soft_deps_and_link_scripts() {
-    if !require("nix-instantiate") {
-        return;
-    }
+    require("nix-instantiate");
     let v = eval_json(&format!(
         "{OFFLINE} {{
            debian = l.driversMissingFrom o.kernels.${{o.roles.kabiBase}} [ \"rxe\" \"siw\" ];
@@ -171,10 +167,9 @@ fn kernel_modules_soft_deps_and_link_scripts() {
 }
 
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn rdma_cores_udev_rules_and_units_get_absolute_paths() {
-    if !require("nix-build") {
-        return;
-    }
+    require("nix-build");
     let out = stdout_ok(
         nix_build_offline()
             .args(["-E", &format!("{OFFLINE} o.rdmaSystemIntegration")])
@@ -211,10 +206,9 @@ fn rdma_cores_udev_rules_and_units_get_absolute_paths() {
 /// needs user namespaces, which a chroot doesn't get), and systemd is a store path as
 /// in nixpkgs. The integration must leave no FHS path in any rule or unit.
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn no_fhs_path_is_left_when_rdma_cores_configure_finds_no_systemctl() {
-    if !require("nix-build") {
-        return;
-    }
+    require("nix-build");
     let expr = format!(
         r#"{OFFLINE} let
           # coreutils as a store path, as in nixpkgs (the offline one is the root's /usr).
@@ -340,10 +334,9 @@ fn failing_assertions(settings: &str) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn the_module_configures_a_soft_rdma_node_with_offline_packages() {
-    if !require("nix-build") {
-        return;
-    }
+    require("nix-build");
     let settings = r#"{ enable = true; providers = [ "rxe" "siw" ]; perftest.enable = true;
                        openFirewall = true;
                        softRoce.interfaces = [ "eth0" ]; siw.interfaces = [ "eth0" ]; }"#;
@@ -424,10 +417,9 @@ fn the_module_configures_a_soft_rdma_node_with_offline_packages() {
 }
 
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn the_module_asserts_on_unknown_providers_foreign_pabi_and_unconfigured_interfaces() {
-    if !require("nix-instantiate") {
-        return;
-    }
+    require("nix-instantiate");
     // Static addresses only (no dhcpcd): eth9 is brought up by nothing.
     let v = module_eval_on(
         "{ networking.useDHCP = false; networking.interfaces.eth0 = { }; }",
@@ -463,10 +455,9 @@ fn the_module_asserts_on_unknown_providers_foreign_pabi_and_unconfigured_interfa
 /// (by name or glob, or by keys only the running system decides, like the generated
 /// `Type = "ether"` one), or managed by NetworkManager. What nothing brings up is named.
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn interfaces_are_accepted_however_nixos_brings_them_up() {
-    if !require("nix-instantiate") {
-        return;
-    }
+    require("nix-instantiate");
     let settings = r#"{ enable = true; providers = [ "rxe" "siw" ];
                         softRoce.interfaces = [ "eth1" ]; siw.interfaces = [ "enp0s4" ]; }"#;
     let static_only = "networking.useDHCP = false;";
@@ -512,10 +503,9 @@ fn interfaces_are_accepted_however_nixos_brings_them_up() {
 /// asked for by name. `unlimited` is PAM's `unlimited` and systemd's `infinity`; a
 /// number is KiB for both (`K`, 1024 bytes, for systemd).
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn locked_memory_goes_to_the_rdma_group_and_the_services_named() {
-    if !require("nix-instantiate") {
-        return;
-    }
+    require("nix-instantiate");
     let get = |settings: &str| {
         module_eval(
             settings,
@@ -552,10 +542,9 @@ fn locked_memory_goes_to_the_rdma_group_and_the_services_named() {
 /// `memlockForServices` (on by default, every service) is gone, and setting it says
 /// what replaced it.
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn the_old_system_wide_memlock_option_is_removed_naming_its_replacements() {
-    if !require("nix-instantiate") {
-        return;
-    }
+    require("nix-instantiate");
     let v = eval_json(
         r#"(import ./modules/rdma.nix { lib = import ./tests/fixtures/fake-nixos-lib.nix;
              config = { }; pkgs = { }; utils = { }; }).imports"#,
@@ -575,10 +564,9 @@ fn the_old_system_wide_memlock_option_is_removed_naming_its_replacements() {
 /// than systemd's and PAM's defaults: no system-wide default, no unit's limit, and the
 /// only PAM limit is the group's; soft devices' units and rdma-ndd included.
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn by_default_no_limit_reaches_anyone_outside_the_rdma_group() {
-    if !require("nix-instantiate") {
-        return;
-    }
+    require("nix-instantiate");
     let v = module_eval(
         r#"{ enable = true; providers = [ "rxe" "siw" ]; softRoce.interfaces = [ "eth0" ];
              siw.interfaces = [ "eth0" ]; ndd.enable = true; }"#,
@@ -601,10 +589,9 @@ fn by_default_no_limit_reaches_anyone_outside_the_rdma_group() {
 /// `memlockLimit` is KiB or `"unlimited"`: the old spelling `"infinity"` (systemd's)
 /// or a negative number is refused by its type, before PAM or systemd could read it.
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn the_memlock_limit_is_kib_or_unlimited() {
-    if !require("nix-instantiate") {
-        return;
-    }
+    require("nix-instantiate");
     let options = eval_json("import ./tests/fixtures/module-options.nix");
     let t = options
         .as_array()
@@ -642,10 +629,9 @@ fn the_memlock_limit_is_kib_or_unlimited() {
 /// rdma-core-full has every provider compiled in and reads its own config dir: the
 /// module refuses it with a message naming the split core to use instead.
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn the_module_refuses_rdma_core_full_naming_the_fix() {
-    if !require("nix-instantiate") {
-        return;
-    }
+    require("nix-instantiate");
     let msgs = failing_assertions(
         r#"{ enable = true; package = o.rdma-core-full; providers = [ "rxe" ]; }"#,
     );
@@ -663,10 +649,9 @@ fn the_module_refuses_rdma_core_full_naming_the_fix() {
 /// runtime view of our core and the composed providers under the same name (so the
 /// same store path length); an older core than nixpkgs' is refused.
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn replacing_nixpkgs_rdma_core_without_a_rebuild() {
-    if !require("nix-instantiate") {
-        return;
-    }
+    require("nix-instantiate");
     let v = module_eval(
         r#"{ enable = true; providers = [ "rxe" "siw" ]; replaceNixpkgsRdmaCore = true; }"#,
         r#"let r = c.system.replaceDependencies.replacements; in {
@@ -714,10 +699,9 @@ fn replacing_nixpkgs_rdma_core_without_a_rebuild() {
 /// library and plugin), as a symlink that resolves; only the config dir is the
 /// selection's.
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn the_runtime_view_mirrors_the_whole_rdma_core_out_tree() {
-    if !require("nix-build") {
-        return;
-    }
+    require("nix-build");
     let expr = r#"let o = import ./pkgs/offline { };
           c = import ./tests/fixtures/module-eval.nix {
             settings = { enable = true; providers = [ "rxe" "siw" ]; replaceNixpkgsRdmaCore = true; };
@@ -782,10 +766,9 @@ fn the_runtime_view_mirrors_the_whole_rdma_core_out_tree() {
 /// (outOfTree), each checking where the loaded module comes from (the test framework
 /// stubbed; the nodes as checks/nixos.nix writes them).
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn nixos_checks_cover_rdma_nix_modules_beside_the_kernels_own() {
-    if !require("nix-instantiate") {
-        return;
-    }
+    require("nix-instantiate");
     let v = eval_json(
         r#"let
           checks = import ./checks/nixos.nix {
@@ -832,10 +815,9 @@ fn nixos_checks_cover_rdma_nix_modules_beside_the_kernels_own() {
 /// system's kernel set and RDMA settings on the nodes, one test per enabled soft
 /// driver (rxe when none is), every restored driver loaded; off by default.
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn the_gate_tests_the_systems_own_kernel_and_settings() {
-    if !require("nix-instantiate") {
-        return;
-    }
+    require("nix-instantiate");
     let select = r#"map (t: let node = t.nodes.client { config = { }; pkgs = { }; }; in {
           inherit (t) name isNixOSTest;
           kernel = node.boot.kernelPackages.kernel.name;
@@ -908,10 +890,9 @@ fn the_gate_tests_the_systems_own_kernel_and_settings() {
 }
 
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn drivers_are_restored_by_name_with_what_they_need_or_refused_naming_kernel_and_driver() {
-    if !require("nix-instantiate") {
-        return;
-    }
+    require("nix-instantiate");
     // Debian 6.1: rnbd comes with rtrs, which it needs; irdma is in the kernel; ionic
     // is newer than 6.1; opa_vnic is outside the default set, restored by name.
     let v = module_eval(
@@ -954,10 +935,9 @@ fn drivers_are_restored_by_name_with_what_they_need_or_refused_naming_kernel_and
 }
 
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn nixpkgs_kernel_sets_are_its_lts_series_and_latest_and_skip_a_removed_one() {
-    if !require("nix-instantiate") {
-        return;
-    }
+    require("nix-instantiate");
     // A stand-in nixpkgs: a removed series is a `throw` (as under allowAliases), a
     // non-LTS series and a kernel without `isLTS` are left out, and the latest is kept
     // whatever it is.
@@ -982,10 +962,9 @@ fn nixpkgs_kernel_sets_are_its_lts_series_and_latest_and_skip_a_removed_one() {
 /// hydraJobs: the offline kernels' jobs carry their restored drivers (planned from
 /// their configs); the flake evaluates them without fetching nixpkgs.
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn hydra_jobs_of_the_offline_kernels_evaluate_without_nixpkgs() {
-    if !require("nix-instantiate") {
-        return;
-    }
+    require("nix-instantiate");
     let v = eval_json(
         r#"let flake = (import ./flake.nix).outputs { self = flake; nixpkgs = throw "nixpkgs fetched"; };
            in builtins.mapAttrs (_: builtins.attrNames) flake.hydraJobs.offline.kernels"#,

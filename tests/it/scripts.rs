@@ -1,13 +1,11 @@
 //! The README's scripts' own parts, without Nix: the stage record scripts/stack and
 //! scripts/test keep (scripts/stages.sh) and that `rdma-nix stages` reads.
 
-mod common;
-
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::rdma_nix;
+use crate::common::rdma_nix;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -1,8 +1,9 @@
 //! The checked-in generated files are exactly what the generator writes now.
 
-mod common;
+use crate::common;
 
 #[test]
+#[ignore = "needs the fetched inputs in the Nix store: the README's test command runs it"]
 fn checked_in_output_is_current() {
     let out = common::run(
         common::rdma_nix()
@@ -17,6 +18,7 @@ fn checked_in_output_is_current() {
 }
 
 #[test]
+#[ignore = "needs the fetched inputs in the Nix store: the README's test command runs it"]
 fn generate_is_deterministic_and_refuses_hand_written_files() {
     let dir = tempfile::tempdir().unwrap();
     let gen =
@@ -61,11 +63,11 @@ const NAMES_A_KERNEL: &[(&str, &str)] = &[
     ),
     ("src/report/mod.rs", "unit tests: result.json fixtures"),
     (
-        "tests/update.rs",
+        "tests/it/update.rs",
         "the kABI pair of the acceptance: 6.1.0-54/-57 against 6.1.0-55's records",
     ),
     (
-        "tests/kernel_modules.rs",
+        "tests/it/kernel_modules.rs",
         "the kABI test's data: -55's siw checked against a reusing (-56) and a refusing (-50) ABI's headers",
     ),
 ];
@@ -89,7 +91,7 @@ fn no_file_outside_the_lock_names_a_kernel_but_those_listed() {
         let exempt = ["stack.toml", "stack.lock"].contains(&f)
             || f.starts_with("pkgs/generated/")
             || f.ends_with(".md")
-            || f == "tests/generated.rs"; // this list of file names
+            || f == "tests/it/generated.rs"; // this list of file names
         let Ok(text) = std::fs::read_to_string(repo.join(f)) else {
             continue; // binary, or deleted in the working tree
         };

@@ -1,13 +1,11 @@
 //! Bad input to every subcommand: a one-line error naming the input, a non-zero
 //! exit code, and nothing written.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use common::{rdma_nix, write};
+use crate::common::{rdma_nix, write};
 
 /// Runs the command, expects failure with a single stderr line containing all of `needles`.
 fn fails_with(cmd: &mut Command, needles: &[&str]) -> String {

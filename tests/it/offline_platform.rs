@@ -1,13 +1,12 @@
 //! The offline platform, for real: builds through the flake inside pinned build roots,
 //! a Debian kernel's dev tree, the VM runner, and hash pinning.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{nix_build_offline, rdma_nix, require, run, stdout_ok};
+use crate::common;
+use crate::common::{nix_build_offline, rdma_nix, require, run, stdout_ok};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -58,10 +57,9 @@ fn read_json(path: &Path) -> serde_json::Value {
 }
 
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn cmake_package_builds_inside_the_build_root() {
-    if !require("nix") {
-        return;
-    }
+    require("nix");
     let out = nix_build_flake("tests.hello-cmake");
     let hello = stdout_ok(&mut Command::new(out.join("bin/hello")));
     assert_eq!(hello, "hello from the offline platform");
@@ -83,10 +81,9 @@ fn cmake_package_builds_inside_the_build_root() {
 }
 
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn pass_as_file_reaches_the_builder_inside_its_root() {
-    if !require("nix") {
-        return;
-    }
+    require("nix");
     // Without the sandbox (in a chroot) Nix puts the file below /tmp/nix-build-…, which
     // the root sees at /build only: a regression there broke every VM check's initrd.
     let out = nix_build_flake("tests.pass-as-file");
@@ -94,10 +91,9 @@ fn pass_as_file_reaches_the_builder_inside_its_root() {
 }
 
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn debian_kernel_dev_tree_builds_a_module() {
-    if !require("nix") {
-        return;
-    }
+    require("nix");
     let out = nix_build_flake("tests.kernel-dev");
     let release = common::release_of(&common::roles().kabi_base);
     let ko = out.join(format!("lib/modules/{release}/extra/hello.ko"));
@@ -156,10 +152,9 @@ fn debian_kernel_dev_tree_builds_a_module() {
 }
 
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn vm_smoke_reports_uname_from_inside() {
-    if !require("nix") {
-        return;
-    }
+    require("nix");
     let out = nix_build_flake("tests.vm-smoke");
     let r = read_json(&out.join("result.json"));
     let release = common::release_of(&common::roles().kabi_base);
@@ -172,10 +167,9 @@ fn vm_smoke_reports_uname_from_inside() {
 }
 
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn vm_that_never_reaches_the_test_fails_at_its_timeout() {
-    if !require("nix") {
-        return;
-    }
+    require("nix");
     // Kept: with expectFailure the serial log and result survive in $out.
     let out = nix_build_flake("tests.vm-hang");
     let r = read_json(&out.join("result.json"));
@@ -198,10 +192,9 @@ fn vm_that_never_reaches_the_test_fails_at_its_timeout() {
 }
 
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn wrong_pinned_hash_names_both_hashes() {
-    if !require("nix-build") {
-        return;
-    }
+    require("nix-build");
     let o = run(nix_build_offline()
         .args(["-A", "tests.wrong-hash"])
         .arg(repo().join("pkgs/offline")));
@@ -218,10 +211,9 @@ fn wrong_pinned_hash_names_both_hashes() {
 }
 
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn fetch_refuses_a_file_with_the_wrong_hash() {
-    if !require("nix-store") {
-        return;
-    }
+    require("nix-store");
     let dir = tempfile::tempdir().unwrap();
     let pool = dir.path().join("pool");
     fs::create_dir(&pool).unwrap();
@@ -310,10 +302,9 @@ fn valid(path: &str) -> bool {
 /// The next fetch adds what the killed one verified without fetching it again, and
 /// fetches only the rest; a third finds everything in the store.
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn a_killed_fetch_resumes_with_what_it_verified() {
-    if !require("nix-store") {
-        return;
-    }
+    require("nix-store");
     let dir = tempfile::tempdir().unwrap();
     let (manifest, paths) = synthetic_packages(dir.path(), 12);
     let staging = dir.path().join("staging");
@@ -397,10 +388,9 @@ fn wait_for_processes_naming(path: &Path) {
 /// One `apt-helper` run downloads many files; a file no source has fails alone, with
 /// apt's own line naming it, and the others arrive.
 #[test]
+#[ignore = "needs apt: the README's test command runs it"]
 fn one_apt_run_downloads_many_files_and_names_the_one_it_could_not() {
-    if !require("/usr/lib/apt/apt-helper") {
-        return;
-    }
+    require("/usr/lib/apt/apt-helper");
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
     let out = dir.path().join("out");
@@ -442,10 +432,9 @@ fn one_apt_run_downloads_many_files_and_names_the_one_it_could_not() {
 /// A truncated file is refused by name with both hashes; the files that verified are
 /// added, the truncated one never is.
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn a_truncated_file_is_refused_by_name_and_never_added() {
-    if !require("nix-store") {
-        return;
-    }
+    require("nix-store");
     let dir = tempfile::tempdir().unwrap();
     let (manifest, paths) = synthetic_packages(dir.path(), 5);
     let cut = dir.path().join("pool/pkg3_1.0_amd64.deb");
@@ -471,10 +460,9 @@ fn a_truncated_file_is_refused_by_name_and_never_added() {
 }
 
 #[test]
+#[ignore = "needs Nix and QEMU: the README's test command runs it"]
 fn offline_builds_are_hydra_jobs_and_no_builder_runs_a_host_program() {
-    if !require("nix") {
-        return;
-    }
+    require("nix");
     // The offline platform is hermetic: its stack and every kernel's module builds are
     // Hydra jobs beside nixpkgs' kernels. Attribute names are evaluated without
     // fetching nixpkgs.
@@ -541,10 +529,9 @@ fn offline_builds_are_hydra_jobs_and_no_builder_runs_a_host_program() {
 }
 
 #[test]
+#[ignore = "needs Nix and QEMU: the README's test command runs it"]
 fn hermetic_builds_reproduce_bit_for_bit() {
-    if !require("nix-build") {
-        return;
-    }
+    require("nix-build");
     // A sample of bench/reproducible.nix (scripts/reproducible --check runs all of it):
     // the core with every provider, perftest, a provider compiled alone from a patch,
     // a module built in another suite's root, an initramfs (its boot and userspace
@@ -600,10 +587,10 @@ fn hermetic_builds_reproduce_bit_for_bit() {
 /// the linux-source package (pkgs/offline/kernel-source.nix): rebuilt here with
 /// `--check`, it must give the pinned tree (it once matched no file of the package).
 #[test]
+#[ignore = "needs Nix and the fetched inputs: the README's test command runs it"]
 fn the_kernel_source_fallback_builder_gives_the_pinned_tree() {
-    if !require("nix-build") || common::pinned("linux-source-5.10").is_none() {
-        return;
-    }
+    require("nix-build");
+    common::pinned("linux-source-5.10");
     stdout_ok(
         nix_build_offline()
             .args(["--check", "-E"])

@@ -1,12 +1,11 @@
 //! `rdma-nix kernel inspect` on real Debian kernel packages (fetched into the store by
 //! the test command) and on corrupt input.
 
-mod common;
-
 use std::fs;
 use std::path::PathBuf;
 
-use common::{nix_build_offline, pinned, rdma_nix, require, run, stdout_ok};
+use crate::common;
+use crate::common::{nix_build_offline, pinned, rdma_nix, require, run, stdout_ok};
 
 fn inspect_json(files: &[PathBuf]) -> serde_json::Value {
     serde_json::from_str(&stdout_ok(
@@ -16,14 +15,11 @@ fn inspect_json(files: &[PathBuf]) -> serde_json::Value {
 }
 
 #[test]
+#[ignore = "needs Nix and the fetched inputs: the README's test command runs it"]
 fn debian_6_1_has_rxe_but_not_siw() {
-    if !require("nix-store") {
-        return;
-    }
+    require("nix-store");
     let kernel = common::kernel(common::roles().newest_of("6.1"));
-    let (Some(image), Some(headers)) = (pinned(&kernel.image), pinned(&kernel.headers)) else {
-        return;
-    };
+    let (image, headers) = (pinned(&kernel.image), pinned(&kernel.headers));
     let r = inspect_json(&[image, headers]);
     assert_eq!(
         r.as_array().unwrap().len(),
@@ -44,14 +40,11 @@ fn debian_6_1_has_rxe_but_not_siw() {
 }
 
 #[test]
+#[ignore = "needs Nix and the fetched inputs: the README's test command runs it"]
 fn debian_6_12_reports_its_own_config() {
-    if !require("nix-store") {
-        return;
-    }
+    require("nix-store");
     let kernel = common::kernel(common::roles().newest_of("6.12"));
-    let Some(image) = pinned(&kernel.image) else {
-        return;
-    };
+    let image = pinned(&kernel.image);
     let r = inspect_json(&[image]);
     let k = &r[0];
     assert_eq!(k["release"], common::release_of(&kernel.name));
@@ -107,13 +100,10 @@ fn corrupt_packages_give_one_line_errors() {
 }
 
 #[test]
+#[ignore = "needs Nix and the fetched inputs: the README's test command runs it"]
 fn truncated_real_package() {
-    if !require("nix-store") {
-        return;
-    }
-    let Some(headers) = pinned(&common::kernel(&common::roles().newest).headers) else {
-        return;
-    };
+    require("nix-store");
+    let headers = pinned(&common::kernel(&common::roles().newest).headers);
     let dir = tempfile::tempdir().unwrap();
     let cut = dir.path().join("truncated.deb");
     let bytes = fs::read(&headers).unwrap();
@@ -124,10 +114,9 @@ fn truncated_real_package() {
 /// stack.lock's `rdma_in_tree` (which the NixOS module and the offline checks use to
 /// decide which soft drivers rdma-nix must build) agrees with each kernel's config.
 #[test]
+#[ignore = "needs Nix and the fetched inputs: the README's test command runs it"]
 fn stack_toml_in_tree_drivers_match_each_kernels_config() {
-    if !require("nix-store") {
-        return;
-    }
+    require("nix-store");
     let manifest = rdma_nix::manifest::Manifest::load(None).expect("stack.toml and stack.lock");
     for k in &manifest.kernels {
         // A split image (sid) is a metapackage: its parts hold the files.
@@ -136,9 +125,7 @@ fn stack_toml_in_tree_drivers_match_each_kernels_config() {
         } else {
             k.image_parts.clone()
         };
-        let Some(files) = names.iter().map(|n| pinned(n)).collect::<Option<Vec<_>>>() else {
-            return;
-        };
+        let files: Vec<_> = names.iter().map(|n| pinned(n)).collect();
         let r = inspect_json(&files);
         assert_eq!(r.as_array().unwrap().len(), 1, "kernel {}: {r}", k.name);
         let config = &r[0]["rdma_config"];
@@ -158,10 +145,9 @@ fn stack_toml_in_tree_drivers_match_each_kernels_config() {
 /// source, with its modules, Kconfig symbols and states; the drivers a source lacks
 /// reported as absent. Debian disables siw, efa, erdma, vmw_pvrdma, rtrs and rnbd.
 #[test]
+#[ignore = "needs Nix and the fetched inputs: the README's test command runs it"]
 fn every_matrix_kernel_lists_its_rdma_drivers_from_its_source() {
-    if !require("nix-store") {
-        return;
-    }
+    require("nix-store");
     let manifest = rdma_nix::manifest::Manifest::load(None).expect("stack.toml and stack.lock");
     let mut names: Vec<String> = Vec::new();
     for k in &manifest.kernels {
@@ -186,9 +172,7 @@ fn every_matrix_kernel_lists_its_rdma_drivers_from_its_source() {
         }
     }
     names.extend(sources.into_values().map(|(_, p)| p));
-    let Some(files) = names.iter().map(|n| pinned(n)).collect::<Option<Vec<_>>>() else {
-        return;
-    };
+    let files: Vec<_> = names.iter().map(|n| pinned(n)).collect();
     let r = inspect_json(&files);
     let kernels = r.as_array().unwrap();
     assert_eq!(kernels.len(), manifest.kernels.len(), "{r}");
@@ -300,10 +284,9 @@ fn every_matrix_kernel_lists_its_rdma_drivers_from_its_source() {
 /// refusals that come from the offline source subset or the kernel's headers (no
 /// .config has them) are left out.
 #[test]
+#[ignore = "needs Nix: the README's test command runs it"]
 fn build_time_verdicts_agree_with_the_planner_on_every_matrix_kernel() {
-    if !require("nix-build") {
-        return;
-    }
+    require("nix-build");
     let names = stdout_ok(&mut common::nix_instantiate_eval(
         "builtins.attrNames (import ./pkgs/offline { }).kernelPackages",
     ));
@@ -404,17 +387,14 @@ fn bad_kernel_sources_give_one_line_errors() {
 /// The default restore set on 5.10 from its own source: rtrs before rnbd (Kconfig
 /// dependency), erdma skipped as absent (newer than 5.10), rxe left to the kernel.
 #[test]
+#[ignore = "needs Nix and the fetched inputs: the README's test command runs it"]
 fn restore_plan_orders_rtrs_before_rnbd_and_skips_what_5_10_lacks() {
-    if !require("nix-store") {
-        return;
-    }
+    require("nix-store");
     let oldest = common::kernel(&common::roles().oldest);
-    let (Some(image), Some(source)) = (
+    let (image, source) = (
         pinned(&oldest.image),
         pinned(&common::source_package(&oldest.name)),
-    ) else {
-        return;
-    };
+    );
     let r: serde_json::Value = serde_json::from_str(&stdout_ok(
         rdma_nix()
             .args(["kernel", "restore-plan", "--json"])

@@ -1,24 +1,20 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// Whether `tool` is on PATH. Under CI (`CI` set) a missing tool is a failure, not a
-/// skip: the test command installs everything the tests need.
-pub fn require(tool: &str) -> bool {
+/// What an ignored test needs (they run with `--include-ignored`, as the README's
+/// test command runs them after installing everything): a missing tool fails the test,
+/// naming it.
+pub fn require(tool: &str) {
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
         .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
-        if std::env::var_os("CI").is_some() {
-            panic!("{tool} is required under CI but is not installed");
-        }
-        eprintln!("SKIP: {tool} not installed (run the README's test command to install it)");
-    }
-    found
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "{tool} is not installed; this test needs it (the README's test command installs it)"
+    );
 }
 
 pub fn run(cmd: &mut Command) -> Output {
@@ -89,29 +85,24 @@ pub fn write(path: &Path, data: &[u8]) {
     std::fs::write(path, data).unwrap();
 }
 
-/// The store path of a file pinned in stack.lock, once `rdma-nix fetch`
-/// added it; None (a skip) outside CI when it isn't there, a failure under CI.
-pub fn pinned(name: &str) -> Option<PathBuf> {
+/// The store path of a file pinned in stack.lock, which `rdma-nix fetch` added; a
+/// test that needs it fails when it isn't there.
+pub fn pinned(name: &str) -> PathBuf {
     let m = rdma_nix::manifest::Manifest::load(None).unwrap();
     let p = rdma_nix::fetch::expected_store_path(m.package(name).unwrap());
     let path = PathBuf::from(p.to_string());
-    if path.exists() {
-        return Some(path);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{name} is not in the store; the test command runs `rdma-nix fetch` first");
-    }
-    eprintln!("SKIP: {name} not fetched (run `rdma-nix fetch`)");
-    None
+    assert!(
+        path.exists(),
+        "{name} is not in the store; the test command runs `rdma-nix fetch` first"
+    );
+    path
 }
 
-/// Build an offline VM check (`o` is the offline package set in `expr`), or None (a
-/// skip) when its tools or the linux-source pin are missing outside CI. Returns the
+/// Builds an offline VM check (`o` is the offline package set in `expr`); returns the
 /// output path and its result.json.
-pub fn offline_vm_check(expr: &str) -> Option<(String, serde_json::Value)> {
-    if !require("nix-build") || pinned("linux-source-6.1").is_none() {
-        return None;
-    }
+pub fn offline_vm_check(expr: &str) -> (String, serde_json::Value) {
+    require("nix-build");
+    pinned("linux-source-6.1");
     let out = stdout_ok(
         nix_build_offline()
             .args([
@@ -121,7 +112,7 @@ pub fn offline_vm_check(expr: &str) -> Option<(String, serde_json::Value)> {
             .current_dir(env!("CARGO_MANIFEST_DIR")),
     );
     let result = std::fs::read(format!("{out}/result.json")).unwrap();
-    Some((out, serde_json::from_slice(&result).unwrap()))
+    (out, serde_json::from_slice(&result).unwrap())
 }
 
 /// The matrix's kernels by role (pkgs/generated/roles.nix): tests pick kernels by

@@ -4,8 +4,7 @@
 //! fresh tree, and checked there (`cargo check` reads every file the compiler does,
 //! `include_str!` ones too; code generation and linking read no more).
 
-mod common;
-
+use crate::common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
