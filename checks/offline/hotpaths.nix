@@ -37,7 +37,7 @@
   # RNBD over RTRS over the device (on in every check of the matrix).
   withRnbd ? true,
   # More test files for the suite, name → file (test_*.py), added beside upstream's
-  # (tests/vm_checks.rs adds one that fails on purpose; a file of upstream's own name
+  # (tests/it/vm_checks.rs adds one that fails on purpose; a file of upstream's own name
   # replaces it).
   suiteExtraTests ? { },
   # The suite's runs, in order, each { name; args; } (run_tests.py arguments); null:

@@ -11,7 +11,7 @@
 #    needs is in the kernel or refused, when a `depends on` isn't met or a selected
 #    symbol is unset; else `restorable`. Dependencies are evaluated as Kconfig does
 #    (tristate and, or, not, `=`, `!=`), the recipe's symbols and its needs' taken as m.
-# tests/kernel_modules.rs holds these verdicts to the Rust planner's on every matrix
+# tests/it/kernel_modules.rs holds these verdicts to the Rust planner's on every matrix
 # kernel. For nixpkgs' kernels (autoModules) the `restorable` drivers are those the
 # kernel lacks; pkgs/kernel-modules/restored.nix refuses to build any other.
 # Writes rdma-drivers.json: { kernel, drivers.<name> = { state, symbols, verdict,
