@@ -1,7 +1,7 @@
 # rping alone over one soft device on one kernel: a server and a client on eth0's
 # address, three iterations, each side bounded by a timeout, the client started once the
 # server listens. The smallest reproducer
-# of a hot-path failure (`checks.regressions` in pkgs/offline/default.nix keeps one):
+# of a hot-path failure (`checks.regressions` in checks/offline/default.nix keeps one):
 # it passes when both sides exit 0, and keeps their output in result.json.
 { lib, runVM, softDevice, rdmaNixLib, rdma-core }:
 
