@@ -108,7 +108,9 @@
           # every kernel's module builds, on any Linux machine with Nix. A Hydra passes
           # `debianMirror` (or has `rdma-nix fetch` run) for the pinned Debian files.
           offline =
-            let o = self.legacyPackages.${system}.offline; in
+            let
+              o = self.legacyPackages.${system}.offline;
+            in
             {
               inherit (o) stack;
               kernels = builtins.mapAttrs (_: offlineJobs) o.kernelPackages;

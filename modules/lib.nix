@@ -276,7 +276,9 @@ rdmaLib
         && !(builtins.elem netdev members) && !(net.sits ? ${netdev})
         && (net.dhcpcd.allowInterfaces == null || matchesInterfaceName net.dhcpcd.allowInterfaces netdev);
       networkdMatches = n:
-        let m = n.matchConfig or { }; in
+        let
+          m = n.matchConfig or { };
+        in
         if m ? Name then matchesInterfaceName m.Name netdev
         else !(builtins.any (k: m ? ${k}) wirelessMatchKeys);
       networkd = builtins.filter (n: networkdMatches config.systemd.network.networks.${n})

@@ -19,7 +19,10 @@
   # its driver loads and makes its device in a VM. `set` overrides the module set
   # (a deliberately broken one shows the gate closing).
   gatedSystem = { kernelName, driver ? "siw", set ? self.kernelPackages.${kernelName} }:
-    let check = self.moduleLoadCheckWith { inherit kernelName driver set; }; in
+    let
+      check = self.moduleLoadCheckWith { inherit kernelName driver set;
+      };
+    in
     self.runCommand "rdma-nix-system-${kernelName}"
       {
         # As nixos/modules/system/activation/top-level.nix passes system.checks.

@@ -5,12 +5,15 @@
 # it passes when both sides exit 0, and keeps their output in result.json.
 { lib, runVM, softDevice, rdmaNixLib, rdma-core }:
 
-{ kernelName, driver, iterations ? 3
+{
+  kernelName,
+  driver,
+  iterations ? 3,
   # Seconds between the device coming up and the server starting.
-, delay ? 0
+  delay ? 0,
   # Seconds the server's start is held after the client's side began waiting for it
   # (the harness's own check: the client must wait for the listener, not a guess).
-, serverStartDelay ? 0
+  serverStartDelay ? 0,
 }:
 let
   sd = softDevice { inherit kernelName driver; };

@@ -26,7 +26,9 @@ runVM {
   files = lib.listToAttrs (
     map (n: lib.nameValuePair "etc/libibverbs.d/${n}.driver" "${config}/etc/libibverbs.d/${n}.driver") config.driverNames
     ++ map (p:
-      let plugin = rdmaNixLib.pluginPath p; in
+      let
+        plugin = rdmaNixLib.pluginPath p;
+      in
       # The same path inside the VM (attribute names can't carry the dependency).
       lib.nameValuePair (builtins.unsafeDiscardStringContext plugin) plugin) providers
   );

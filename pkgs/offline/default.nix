@@ -6,21 +6,22 @@
 # out of a pinned package by `rdma-nix fetch`) unpacks build roots of pinned Debian
 # packages (./roots, one per suite: roots/*.toml) and runs every builder chrooted in
 # one, so nothing reads the host's /usr, with the Nix sandbox on or off.
-{ system ? "x86_64-linux"
+{
+  system ? "x86_64-linux",
   # Where mirror://debian/ URLs are downloaded from when `rdma-nix fetch` did not add
   # a pinned file beforehand (the repository names no mirror).
-, debianMirror ? ""
+  debianMirror ? "",
   # A NAR of the bootstrap tree (bin/busybox), where `rdma-nix fetch` did not add it.
-, bootstrapUrl ? ""
+  bootstrapUrl ? "",
   # Fixes to a release's packages (pkgs/rdma-packages.nix), by release:
   # { "65.0" = { corePatches; providerPatches.<name>; }; }.
-, rdmaPatches ? { }
+  rdmaPatches ? { },
   # Attributes merged into a matrix kernel's derivation, by kernel name (a rebuilt
   # kernel, for what-if questions such as rebuild fan-out).
-, kernelOverrides ? { }
+  kernelOverrides ? { },
   # vCPUs of every VM check: 1, as measured by scripts/bench ("VM matrix: how the 2
   # cores are used"); another count is for measuring (the checks' derivations change).
-, vmCpus ? 1
+  vmCpus ? 1,
 }:
 
 let
@@ -30,7 +31,9 @@ let
   lockedKernels = import ../generated/kernels.nix;
 
   callPackageWith = scope: fn: args:
-    let f = if builtins.isFunction fn then fn else import fn; in
+    let
+      f = if builtins.isFunction fn then fn else import fn;
+    in
     f (builtins.intersectAttrs (builtins.functionArgs f) scope // args);
 
   # One fixed point of four parts, each a file: the platform (fetchers, roots,

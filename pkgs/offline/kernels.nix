@@ -36,7 +36,10 @@
       } // (import ../kernel-modules/extension.nix {
         src = moduleSrc;
         inherit restorePlan fromSeriesPlan;
-        seriesPlan = let v = builtins.splitVersion kernel.version; in
+        seriesPlan =
+          let
+            v = builtins.splitVersion kernel.version;
+          in
           base.restorePlans.series."${builtins.elemAt v 0}.${builtins.elemAt v 1}" or null;
       }) set set;
     in
@@ -66,7 +69,10 @@
   # (the mechanism the NixOS module relies on for nixpkgs' kernels, run here).
   kernelPackagesBySeries = builtins.mapAttrs
     (name: k:
-      let kernel = base.kernels.${name}; v = builtins.splitVersion kernel.version; in
+      let
+        kernel = base.kernels.${name};
+        v = builtins.splitVersion kernel.version;
+      in
       base.linuxPackagesWith {
         inherit kernel;
         moduleSrc = base.kernelSource k.moduleSource;
@@ -79,7 +85,10 @@
       let
         own = base.kernelPackagesOwn.${name};
         pick = driver: pkg: get:
-          let plan = base.kernelModulePlan.${driver}.${name} or { reuse = null; }; in
+          let
+            plan = base.kernelModulePlan.${driver}.${name} or { reuse = null;
+            };
+          in
           if plan.reuse == null then pkg
           else base.callPackage ../kernel-modules/weak-update.nix {
             kernel = base.kernels.${name};

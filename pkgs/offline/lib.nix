@@ -32,10 +32,15 @@ rec {
   assertMsg = pred: msg: pred || b.throw msg;
   hasPrefix = pref: str: b.substring 0 (b.stringLength pref) str == pref;
   removePrefix = prefix: s:
-    let n = b.stringLength prefix; in
+    let
+      n = b.stringLength prefix;
+    in
     if b.substring 0 n s == prefix then b.substring n (b.stringLength s - n) s else s;
   removeSuffix = suffix: s:
-    let n = b.stringLength suffix; l = b.stringLength s; in
+    let
+      n = b.stringLength suffix;
+      l = b.stringLength s;
+    in
     if l >= n && b.substring (l - n) n s == suffix then b.substring 0 (l - n) s else s;
   unique = b.foldl' (acc: e: if b.elem e acc then acc else acc ++ [ e ]) [ ];
   versionAtLeast = v1: v2: b.compareVersions v1 v2 >= 0;

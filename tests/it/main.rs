@@ -13,6 +13,7 @@ mod generated;
 mod kernel_inspect;
 mod kernel_modules;
 mod nix_parity;
+mod nix_style;
 mod nixos_module;
 mod offline_platform;
 mod package_fileset;

@@ -51,10 +51,18 @@ let
       overrideAttrs = f0:
         let
           f = self: super:
-            let x = f0 super; in
+            let
+              x = f0 super;
+            in
             if b.isFunction x then f0 self super else x;
         in
-        extensible (self: let super = rattrs self; in super // f self super);
+        extensible (
+          self:
+          let
+            super = rattrs self;
+          in
+          super // f self super
+        );
     in
     drv // passthru // {
       inherit meta passthru overrideAttrs;

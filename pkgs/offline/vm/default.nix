@@ -7,28 +7,29 @@
 # vmCpus: the guests' vCPUs (-smp; TCG gives each its own host thread).
 { lib, stdenv, busybox, vmCpus ? 1 }:
 
-{ name
-, kernel
-, testScript
-, modules ? [ ]
-, extraModules ? { }
-, softDeps ? { }
-, binaries ? [ ]
-, files ? { }
+{
+  name,
+  kernel,
+  testScript,
+  modules ? [ ],
+  extraModules ? { },
+  softDeps ? { },
+  binaries ? [ ],
+  files ? { },
   # Directories copied whole, path in the VM → source (ELF files with their libraries),
   # leaving out directories named in treeSkip.
-, trees ? { }
-, treeSkip ? [ ]
-, timeout ? 300
-, memory ? 1024
-, accel ? "tcg"
-, kernelParams ? [ ]
-, expectFailure ? false
+  trees ? { },
+  treeSkip ? [ ],
+  timeout ? 300,
+  memory ? 1024,
+  accel ? "tcg",
+  kernelParams ? [ ],
+  expectFailure ? false,
   # Keep the result whatever it is (for measuring how often a check fails).
-, recordOnly ? false
+  recordOnly ? false,
   # Merged into result.json (what the check was: kernel name, device, …).
-, resultAttrs ? { }
-, passthru ? { }
+  resultAttrs ? { },
+  passthru ? { },
 }:
 
 let
