@@ -150,7 +150,7 @@ fn problems(text: &str) -> Vec<String> {
             .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '\'' || c == '-'))
             .collect();
         let mut why = Vec::new();
-        if indent % 2 != 0 {
+        if !indent.is_multiple_of(2) {
             why.push("indented by an odd number of spaces");
         }
         if body.starts_with(',') {
