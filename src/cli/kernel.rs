@@ -95,7 +95,7 @@ fn restore_plan(files: &[PathBuf], drivers: Vec<String>, json: bool) -> Result<E
         plans.push(KernelPlan {
             release: k.release.clone(),
             source_version: src.version.clone(),
-            plan: restore::plan(src, config, &names),
+            plan: restore::plan_restore(src, config, &names),
         });
     }
     if json {

@@ -61,7 +61,7 @@ pub fn load_kernels(m: &Manifest) -> Result<Vec<(String, LoadedKernel)>> {
 }
 
 /// Restored drivers built per kernel (kernel → driver → the restored drivers it
-/// needs), from `restore::plan`.
+/// needs), from `restore::plan_matrix`.
 pub type RestoredNeeds = BTreeMap<String, BTreeMap<String, Vec<String>>>;
 
 /// The kernel's series (`6.1`): the one `rdma-nix update` locked it for, else its
@@ -112,7 +112,7 @@ pub fn wanted(m: &Manifest, restored: &RestoredNeeds) -> Result<Vec<(String, Str
 
 /// `kernel-modules.nix` from the lock's decisions; a module the lock doesn't decide
 /// (a kernel pinned by hand) is built for its kernel.
-pub fn plan(m: &Manifest, restored: &RestoredNeeds, source: &str) -> Result<Plan> {
+pub fn plan_builds(m: &Manifest, restored: &RestoredNeeds, source: &str) -> Result<Plan> {
     let mut decisions = Vec::new();
     for (kernel, driver) in wanted(m, restored)? {
         let locked = m

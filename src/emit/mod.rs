@@ -31,7 +31,7 @@ pub struct KernelInputs {
 impl KernelInputs {
     pub fn load(m: &crate::manifest::Manifest) -> anyhow::Result<KernelInputs> {
         let kernels = kernel_modules::load_kernels(m)?;
-        let restored = restore::plan(m, &kernels, &m.label)?;
+        let restored = restore::plan_matrix(m, &kernels, &m.label)?;
         Ok(KernelInputs { kernels, restored })
     }
 }
@@ -74,7 +74,7 @@ pub fn generate_with(
         "rdma-nix: restored drivers (default set × kernels): {} built out of tree, {} in the kernel already, {} can't be built",
         restored.builds, restored.in_tree, restored.refused
     );
-    let plan = kernel_modules::plan(m, &restored.needs, source)?;
+    let plan = kernel_modules::plan_builds(m, &restored.needs, source)?;
     eprintln!(
         "rdma-nix: kernel modules: {} builds, {} reused by kABI ({} builds saved of {})",
         plan.builds,

@@ -227,7 +227,7 @@ fn module_symbols(d: &Driver) -> Vec<String> {
 
 /// Plans every driver of every kernel's source; `kernels` are the matrix's, by name,
 /// as read from their headers (`kernel_modules::load_kernels`).
-pub fn plan(m: &Manifest, kernels: &[(String, LoadedKernel)], source: &str) -> Result<Restored> {
+pub fn plan_matrix(m: &Manifest, kernels: &[(String, LoadedKernel)], source: &str) -> Result<Restored> {
     // Each source tree scanned once.
     let mut scanned: BTreeMap<String, (PathBuf, SourceDrivers)> = BTreeMap::new();
     for k in &m.kernels {
@@ -306,7 +306,7 @@ pub fn plan(m: &Manifest, kernels: &[(String, LoadedKernel)], source: &str) -> R
                 have,
                 wants: &includes[&k.module_source],
             });
-            let p = restore::plan(src, config, std::slice::from_ref(name));
+            let p = restore::plan_restore(src, config, std::slice::from_ref(name));
             let (e, outcome, needs) = entry(&p, src, Some(tree), name, headers)?;
             if let Some(n) = needs {
                 restored_needs

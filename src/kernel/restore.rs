@@ -236,7 +236,7 @@ fn module_symbol(c: &Condition) -> Option<&str> {
 
 /// Plans restoring `names` (driver names: `siw`, `rtrs`, …) on a kernel with this
 /// config from its source's drivers.
-pub fn plan(src: &SourceDrivers, config: &KernelConfig, names: &[String]) -> Plan {
+pub fn plan_restore(src: &SourceDrivers, config: &KernelConfig, names: &[String]) -> Plan {
     plan_against(src, config, names, true)
 }
 
@@ -515,7 +515,7 @@ mod tests {
 
     #[test]
     fn rnbd_pulls_in_rtrs_built_first_with_the_hidden_core() {
-        let p = plan(&src(), &debian(), &names(&["rnbd"]));
+        let p = plan_restore(&src(), &debian(), &names(&["rnbd"]));
         let order: Vec<_> = p.build.iter().map(|r| r.driver.as_str()).collect();
         assert_eq!(order, ["rtrs", "rnbd"]);
         assert_eq!(
@@ -545,7 +545,7 @@ mod tests {
     fn in_tree_absent_and_unsatisfiable_drivers_are_skipped_with_reasons() {
         let mut cfg = debian();
         cfg.options.remove("LIBCRC32C");
-        let p = plan(&src(), &cfg, &names(&["rxe", "erdma", "siw", "efa"]));
+        let p = plan_restore(&src(), &cfg, &names(&["rxe", "erdma", "siw", "efa"]));
         let order: Vec<_> = p.build.iter().map(|r| r.driver.as_str()).collect();
         assert_eq!(order, ["efa"]);
         let why = |n: &str| p.skip.iter().find(|s| s.driver == n).unwrap().clone();
@@ -559,7 +559,7 @@ mod tests {
             why("siw")
         );
         cfg.options.remove("PCI_MSI");
-        let p = plan(&src(), &cfg, &names(&["efa"]));
+        let p = plan_restore(&src(), &cfg, &names(&["efa"]));
         assert!(p.build.is_empty());
         assert!(p.skip[0]
             .reason
@@ -570,7 +570,7 @@ mod tests {
     fn a_refused_dependency_refuses_what_needs_it() {
         let mut cfg = debian();
         cfg.options.remove("INFINIBAND_ADDR_TRANS");
-        let p = plan(&src(), &cfg, &names(&["rnbd"]));
+        let p = plan_restore(&src(), &cfg, &names(&["rnbd"]));
         assert!(p.build.is_empty());
         let rnbd = p.skip.iter().find(|s| s.driver == "rnbd").unwrap();
         assert!(rnbd.reason.contains("needs rtrs"), "{rnbd:?}");
