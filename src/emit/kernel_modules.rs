@@ -3,7 +3,7 @@
 //! series (the weak-updates idea, decided ahead of time). `rdma-nix update` decides
 //! ([`decide`]: from the builds themselves, their modules' imports against the new
 //! kernel's Module.symvers) and keeps each decision with its evidence in the lock;
-//! `rdma-nix generate` only renders the lock's decisions ([`plan`]).
+//! `rdma-nix generate` only renders the lock's decisions ([`plan_builds`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
