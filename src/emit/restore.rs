@@ -227,7 +227,11 @@ fn module_symbols(d: &Driver) -> Vec<String> {
 
 /// Plans every driver of every kernel's source; `kernels` are the matrix's, by name,
 /// as read from their headers (`kernel_modules::load_kernels`).
-pub fn plan_matrix(m: &Manifest, kernels: &[(String, LoadedKernel)], source: &str) -> Result<Restored> {
+pub fn plan_matrix(
+    m: &Manifest,
+    kernels: &[(String, LoadedKernel)],
+    source: &str,
+) -> Result<Restored> {
     // Each source tree scanned once.
     let mut scanned: BTreeMap<String, (PathBuf, SourceDrivers)> = BTreeMap::new();
     for k in &m.kernels {

@@ -102,14 +102,13 @@ pub(crate) fn invalid_in_store(paths: &[String]) -> Result<BTreeSet<String>, Fet
             .args(["--check-validity", "--print-invalid"])
             .args(chunk)
             .output()
-            .map_err(|e| FetchError::Io {
-                file: "nix-store".into(),
-                message: format!("cannot run nix-store: {e}"),
+            .map_err(|e| FetchError::Spawn {
+                program: "nix-store",
+                source: e,
             })?;
         if !out.status.success() {
-            return Err(FetchError::Io {
-                file: "nix-store".into(),
-                message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            return Err(FetchError::NixStore {
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
             });
         }
         invalid.extend(
@@ -176,7 +175,7 @@ pub fn fetch_packages(
     let staging = staging_dir();
     fs::create_dir_all(&staging).map_err(|e| FetchError::Io {
         file: staging.clone(),
-        message: e.to_string(),
+        source: e,
     })?;
     sweep(&staging);
     let (tx, rx) = mpsc::channel::<Result<Verified, FetchError>>();
@@ -380,7 +379,7 @@ fn obtain_chunk(
                     fs::rename(&f, &staged)
                         .map_err(|e| FetchError::Io {
                             file: staged.clone(),
-                            message: e.to_string(),
+                            source: e,
                         })
                         .map(|()| verified(i, staged, false, retried.contains(&i))),
                 ),
@@ -423,9 +422,9 @@ fn add_batch(pkgs: &[&DebianPackage], batch: &[Verified]) -> Result<(), FetchErr
         .args(["--add-fixed", "sha256"])
         .args(batch.iter().map(|v| &v.file))
         .output()
-        .map_err(|e| FetchError::Io {
-            file: batch[0].file.clone(),
-            message: format!("cannot run nix-store: {e}"),
+        .map_err(|e| FetchError::Spawn {
+            program: "nix-store",
+            source: e,
         })?;
     let got: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()

@@ -29,8 +29,27 @@ pub enum FetchError {
         expected: String,
         actual: String,
     },
-    #[error("{file}: {message}")]
-    Io { file: PathBuf, message: String },
+    #[error("{}", file.display())]
+    Io {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {what}", file.display())]
+    Cause {
+        file: PathBuf,
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("cannot run {program}")]
+    Spawn {
+        program: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("nix-store failed: {stderr}")]
+    NixStore { stderr: String },
     #[error("{file}: nix-store --add-fixed gave {got}, expected {expected}")]
     StoreMismatch {
         file: PathBuf,
@@ -90,9 +109,9 @@ fn add_fixed(
         .arg("sha256")
         .arg(path)
         .output()
-        .map_err(|e| FetchError::Io {
-            file: path.to_path_buf(),
-            message: format!("cannot run nix-store: {e}"),
+        .map_err(|e| FetchError::Spawn {
+            program: "nix-store",
+            source: e,
         })?;
     let got = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if !out.status.success() || got != expected.to_string() {
@@ -113,7 +132,7 @@ fn add_fixed(
 pub fn verify(p: &DebianPackage, file: &Path) -> Result<(), FetchError> {
     let io = |e: std::io::Error| FetchError::Io {
         file: file.to_path_buf(),
-        message: e.to_string(),
+        source: e,
     };
     let mut f = fs::File::open(file).map_err(io)?;
     let actual = NixHash::of_reader(HashAlgo::Sha256, &mut f).map_err(io)?;
@@ -390,7 +409,7 @@ pub fn fetch_package(p: &DebianPackage, from: Option<&Path>) -> Result<Fetched, 
         if file != named {
             fs::copy(&file, &named).map_err(|e| FetchError::Io {
                 file: named.clone(),
-                message: e.to_string(),
+                source: e,
             })?;
         }
         let got = add_fixed(&named, FileIngestion::Flat, &expected)?;
@@ -414,7 +433,7 @@ fn tempdir(label: &str) -> Result<PathBuf, FetchError> {
     let _ = fs::remove_dir_all(&base);
     fs::create_dir_all(&base).map_err(|e| FetchError::Io {
         file: base.clone(),
-        message: e.to_string(),
+        source: e,
     })?;
     Ok(base)
 }
@@ -446,9 +465,10 @@ fn unpacked(p: &DebianPackage) -> Result<(crate::archive::tree::SourceTree, NixH
         package: p.name.clone(),
         message: e.to_string(),
     })?;
-    let (hash, _) = tree.nar_hash().map_err(|e| FetchError::Io {
+    let (hash, _) = tree.nar_hash().map_err(|e| FetchError::Cause {
         file: tarball,
-        message: format!("hashing the unpacked tree: {e}"),
+        what: "hashing the unpacked tree",
+        source: Box::new(e),
     })?;
     Ok((tree, hash))
 }
@@ -485,9 +505,10 @@ pub fn fetch_tree(p: &DebianPackage) -> Result<Option<Fetched>, FetchError> {
     let work = tempdir(&format!("{}-tree", p.name))?;
     let result = (|| {
         let dir = work.join(TREE_NAME);
-        tree.write_to(&dir).map_err(|e| FetchError::Io {
+        tree.write_to(&dir).map_err(|e| FetchError::Cause {
             file: dir.clone(),
-            message: e.to_string(),
+            what: "writing the tree",
+            source: Box::new(e),
         })?;
         let got = add_fixed(&dir, FileIngestion::Recursive, &expected)?;
         Ok(Some(Fetched {
@@ -534,9 +555,10 @@ fn with_extracted<T>(
             package: ks.name.clone(),
             message: e.to_string(),
         })?;
-        let (hash, _) = crate::nix::nar::hash_path(&tree).map_err(|e| FetchError::Io {
+        let (hash, _) = crate::nix::nar::hash_path(&tree).map_err(|e| FetchError::Cause {
             file: tree.clone(),
-            message: e.to_string(),
+            what: "hashing the tree",
+            source: Box::new(e),
         })?;
         then(tree, hash)
     })();
@@ -618,7 +640,7 @@ pub fn fetch_bootstrap(b: &Bootstrap, package: &DebianPackage) -> Result<Fetched
         let target = dir.join(&want);
         fs::create_dir_all(target.parent().expect("a file path")).map_err(|e| FetchError::Io {
             file: target.clone(),
-            message: e.to_string(),
+            source: e,
         })?;
         let mut found = false;
         crate::archive::deb::for_each_entry(&deb, crate::archive::DEFAULT_MAX_UNPACKED, |e| {
@@ -646,13 +668,14 @@ pub fn fetch_bootstrap(b: &Bootstrap, package: &DebianPackage) -> Result<Fetched
         }
         let io = |e: std::io::Error| FetchError::Io {
             file: target.clone(),
-            message: e.to_string(),
+            source: e,
         };
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).map_err(io)?;
-        let (actual, _) = crate::nix::nar::hash_path(&dir).map_err(|e| FetchError::Io {
+        let (actual, _) = crate::nix::nar::hash_path(&dir).map_err(|e| FetchError::Cause {
             file: dir.clone(),
-            message: e.to_string(),
+            what: "hashing the tree",
+            source: Box::new(e),
         })?;
         if actual != b.nar_hash() {
             return Err(FetchError::Mismatch {
