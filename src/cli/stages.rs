@@ -1,4 +1,4 @@
-//! `rdma-nix stages`: a run's stage times (target/stages-<script>.jsonl, written by
+//! `rdma-nix stages`: a run's stage times (`target/stages-<script>.jsonl`, written by
 //! scripts/stack and scripts/test) against what bounds each one, with the fetch's
 //! record and the VM checks' results where the run has them.
 

@@ -620,7 +620,7 @@ pub fn bootstrap_store_path(b: &Bootstrap) -> StorePath {
 
 /// Make the bootstrap file valid in the store: take it out of its (already fetched)
 /// package in Rust, executable, at its path in the package (`$out/bin/busybox`: a
-/// multi-call binary needs its own name as argv[0]), check the NAR hash of that tree
+/// multi-call binary needs its own name as `argv[0]`), check the NAR hash of that tree
 /// against the pin, add it.
 pub fn fetch_bootstrap(b: &Bootstrap, package: &DebianPackage) -> Result<Fetched, FetchError> {
     let expected = bootstrap_store_path(b);
