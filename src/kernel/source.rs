@@ -23,6 +23,12 @@ pub enum SourceError {
     },
     #[error("{path}: {message}")]
     Output { path: PathBuf, message: String },
+    #[error("{}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -142,9 +148,9 @@ fn extract_tar(
             message: message.to_string(),
         };
         let target = out.join(e.below);
-        let werr = |err: io::Error| SourceError::Output {
+        let werr = |source: io::Error| SourceError::Io {
             path: target.clone(),
-            message: err.to_string(),
+            source,
         };
         match e.kind {
             tar::EntryType::Directory => fs::create_dir_all(&target).map_err(werr)?,
@@ -300,9 +306,9 @@ pub fn extract_subtrees(
             message: "already exists; refusing to extract over it".into(),
         });
     }
-    fs::create_dir_all(out).map_err(|e| SourceError::Output {
+    fs::create_dir_all(out).map_err(|source| SourceError::Io {
         path: out.to_path_buf(),
-        message: e.to_string(),
+        source,
     })?;
     let result = with_source_tar(file, max, &mut |tar_xz| {
         extract_tar(tar_xz, file, subdirs, out, max)
@@ -326,9 +332,9 @@ pub fn read_dir_files(
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let here = dir.join(&rel);
-        let err = |path: &Path, e: io::Error| SourceError::Input {
-            file: path.to_path_buf(),
-            message: e.to_string(),
+        let err = |path: &Path, source: io::Error| SourceError::Io {
+            path: path.to_path_buf(),
+            source,
         };
         for entry in fs::read_dir(&here).map_err(|e| err(&here, e))? {
             let entry = entry.map_err(|e| err(&here, e))?;
