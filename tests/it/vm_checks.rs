@@ -17,7 +17,9 @@ use rdma_nix::report::{
 };
 
 use crate::common;
-use crate::common::{nix_build_offline, pinned, rdma_nix, require, roles, run, stdout_ok};
+use crate::common::{
+    nix_build_offline, offline_vm_check, pinned, rdma_nix, require, roles, run, stdout_ok,
+};
 
 fn ready() {
     require("nix-build");
@@ -324,7 +326,7 @@ fn a_test_failing_inside_the_vm_fails_the_check_with_its_output() {
     std::fs::write(&expected, text).unwrap();
     let kernel = roles().kabi_base;
     let expr = format!(
-        "let o = import ./pkgs/offline {{ }}; in o.hotpathsCheckWith {{ kernelName = \"{kernel}\"; driver = \"siw\"; withSuite = false; withNvmeof = false; withRnbd = false; expected = {}; }}",
+        "o.hotpathsCheckWith {{ kernelName = \"{kernel}\"; driver = \"siw\"; withSuite = false; withNvmeof = false; withRnbd = false; expected = {}; }}",
         expected.display()
     );
     let out = run(nix_build_offline()
@@ -403,16 +405,7 @@ fn the_suites_external_qp_race_is_reproduced_with_upstreams_harness() {
         suiteExtraTests = {{ \"rdmacm_utils.py\" = \"${{o.rdma-core-pyverbs.src}}/tests/rdmacm_utils.py\"; }}; }}",
         roles().kabi_base
     );
-    let out = run(nix_build_offline()
-        .args(["-E", &expr])
-        .current_dir(env!("CARGO_MANIFEST_DIR")));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    let out = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let r: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(&out).join("result.json")).unwrap(),
-    )
-    .unwrap();
+    let (out, r) = offline_vm_check(&expr);
     let serial = std::fs::read_to_string(Path::new(&out).join("serial.log")).unwrap();
     let probe = &r["test"]["suite"][0];
     assert_eq!(probe["run"], "ext-qp-late-recv", "{r:#}");
@@ -434,19 +427,10 @@ fn the_suites_external_qp_race_is_reproduced_with_upstreams_harness() {
 fn a_foreign_cores_consumer_rewritten_without_a_rebuild_loads_our_provider() {
     ready();
     let expr = format!(
-        "let o = import ./pkgs/offline {{ }}; in o.replaceDependenciesCheck {{ driver = \"rxe\"; kernelName = \"{}\"; }}",
+        "o.replaceDependenciesCheck {{ driver = \"rxe\"; kernelName = \"{}\"; }}",
         roles().kabi_base
     );
-    let out = run(nix_build_offline()
-        .args(["-E", &expr])
-        .current_dir(env!("CARGO_MANIFEST_DIR")));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    let out = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let r: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(&out).join("result.json")).unwrap(),
-    )
-    .unwrap();
+    let (_, r) = offline_vm_check(&expr);
     assert_eq!(r["status"], "pass", "{r:#}");
     let t = &r["test"];
     assert_eq!(t["original_plugin"], r["foreign_plugin"], "{r:#}");
@@ -570,17 +554,10 @@ fn rdma_cores_own_suite_and_nvmeof_run_and_a_broken_expectation_or_a_failing_tes
 fn the_rping_check_waits_for_its_server_to_listen() {
     ready();
     let expr = format!(
-        "let o = import ./pkgs/offline {{ }}; in o.rpingCheck {{ kernelName = \"{}\"; driver = \"siw\"; serverStartDelay = 4; }}",
+        "o.rpingCheck {{ kernelName = \"{}\"; driver = \"siw\"; serverStartDelay = 4; }}",
         roles().kabi_base
     );
-    let out = stdout_ok(
-        nix_build_offline()
-            .args(["-E", &expr])
-            .current_dir(env!("CARGO_MANIFEST_DIR")),
-    );
-    let r: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(Path::new(&out).join("result.json")).unwrap())
-            .unwrap();
+    let (_, r) = offline_vm_check(&expr);
     assert_eq!(r["status"], "pass", "{r:#}");
     assert_eq!(r["test"]["client_exit"], "0", "{r:#}");
     assert_eq!(r["test"]["server_exit"], "0", "{r:#}");
