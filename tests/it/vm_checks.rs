@@ -398,7 +398,7 @@ fn perftests_rdma_cm_race_is_reproduced_unpatched_and_gone_with_the_patch() {
 fn the_suites_external_qp_race_is_reproduced_with_upstreams_harness() {
     ready();
     let expr = format!(
-        "let o = import ./pkgs/offline {{ }}; in o.hotpathsCheckWith {{ \
+        "o.hotpathsCheckWith {{ \
         kernelName = \"{}\"; driver = \"rxe\"; \
         recordOnly = true; withNvmeof = false; withRnbd = false; \
         suiteRuns = [ {{ name = \"ext-qp-late-recv\"; args = \"-k test_rdmacm_async_traffic_external_qp\"; }} ]; \
