@@ -326,7 +326,7 @@ fn a_test_failing_inside_the_vm_fails_the_check_with_its_output() {
     std::fs::write(&expected, text).unwrap();
     let kernel = roles().kabi_base;
     let expr = format!(
-        "o.hotpathsCheckWith {{ kernelName = \"{kernel}\"; driver = \"siw\"; withSuite = false; withNvmeof = false; withRnbd = false; expected = {}; }}",
+        "let o = import ./pkgs/offline {{ }}; in o.hotpathsCheckWith {{ kernelName = \"{kernel}\"; driver = \"siw\"; withSuite = false; withNvmeof = false; withRnbd = false; expected = {}; }}",
         expected.display()
     );
     let out = run(nix_build_offline()
