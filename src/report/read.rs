@@ -52,7 +52,7 @@ pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, ReportErr
 }
 
 /// `T` from a part of an already parsed document; errors name the file and the path.
-fn from_value<T: DeserializeOwned>(path: &Path, v: Value) -> Result<T, ReportError> {
+fn from_value<T: DeserializeOwned>(path: &Path, v: &Value) -> Result<T, ReportError> {
     serde_path_to_error::deserialize(v).map_err(|e| ReportError::Json(path.into(), e))
 }
 
@@ -124,10 +124,10 @@ fn check_result(path: &Path, v: Value) -> Result<CheckResult, ReportError> {
     }
     // The payload's report: nested under `test` (offline runner) or at the top.
     let report = match v.get("test") {
-        Some(t) if t.is_object() => t.clone(),
-        _ => v.clone(),
+        Some(t) if t.is_object() => t,
+        _ => &v,
     };
-    let runner: Runner = from_value(path, v)?;
+    let runner: Runner = from_value(path, &v)?;
     let report: Report = from_value(path, report)?;
     let device =
         (runner.device.or(report.device)).ok_or_else(|| shape("no \"device\" (string)"))?;
@@ -203,21 +203,25 @@ fn test_result(t: RawTest) -> TestResult {
 /// A run where nothing passed is a failure: a pass carries its evidence.
 fn suite_run(r: RawSuiteRun) -> SuiteRun {
     let count = |o: &[Outcome]| r.tests.iter().filter(|t| o.contains(&t.outcome)).count();
+    let (passed, skipped) = (count(&[Outcome::Pass]), count(&[Outcome::Skip]));
+    let (excluded, failed) = (
+        count(&[Outcome::Excluded]),
+        count(&[Outcome::Fail, Outcome::Error]),
+    );
     let mut run = SuiteRun {
-        run: r.run.clone(),
+        run: r.run,
         status: r.status,
-        passed: count(&[Outcome::Pass]),
-        skipped: count(&[Outcome::Skip]),
-        excluded: count(&[Outcome::Excluded]),
-        failed: count(&[Outcome::Fail, Outcome::Error]),
+        passed,
+        skipped,
+        excluded,
+        failed,
         problems: r.problems,
-        tests: Vec::new(),
+        tests: r.tests,
     };
     if run.status == PathStatus::Pass && run.passed == 0 {
         run.status = PathStatus::Fail;
         run.problems.push("no test passed".into());
     }
-    run.tests = r.tests;
     run
 }
 
@@ -296,9 +300,9 @@ fn restored_load(path: &Path, v: Value) -> Result<RestoredLoad, ReportError> {
             "not a restored-drivers load check (no \"check\": \"restored-load\")",
         ));
     }
-    let raw: RawLoad = from_value(path, v)?;
+    let raw: RawLoad = from_value(path, &v)?;
     let report: Option<RawLoadReport> = match raw.test {
-        Some(t) if t.is_object() => Some(from_value(path, t)?),
+        Some(t) if t.is_object() => Some(from_value(path, &t)?),
         _ => None,
     };
     let mut r = RestoredLoad {
